@@ -1,0 +1,32 @@
+/*
+ * The subcommands of the voice-and-score program. Each takes the arguments
+ * after its own name (argv[0] is the subcommand) and returns the process
+ * exit status: 0 on success, 1 on a runtime failure, 2 on a usage error.
+ */
+#ifndef VS_CLI_COMMANDS_H
+#define VS_CLI_COMMANDS_H
+
+int cmd_serve(int argc, char **argv);
+int cmd_check_config(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_call(int argc, char **argv);
+int cmd_calls(int argc, char **argv);
+
+/* Exit statuses shared by the commands. */
+#define EXIT_USAGE 2
+
+/*
+ * True when argv holds -h or --help, checked before getopt so that help is
+ * printed even when other arguments are wrong.
+ */
+int wants_help(int argc, char **argv);
+
+struct config;
+/*
+ * Loads `path` (NULL: print that --config is required) and prints the
+ * reason to stderr on failure. Returns the config, which the caller frees
+ * with config_free(), or NULL.
+ */
+struct config *cli_load_config(const char *path);
+
+#endif

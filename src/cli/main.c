@@ -1,0 +1,102 @@
+/*
+ * voice-and-score: a TeleSign Voice webhook server that screens callers
+ * with TeleSign's Score API. This file only dispatches to a subcommand.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../config/config.h"
+#include "commands.h"
+
+static const char usage[] =
+    "usage: voice-and-score COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  serve --config FILE          run the webhook server\n"
+    "  check-config FILE            validate a configuration file\n"
+    "  score NUMBER --config FILE   look one number up and print the result\n"
+    "  call FROM [--to N] [--press DIGITS]... [--url URL]\n"
+    "                               play TeleSign's part of a call against a\n"
+    "                               running server and print the "
+    "conversation\n"
+    "  calls --config FILE [--format table|json|csv] [--limit N]\n"
+    "                               list recorded calls\n"
+    "\n"
+    "Run 'voice-and-score COMMAND --help' for a command's options.\n";
+
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+} commands[] = {
+    {"serve", cmd_serve}, {"check-config", cmd_check_config},
+    {"score", cmd_score}, {"call", cmd_call},
+    {"calls", cmd_calls},
+};
+
+int wants_help(int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+      return 1;
+  return 0;
+}
+
+struct config *cli_load_config(const char *path)
+{
+  struct config *cfg;
+  char err[1024];
+
+  if (!path) {
+    fprintf(stderr, "voice-and-score: --config FILE is required\n");
+    return NULL;
+  }
+  if (config_load(path, &cfg, err, sizeof(err))) {
+    fprintf(stderr, "%s\n", err);
+    return NULL;
+  }
+  return cfg;
+}
+
+int cmd_check_config(int argc, char **argv)
+{
+  struct config *cfg;
+  char err[1024];
+
+  if (wants_help(argc, argv)) {
+    printf("usage: voice-and-score check-config FILE\n\n"
+           "Loads FILE as the server would and reports the first problem\n"
+           "with its line and column. Exits 0 when the file is valid.\n");
+    return 0;
+  }
+  if (argc != 2) {
+    fprintf(stderr, "usage: voice-and-score check-config FILE\n");
+    return EXIT_USAGE;
+  }
+  if (config_load(argv[1], &cfg, err, sizeof(err))) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  printf("%s: ok (provider %s, %u menu options)\n", argv[1],
+         config_provider_name(cfg->telesign.provider), cfg->menu.options_count);
+  config_free(cfg);
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+      strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? EXIT_USAGE : 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("voice-and-score %s\n", VS_VERSION);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "voice-and-score: unknown command '%s'\n\n%s", argv[1],
+          usage);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,237 @@
+/*
+ * `voice-and-score serve`: builds the server from its modules, runs the
+ * loop, and takes it down gracefully on SIGTERM or SIGINT.
+ *
+ * Graceful shutdown, in order:
+ *   1. stop accepting connections;
+ *   2. keep running until every received request is answered, which takes
+ *      at most one Score deadline (telesign.timeout_ms) plus a margin;
+ *   3. cancel any lookup still in flight, so its caller gets the
+ *      on_score_error answer, and give MHD a moment to send it;
+ *   4. stop the HTTP daemon, then flush the store.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "../config/config.h"
+#include "../flow/callflow.h"
+#include "../http/webhook.h"
+#include "../loop/loop.h"
+#include "../store/store.h"
+#include "../telesign/score.h"
+#include "../util/err.h"
+#include "../util/log.h"
+#include "commands.h"
+
+#define SHUTDOWN_MARGIN_MS 2000
+#define FLUSH_WAIT_MS 1000
+
+/* Everything serve builds; loop thread only. */
+struct server {
+  const struct config *cfg;
+  struct loop *loop;
+  struct store *store;
+  struct score_client *scores;
+  struct flow *flow;
+  struct webhook *webhook;
+  struct loop_io signals;
+  struct loop_hook drained;
+  struct loop_timer grace;
+  int signal_fd;
+  int stopping;
+};
+
+static const char serve_usage[] =
+    "usage: voice-and-score serve --config FILE\n"
+    "\n"
+    "Runs the webhook server in the foreground, logging to stderr.\n"
+    "SIGTERM or SIGINT stops it gracefully: no new connections, every\n"
+    "received event answered, every call record written.\n";
+
+/* Stops the loop once nothing is left to answer (run before each sleep). */
+static void check_drained(struct loop_hook *h)
+{
+  struct server *s = h->data;
+
+  if (webhook_live_requests(s->webhook) == 0 && flow_pending(s->flow) == 0)
+    loop_stop(s->loop);
+}
+
+static void on_grace_over(struct loop_timer *t)
+{
+  struct server *s = t->data;
+
+  log_warn("shutdown grace period over|live_requests=%zu pending=%zu",
+           webhook_live_requests(s->webhook), flow_pending(s->flow));
+  loop_stop(s->loop);
+}
+
+static void on_signal(struct loop_io *io, uint32_t events)
+{
+  struct server *s = io->data;
+  struct signalfd_siginfo si;
+
+  (void)events;
+  while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+    if (si.ssi_signo == SIGHUP) {
+      log_warn("SIGHUP ignored: this version does not reload its "
+               "configuration; restart the server to apply changes");
+      continue;
+    }
+    if (s->stopping)
+      continue;
+    s->stopping = 1;
+    log_info("shutting down|signal=%s", strsignal((int)si.ssi_signo));
+    webhook_quiesce(s->webhook);
+    loop_hook_add(s->loop, &s->drained, check_drained, s);
+    loop_timer_start(s->loop, &s->grace,
+                     loop_now_ms(s->loop) + s->cfg->telesign.timeout_ms +
+                         SHUTDOWN_MARGIN_MS,
+                     on_grace_over, s);
+  }
+}
+
+static int setup_signals(struct server *s)
+{
+  sigset_t set;
+
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+    return VS_ERR_IO;
+  signal(SIGPIPE, SIG_IGN);
+  s->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (s->signal_fd < 0)
+    return VS_ERR_IO;
+  return loop_io_start(s->loop, &s->signals, s->signal_fd, EPOLLIN,
+                       on_signal, s);
+}
+
+/* Steps 3 and 4 of the shutdown described at the top of the file. */
+static void finish(struct server *s)
+{
+  int64_t until;
+
+  loop_hook_remove(s->loop, &s->drained);
+  loop_timer_stop(s->loop, &s->grace);
+  score_client_destroy(s->scores);
+  s->scores = NULL;
+  until = loop_update_time(s->loop) + FLUSH_WAIT_MS;
+  while (webhook_live_requests(s->webhook) > 0 &&
+         loop_now_ms(s->loop) < until)
+    loop_run_once(s->loop, 50);
+  webhook_destroy(s->webhook);
+  s->webhook = NULL;
+}
+
+static void announce(const struct server *s)
+{
+  const struct config *cfg = s->cfg;
+  char host[256];
+  const char *colon = strrchr(cfg->server.listen, ':');
+  size_t n = colon ? (size_t)(colon - cfg->server.listen) : 0;
+
+  snprintf(host, sizeof(host), "%.*s", (int)n, cfg->server.listen);
+  log_info("listening|url=http://%s:%u%s health=http://%s:%u/health "
+           "provider=%s store=%s",
+           host, webhook_port(s->webhook), cfg->server.webhook_path, host,
+           webhook_port(s->webhook),
+           config_provider_name(cfg->telesign.provider), cfg->store.path);
+  if (cfg->telesign.provider == PROVIDER_SIMULATOR)
+    log_warn("NOT SCORING WITH TELESIGN: provider is 'simulator', so every "
+             "score is made up (a number's score is its last three "
+             "digits); set telesign.provider: telesign for real screening");
+  else
+    log_info("scoring with TeleSign|url=%s api=%s auth=%s timeout_ms=%u",
+             cfg->telesign.score_url,
+             cfg->telesign.score_api == SCORE_API_LEGACY ? "legacy"
+                                                         : "intelligence",
+             cfg->telesign.auth == AUTH_BASIC ? "basic" : "hmac",
+             cfg->telesign.timeout_ms);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                       {0, 0, 0, 0}};
+  struct store_options sopt = {0};
+  struct server s = {.signal_fd = -1};
+  struct config *cfg;
+  const char *path = NULL;
+  char err[512];
+  int status = 1;
+  int c;
+
+  if (wants_help(argc, argv)) {
+    fputs(serve_usage, stdout);
+    return 0;
+  }
+  while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+    if (c != 'c') {
+      fputs(serve_usage, stderr);
+      return EXIT_USAGE;
+    }
+    path = optarg;
+  }
+  cfg = cli_load_config(path);
+  if (!cfg)
+    return path ? 1 : EXIT_USAGE;
+  s.cfg = cfg;
+  log_set_level((enum log_level)log_level_parse(cfg->log.level));
+
+  if (loop_create(&s.loop)) {
+    log_error("cannot create the event loop");
+    goto out;
+  }
+  sopt.path = cfg->store.path;
+  if (store_open(s.loop, &sopt, &s.store, err, sizeof(err))) {
+    log_error("cannot open the store|path=%s error=\"%s\"", cfg->store.path,
+              err);
+    goto out;
+  }
+  if (score_client_create(s.loop, cfg, &s.scores, err, sizeof(err))) {
+    log_error("cannot create the score client|error=\"%s\"", err);
+    goto out;
+  }
+  if (flow_create(cfg, s.loop, s.store, s.scores, &s.flow)) {
+    log_error("out of memory");
+    goto out;
+  }
+  if (webhook_create(s.loop, cfg, s.flow, s.store, &s.webhook, err,
+                     sizeof(err))) {
+    log_error("cannot start the HTTP server|error=\"%s\"", err);
+    goto out;
+  }
+  if (setup_signals(&s)) {
+    log_error("cannot set up signal handling");
+    goto out;
+  }
+  announce(&s);
+  if (loop_run(s.loop) == VS_OK)
+    status = 0;
+  finish(&s);
+out:
+  /* Teardown is not the reverse of construction: the store completes its
+   * pending loads when closed, and those belong to the flow, so the flow
+   * goes after the store. Every destructor accepts NULL. */
+  webhook_destroy(s.webhook);
+  score_client_destroy(s.scores);
+  store_close(s.store);
+  flow_destroy(s.flow);
+  if (s.signal_fd >= 0) {
+    loop_io_stop(s.loop, &s.signals);
+    close(s.signal_fd);
+  }
+  loop_destroy(s.loop);
+  config_free(cfg);
+  if (status == 0)
+    log_info("stopped");
+  return status;
+}

@@ -1,0 +1,853 @@
+/*
+ * The store (see store.h), on top of a backend (store_backend.h).
+ *
+ * Two threads meet here. The loop thread calls the public functions and
+ * owns the cache of live calls; the worker thread owns the backend handle
+ * and does all the I/O. They share one bounded FIFO of operations and one
+ * list of completed loads, both under `lock`.
+ *
+ * Group commit. The worker takes everything queued at once and runs it as
+ * one batch in one transaction: at a high call rate the queue fills while
+ * the previous batch commits, so the cost of a commit is shared by every
+ * record that arrived meanwhile, and at a low rate a batch is one record
+ * and is written at once. No timer is involved.
+ *
+ * A failed batch (begin, a write, or the commit) is rolled back whole: its
+ * saves are lost and logged, its loads complete with the error, the store
+ * reports itself unhealthy until a batch commits again, and the worker goes
+ * on with the next batch. Retrying the same batch would block every later
+ * record behind a disk that may stay broken.
+ *
+ * Bounds. `held` counts every operation admitted and not finished (a save
+ * until its batch is done, a load until its callback has run) and never
+ * passes queue_max; the cache never holds more than cache_max records. At
+ * the ceiling saves fail with VS_ERR_BUSY instead of waiting: the loop must
+ * never block on the disk.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "../loop/loop.h"
+#include "../util/err.h"
+#include "../util/log.h"
+#include "call.h"
+#include "store.h"
+#include "store_backend.h"
+#include "store_sqlite.h"
+
+#define STORE_DEFAULT_CACHE 65536
+#define STORE_DEFAULT_QUEUE 65536
+#define STORE_MAX_BUCKETS   (1u << 20) /* past this, chains grow instead */
+#define STORE_LOG_EVERY_MS  1000       /* at most one line per second */
+#define STORE_WHY_SIZE      256
+
+enum store_op_kind { STORE_OP_SAVE, STORE_OP_LOAD };
+
+/*
+ * One operation. The loop thread creates it. While queued and in a batch
+ * it belongs to the worker, which frees a save when its batch is done and
+ * moves a load to the completion list; from there the loop thread runs the
+ * load's callback and frees it. A load answered from the cache never
+ * leaves the loop thread.
+ */
+struct store_op {
+  struct store_op *next;
+  enum store_op_kind kind;
+  int rc;             /* load: the result */
+  int from_cache;     /* load: answered from the cache, not the database */
+  uint64_t cache_gen; /* load: st->cache_gen when it was issued */
+  store_load_cb cb;
+  void *arg;
+  char ref[CALL_REF_SIZE]; /* load: the record asked for */
+  struct call call;        /* save: the record; load: the answer */
+};
+
+/*
+ * A live call in memory: in one hash chain and in the list ordered by last
+ * update, so that both lookup and eviction are O(1). Loop thread only.
+ */
+struct cache_entry {
+  struct call call;
+  struct cache_entry *chain; /* next entry of the same bucket */
+  struct cache_entry *newer; /* towards st->newest */
+  struct cache_entry *older; /* towards st->oldest */
+  uint64_t hash;
+};
+
+/*
+ * The store. Each group of fields says which thread may touch it; the
+ * atomics at the end are the only fields read without `lock` by a thread
+ * that does not write them.
+ */
+struct store {
+  /* Set by store_open(), then read-only for both threads. */
+  struct loop *loop;
+  const struct store_backend_ops *ops;
+  void *handle; /* used by the worker only (see store_backend.h) */
+  size_t queue_max;
+  size_t cache_max;
+  int shared;
+  pthread_t worker;
+
+  /* Loop thread only. */
+  struct cache_entry **buckets; /* NULL for a shared backend */
+  size_t bucket_mask;
+  size_t cache_count;
+  struct cache_entry *newest;
+  struct cache_entry *oldest;
+  uint64_t hash_seed;
+  uint64_t cache_gen;          /* bumped whenever an entry leaves the cache */
+  struct store_op *ready_head; /* loads answered from the cache */
+  struct store_op *ready_tail;
+  struct loop_task ready_task;
+  struct loop_async async;
+  int closing;
+  int64_t drop_log_ms;
+  uint64_t drops_unlogged;
+
+  /* Under `lock`, both threads. */
+  pthread_mutex_t lock;
+  pthread_cond_t wake; /* the queue became non-empty, or stopping */
+  struct store_op *queue_head;
+  struct store_op *queue_tail;
+  struct store_op *done_head; /* completed loads for the loop */
+  struct store_op *done_tail;
+  uint64_t drop_gen; /* bumped by every dropped save */
+  int stopping;
+
+  /* Worker only. */
+  int failing;
+  int64_t fail_log_ms;
+  uint64_t fails_unlogged;
+
+  /* Atomics. */
+  atomic_size_t depth;  /* queued or in a batch: loop adds, worker takes */
+  atomic_size_t held;   /* see the bounds above: loop adds, both take */
+  atomic_int healthy;   /* worker: the last batch committed */
+  atomic_int saturated; /* written under lock: a save was dropped since the
+                           last batch that committed after it */
+  struct {
+    _Atomic uint64_t batches, failed, saved, lost, loaded, dropped, evicted,
+        max_batch;
+  } stats;
+};
+
+static int64_t monotonic_ms(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void stat_add(_Atomic uint64_t *counter, uint64_t n)
+{
+  atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+/* ---- the cache (loop thread) ---------------------------------------------
+ */
+
+/*
+ * FNV-1a with a per-store random seed and a final mix, so that the bucket
+ * bits depend on every byte and a list of refs that collides in one
+ * process does not collide in the next.
+ */
+static uint64_t ref_hash(uint64_t seed, const char *ref)
+{
+  uint64_t h = 14695981039346656037ull ^ seed;
+
+  for (; *ref; ref++) {
+    h ^= (unsigned char)*ref;
+    h *= 1099511628211ull;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
+static uint64_t random_seed(const struct store *st)
+{
+  uint64_t seed;
+
+  if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+    return seed;
+  /* Early boot without entropy: weaker, still differs per process. */
+  return (uint64_t)(uintptr_t)st ^ (uint64_t)monotonic_ms();
+}
+
+/* The link that points at the entry for `ref`, or at the chain's end. */
+static struct cache_entry **cache_slot(struct store *st, const char *ref,
+                                       uint64_t hash)
+{
+  struct cache_entry **pp = &st->buckets[hash & st->bucket_mask];
+
+  for (; *pp; pp = &(*pp)->chain)
+    if ((*pp)->hash == hash && strcmp((*pp)->call.ref, ref) == 0)
+      break;
+  return pp;
+}
+
+static struct cache_entry *cache_find(struct store *st, const char *ref)
+{
+  return *cache_slot(st, ref, ref_hash(st->hash_seed, ref));
+}
+
+static void lru_unlink(struct store *st, struct cache_entry *e)
+{
+  if (e->newer)
+    e->newer->older = e->older;
+  else
+    st->newest = e->older;
+  if (e->older)
+    e->older->newer = e->newer;
+  else
+    st->oldest = e->newer;
+  e->newer = NULL;
+  e->older = NULL;
+}
+
+static void lru_push(struct store *st, struct cache_entry *e)
+{
+  e->older = st->newest;
+  e->newer = NULL;
+  if (st->newest)
+    st->newest->newer = e;
+  else
+    st->oldest = e;
+  st->newest = e;
+}
+
+/* Takes `e` out of its chain and the list; the caller frees or reuses it. */
+static void cache_unlink(struct store *st, struct cache_entry *e)
+{
+  struct cache_entry **pp = cache_slot(st, e->call.ref, e->hash);
+
+  *pp = e->chain;
+  e->chain = NULL;
+  lru_unlink(st, e);
+  st->cache_count--;
+  st->cache_gen++;
+}
+
+/*
+ * Makes `c` the cached state of its call and the most recently updated.
+ * When the cache is full the least recently updated entry is evicted and
+ * its memory reused. Returns 0 or VS_ERR_NOMEM; a record missing from the
+ * cache only costs a load later, so callers may ignore the failure.
+ */
+static int cache_put(struct store *st, const struct call *c)
+{
+  uint64_t hash = ref_hash(st->hash_seed, c->ref);
+  struct cache_entry *e = *cache_slot(st, c->ref, hash);
+  struct cache_entry **head;
+
+  if (e) {
+    e->call = *c;
+    lru_unlink(st, e);
+    lru_push(st, e);
+    return VS_OK;
+  }
+  if (st->cache_count >= st->cache_max) {
+    e = st->oldest;
+    cache_unlink(st, e);
+    stat_add(&st->stats.evicted, 1);
+  } else {
+    e = malloc(sizeof(*e));
+    if (!e)
+      return VS_ERR_NOMEM;
+  }
+  e->call = *c;
+  e->hash = hash;
+  head = &st->buckets[hash & st->bucket_mask];
+  e->chain = *head;
+  *head = e;
+  lru_push(st, e);
+  st->cache_count++;
+  return VS_OK;
+}
+
+static void cache_remove(struct store *st, const char *ref)
+{
+  struct cache_entry *e = cache_find(st, ref);
+
+  if (!e)
+    return;
+  cache_unlink(st, e);
+  free(e);
+}
+
+static void cache_free(struct store *st)
+{
+  struct cache_entry *e = st->newest;
+
+  while (e) {
+    struct cache_entry *older = e->older;
+
+    free(e);
+    e = older;
+  }
+  st->newest = NULL;
+  st->oldest = NULL;
+  st->cache_count = 0;
+}
+
+/*
+ * A loaded record enters the cache only if it cannot be older than what
+ * the loop already knows: the call must still be absent and no entry may
+ * have left the cache since the load was issued (a save issued after the
+ * load, then evicted, would otherwise be replaced by the older record).
+ * The check is conservative; a record it skips costs one more load.
+ */
+static void cache_loaded(struct store *st, const struct store_op *op)
+{
+  if (st->shared || st->closing || op->from_cache ||
+      op->cache_gen != st->cache_gen || op->call.step == CALL_STEP_ENDED)
+    return;
+  if (cache_find(st, op->call.ref))
+    return;
+  cache_put(st, &op->call);
+}
+
+/* ---- completions (loop thread) ----------------------------------------- */
+
+/*
+ * Runs the callbacks of a detached list of loads and frees them. The slot
+ * of each is given back before its callback, so that a callback may issue
+ * the next load even with a queue_max of one.
+ */
+static void store_deliver(struct store *st, struct store_op *op)
+{
+  while (op) {
+    struct store_op *next = op->next;
+
+    if (op->rc == VS_OK)
+      cache_loaded(st, op);
+    atomic_fetch_sub(&st->held, 1);
+    op->cb(op->arg, op->rc, op->rc == VS_OK ? &op->call : NULL);
+    free(op);
+    op = next;
+  }
+}
+
+static void store_async_cb(struct loop_async *a)
+{
+  struct store *st = a->data;
+  struct store_op *done;
+
+  pthread_mutex_lock(&st->lock);
+  done = st->done_head;
+  st->done_head = NULL;
+  st->done_tail = NULL;
+  pthread_mutex_unlock(&st->lock);
+  store_deliver(st, done);
+}
+
+static void store_ready_cb(struct loop_task *task)
+{
+  struct store *st = task->data;
+  struct store_op *ready = st->ready_head;
+
+  st->ready_head = NULL;
+  st->ready_tail = NULL;
+  store_deliver(st, ready);
+}
+
+/* ---- the worker ----------------------------------------------------------
+ */
+
+static void store_log_failure(struct store *st, int rc, const char *why,
+                              size_t ops, size_t saves)
+{
+  int64_t now = monotonic_ms();
+
+  st->fails_unlogged++;
+  if (!st->failing || now - st->fail_log_ms >= STORE_LOG_EVERY_MS) {
+    log_error("store batch rolled back, call records lost|backend=%s "
+              "error=\"%s\" code=\"%s\" ops=%zu saves_lost=%zu "
+              "failed_batches=%llu",
+              st->ops->name, why, vs_strerror(rc), ops, saves,
+              (unsigned long long)st->fails_unlogged);
+    st->fail_log_ms = now;
+    st->fails_unlogged = 0;
+  }
+  st->failing = 1;
+}
+
+/*
+ * Runs one batch in one transaction, in queue order, so a load sees every
+ * save issued before it. `drop_gen` is the count of dropped saves when the
+ * batch was taken: a commit clears the saturated flag only if no save was
+ * dropped since, since only then does it prove the store keeps up again.
+ */
+static void store_run_batch(struct store *st, struct store_op *batch,
+                            uint64_t drop_gen)
+{
+  const struct store_backend_ops *ops = st->ops;
+  struct store_op *loads = NULL; /* the batch's loads, in order */
+  struct store_op *last = NULL;
+  struct store_op *op;
+  struct store_op *next;
+  size_t n = 0;
+  size_t saves = 0;
+  size_t loaded = 0;
+  int rc;
+
+  rc = ops->begin(st->handle);
+  for (op = batch; op; op = op->next) {
+    n++;
+    if (op->kind == STORE_OP_SAVE) {
+      saves++;
+      if (rc == VS_OK)
+        rc = ops->save_call(st->handle, &op->call);
+    } else if (rc == VS_OK) {
+      op->rc = ops->load_call(st->handle, op->ref, &op->call);
+      loaded++;
+      if (op->rc != VS_OK && op->rc != VS_ERR_NOTFOUND)
+        rc = op->rc;
+    }
+  }
+  if (rc == VS_OK)
+    rc = ops->commit(st->handle);
+  if (rc != VS_OK) {
+    char why[STORE_WHY_SIZE];
+
+    /* Copied first: the rollback may overwrite the handle's message. */
+    call_set(why, sizeof(why), ops->errmsg(st->handle));
+    ops->rollback(st->handle);
+    store_log_failure(st, rc, why, n, saves);
+  } else if (st->failing) {
+    log_info("store writing again|backend=%s", ops->name);
+    st->failing = 0;
+  }
+
+  for (op = batch; op; op = next) {
+    next = op->next;
+    if (op->kind == STORE_OP_SAVE) {
+      free(op);
+      continue;
+    }
+    if (rc != VS_OK)
+      op->rc = rc;
+    op->next = NULL;
+    if (last)
+      last->next = op;
+    else
+      loads = op;
+    last = op;
+  }
+
+  stat_add(&st->stats.batches, 1);
+  stat_add(rc == VS_OK ? &st->stats.saved : &st->stats.lost, saves);
+  stat_add(&st->stats.failed, rc != VS_OK);
+  stat_add(&st->stats.loaded, loaded);
+  if (n > atomic_load_explicit(&st->stats.max_batch, memory_order_relaxed))
+    atomic_store_explicit(&st->stats.max_batch, n, memory_order_relaxed);
+  atomic_store(&st->healthy, rc == VS_OK);
+
+  pthread_mutex_lock(&st->lock);
+  if (loads) {
+    if (st->done_tail)
+      st->done_tail->next = loads;
+    else
+      st->done_head = loads;
+    st->done_tail = last;
+  }
+  if (rc == VS_OK && st->drop_gen == drop_gen)
+    atomic_store(&st->saturated, 0);
+  pthread_mutex_unlock(&st->lock);
+
+  /* Last, so that whoever sees the depth fall also sees the counters. */
+  atomic_fetch_sub(&st->held, saves);
+  atomic_fetch_sub(&st->depth, n);
+  if (loads)
+    loop_async_send(&st->async);
+}
+
+/*
+ * The worker: sleeps until something is queued, takes all of it, runs it.
+ * On stop it keeps taking batches until the queue is empty, so nothing
+ * queued before store_close() is lost.
+ */
+static void *store_worker(void *arg)
+{
+  struct store *st = arg;
+
+  for (;;) {
+    struct store_op *batch;
+    uint64_t drop_gen;
+
+    pthread_mutex_lock(&st->lock);
+    while (!st->queue_head && !st->stopping)
+      pthread_cond_wait(&st->wake, &st->lock);
+    batch = st->queue_head;
+    st->queue_head = NULL;
+    st->queue_tail = NULL;
+    drop_gen = st->drop_gen;
+    pthread_mutex_unlock(&st->lock);
+    if (!batch)
+      break;
+    store_run_batch(st, batch, drop_gen);
+  }
+  return NULL;
+}
+
+/* ---- the loop side ------------------------------------------------------ */
+
+static void store_push(struct store *st, struct store_op *op)
+{
+  op->next = NULL;
+  pthread_mutex_lock(&st->lock);
+  if (st->queue_tail) {
+    st->queue_tail->next = op;
+  } else {
+    /* The worker only sleeps on an empty queue. */
+    st->queue_head = op;
+    pthread_cond_signal(&st->wake);
+  }
+  st->queue_tail = op;
+  atomic_fetch_add(&st->depth, 1);
+  pthread_mutex_unlock(&st->lock);
+}
+
+/* Counts and, at most once a second, logs a save refused at the ceiling. */
+static void store_drop(struct store *st)
+{
+  int64_t now = loop_now_ms(st->loop);
+
+  pthread_mutex_lock(&st->lock);
+  st->drop_gen++;
+  atomic_store(&st->saturated, 1);
+  pthread_mutex_unlock(&st->lock);
+  stat_add(&st->stats.dropped, 1);
+  st->drops_unlogged++;
+  if (now - st->drop_log_ms >= STORE_LOG_EVERY_MS) {
+    log_error("store queue full, call records dropped|dropped=%llu "
+              "queue_max=%zu",
+              (unsigned long long)st->drops_unlogged, st->queue_max);
+    st->drop_log_ms = now;
+    st->drops_unlogged = 0;
+  }
+}
+
+/* Only the loop thread adds to `held`, so the test cannot race past max. */
+static int store_admit(struct store *st)
+{
+  if (st->closing || atomic_load(&st->held) >= st->queue_max)
+    return VS_ERR_BUSY;
+  atomic_fetch_add(&st->held, 1);
+  return VS_OK;
+}
+
+int store_call_save(struct store *st, const struct call *call)
+{
+  struct store_op *op;
+  int rc;
+
+  if (!call || !call->ref[0] || !memchr(call->ref, '\0', CALL_REF_SIZE) ||
+      call_step_parse(call_step_name(call->step)) < 0 ||
+      call_decision_parse(call_decision_name(call->decision)) < 0)
+    return VS_ERR_INVAL;
+  if (st->closing)
+    return VS_ERR_BUSY;
+  rc = store_admit(st);
+  if (rc == VS_OK) {
+    op = malloc(sizeof(*op));
+    if (op) {
+      op->kind = STORE_OP_SAVE;
+      op->call = *call;
+      store_push(st, op);
+    } else {
+      atomic_fetch_sub(&st->held, 1);
+      rc = VS_ERR_NOMEM;
+    }
+  } else {
+    store_drop(st);
+  }
+  /*
+   * The cache follows the call even when the write was refused: the call
+   * goes on, and its next event must find the state the loop decided, not
+   * an older one. Only persistence suffers, which the error and the health
+   * flag report.
+   */
+  if (!st->shared) {
+    if (call->step == CALL_STEP_ENDED)
+      cache_remove(st, call->ref);
+    else
+      cache_put(st, call);
+  }
+  return rc;
+}
+
+int store_call_load(struct store *st, const char *ref, store_load_cb cb,
+                    void *arg)
+{
+  struct cache_entry *e = NULL;
+  struct store_op *op;
+
+  if (!ref || !*ref || !cb)
+    return VS_ERR_INVAL;
+  if (store_admit(st))
+    return VS_ERR_BUSY;
+  op = malloc(sizeof(*op));
+  if (!op) {
+    atomic_fetch_sub(&st->held, 1);
+    return VS_ERR_NOMEM;
+  }
+  op->kind = STORE_OP_LOAD;
+  op->rc = VS_OK;
+  op->from_cache = 0;
+  op->cache_gen = st->cache_gen;
+  op->cb = cb;
+  op->arg = arg;
+  CALL_SET(op->ref, ref);
+  if (!st->shared)
+    e = cache_find(st, op->ref);
+  if (!e) {
+    store_push(st, op);
+    return VS_OK;
+  }
+  /*
+   * Resident: the cache holds the newest state (also of a write the queue
+   * refused), so answer from it, from the loop, as a copy taken now.
+   */
+  op->call = e->call;
+  op->from_cache = 1;
+  op->next = NULL;
+  if (st->ready_tail)
+    st->ready_tail->next = op;
+  else
+    st->ready_head = op;
+  st->ready_tail = op;
+  loop_defer(st->loop, &st->ready_task, store_ready_cb, st);
+  return VS_OK;
+}
+
+const struct call *store_call_find(struct store *st, const char *ref)
+{
+  char key[CALL_REF_SIZE];
+  struct cache_entry *e;
+
+  if (st->shared || !ref)
+    return NULL;
+  /* Cut as saved records are, so a long ref finds its record. */
+  CALL_SET(key, ref);
+  e = cache_find(st, key);
+  return e ? &e->call : NULL;
+}
+
+int store_healthy(const struct store *st)
+{
+  return atomic_load(&st->healthy) && !atomic_load(&st->saturated);
+}
+
+size_t store_queue_depth(const struct store *st)
+{
+  return atomic_load(&st->depth);
+}
+
+void store_stats_get(const struct store *st, struct store_stats *out)
+{
+  out->batches = atomic_load(&st->stats.batches);
+  out->failed = atomic_load(&st->stats.failed);
+  out->saved = atomic_load(&st->stats.saved);
+  out->lost = atomic_load(&st->stats.lost);
+  out->loaded = atomic_load(&st->stats.loaded);
+  out->dropped = atomic_load(&st->stats.dropped);
+  out->evicted = atomic_load(&st->stats.evicted);
+  out->max_batch = atomic_load(&st->stats.max_batch);
+}
+
+/* ---- opening and closing ------------------------------------------------ */
+
+/*
+ * Starts the worker with every asynchronous signal blocked, so that the
+ * process's signals (SIGTERM, SIGINT...) always reach the loop thread.
+ */
+static int store_start_worker(struct store *st)
+{
+  sigset_t all;
+  sigset_t old;
+  int rc;
+
+  sigfillset(&all);
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
+  sigdelset(&all, SIGFPE);
+  sigdelset(&all, SIGILL);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  rc = pthread_create(&st->worker, NULL, store_worker, st);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc == 0)
+    pthread_setname_np(st->worker, "vs-store");
+  return rc;
+}
+
+int store_open_backend(struct loop *loop, const struct store_options *opt,
+                       const struct store_backend_ops *ops, void *handle,
+                       struct store **out, char *err, size_t errlen)
+{
+  struct store *st;
+  size_t buckets = 1;
+  int rc;
+
+  if (!ops)
+    return vs_fail(err, errlen, VS_ERR_INVAL, "no store backend");
+  if (!loop || !opt || !out) {
+    rc = vs_fail(err, errlen, VS_ERR_INVAL, "store_open: missing argument");
+    goto fail_close_handle;
+  }
+  st = calloc(1, sizeof(*st));
+  if (!st) {
+    rc = vs_fail(err, errlen, VS_ERR_NOMEM, "out of memory for the store");
+    goto fail_close_handle;
+  }
+  st->loop = loop;
+  st->ops = ops;
+  st->handle = handle;
+  st->shared = ops->shared;
+  st->queue_max = opt->queue_max ? opt->queue_max : STORE_DEFAULT_QUEUE;
+  st->cache_max = opt->cache_max ? opt->cache_max : STORE_DEFAULT_CACHE;
+  if (!st->shared) {
+    while (buckets < st->cache_max && buckets < STORE_MAX_BUCKETS)
+      buckets <<= 1;
+    st->buckets = calloc(buckets, sizeof(*st->buckets));
+    if (!st->buckets) {
+      rc = vs_fail(err, errlen, VS_ERR_NOMEM,
+                   "out of memory for a cache of %zu calls", st->cache_max);
+      goto fail_free_store;
+    }
+    st->bucket_mask = buckets - 1;
+  }
+  st->hash_seed = random_seed(st);
+  st->drop_log_ms = loop_now_ms(loop) - STORE_LOG_EVERY_MS;
+  atomic_init(&st->depth, 0);
+  atomic_init(&st->held, 0);
+  atomic_init(&st->healthy, 1);
+  atomic_init(&st->saturated, 0);
+  if (pthread_mutex_init(&st->lock, NULL)) {
+    rc = vs_fail(err, errlen, VS_ERR_NOMEM, "cannot create the store lock");
+    goto fail_free_buckets;
+  }
+  if (pthread_cond_init(&st->wake, NULL)) {
+    rc = vs_fail(err, errlen, VS_ERR_NOMEM,
+                 "cannot create the store condition");
+    goto fail_destroy_lock;
+  }
+  rc = loop_async_init(loop, &st->async, store_async_cb, st);
+  if (rc) {
+    vs_fail(err, errlen, rc, "cannot create the store wake-up: %s",
+            vs_strerror(rc));
+    goto fail_destroy_wake;
+  }
+  rc = store_start_worker(st);
+  if (rc) {
+    rc = vs_fail(err, errlen, VS_ERR_IO, "cannot start the store worker: %s",
+                 strerror(rc));
+    goto fail_close_async;
+  }
+  *out = st;
+  return VS_OK;
+
+fail_close_async:
+  loop_async_close(loop, &st->async);
+fail_destroy_wake:
+  pthread_cond_destroy(&st->wake);
+fail_destroy_lock:
+  pthread_mutex_destroy(&st->lock);
+fail_free_buckets:
+  free(st->buckets);
+fail_free_store:
+  free(st);
+fail_close_handle:
+  ops->close(handle);
+  return rc;
+}
+
+int store_open(struct loop *loop, const struct store_options *opt,
+               struct store **out, char *err, size_t errlen)
+{
+  void *handle;
+  int rc;
+
+  if (!loop || !opt || !out || !opt->path || !*opt->path)
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store path is not set");
+  rc = store_sqlite_ops.open(opt->path, &handle, err, errlen);
+  if (rc)
+    return rc;
+  return store_open_backend(loop, opt, &store_sqlite_ops, handle, out, err,
+                            errlen);
+}
+
+void store_close(struct store *st)
+{
+  struct store_op *done;
+  struct store_op *ready;
+
+  if (!st)
+    return;
+  /* From here saves and loads are refused, also from the callbacks below. */
+  st->closing = 1;
+  pthread_mutex_lock(&st->lock);
+  st->stopping = 1;
+  pthread_cond_signal(&st->wake);
+  pthread_mutex_unlock(&st->lock);
+  pthread_join(st->worker, NULL);
+
+  /* The worker is gone: every field is this thread's now. */
+  loop_defer_cancel(st->loop, &st->ready_task);
+  ready = st->ready_head;
+  done = st->done_head;
+  st->ready_head = NULL;
+  st->ready_tail = NULL;
+  st->done_head = NULL;
+  st->done_tail = NULL;
+  store_deliver(st, ready);
+  store_deliver(st, done);
+
+  loop_async_close(st->loop, &st->async);
+  st->ops->close(st->handle);
+  cache_free(st);
+  pthread_cond_destroy(&st->wake);
+  pthread_mutex_destroy(&st->lock);
+  free(st->buckets);
+  free(st);
+}
+
+/* ---- tools ----------------------------------------------------------------
+ */
+
+int store_calls_list(const char *path, const struct store_query *q,
+                     store_row_cb cb, void *arg, char *err, size_t errlen)
+{
+  static const struct store_query everything = {0};
+  const struct store_backend_ops *ops = &store_sqlite_ops;
+  void *handle;
+  int rc;
+
+  if (!path || !*path)
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store path is not set");
+  if (!cb)
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store_calls_list: no callback");
+  if (!q)
+    q = &everything;
+  if (q->decision && call_decision_parse(q->decision) < 0)
+    return vs_fail(err, errlen, VS_ERR_INVAL,
+                   "unknown decision '%s': use allow, block or none",
+                   q->decision);
+  rc = ops->open_readonly(path, &handle, err, errlen);
+  if (rc)
+    return rc;
+  rc = ops->list_calls(handle, q, cb, arg);
+  if (rc)
+    vs_fail(err, errlen, rc, "%s", ops->errmsg(handle));
+  ops->close(handle);
+  return rc;
+}

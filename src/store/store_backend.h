@@ -1,0 +1,148 @@
+/*
+ * The store's internal backend interface: what store.c needs from a
+ * database, so that SQLite (store_sqlite.c) can later be joined by a
+ * backend shared by several server instances (PostgreSQL).
+ *
+ * A backend is a table of functions and an opaque handle per connection.
+ * store.c is the only caller; nothing outside src/store includes this file
+ * except the store's own tests.
+ *
+ * Threads. A handle is used by one thread at a time and never shared:
+ *
+ *   - a read-write handle (open) is opened by the thread that calls
+ *     store_open() before the worker starts and closed by the thread that
+ *     calls store_close() after the worker has been joined; every other op
+ *     on it (begin, commit, rollback, save_call, load_call, errmsg) runs on
+ *     the store's worker thread only, so a backend needs no locking of its
+ *     own and the loop thread never waits on the disk;
+ *   - a read-only handle (open_readonly) belongs to the tool thread that
+ *     called store_calls_list(), which opens it, calls list_calls and
+ *     errmsg, and closes it.
+ *
+ * Return values are 0 or a negative vs_err code (util/err.h). An op that
+ * fails leaves one sentence describing why in the handle, which errmsg()
+ * returns; open and open_readonly have no handle yet and fill `err`.
+ */
+#ifndef VS_STORE_STORE_BACKEND_H
+#define VS_STORE_STORE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "call.h"
+#include "store.h"
+
+struct loop;
+
+struct store_backend_ops {
+  const char *name; /* "sqlite", for logs */
+
+  /*
+   * Non-zero when several server instances may use the same database at
+   * once. store.c then keeps no in-memory cache at all: another instance
+   * may change a record at any time, so a copy in memory could be stale
+   * and only the database can answer store_call_find()'s question.
+   */
+  int shared;
+
+  /*
+   * Opens (creating if needed, and migrating the schema to the current
+   * version) the database at `path` for reading and writing. On success
+   * stores a new handle, owned by the caller until passed to close(), in
+   * *handle. On failure returns a vs_err code with the reason in `err`
+   * and leaves *handle untouched.
+   */
+  int (*open)(const char *path, void **handle, char *err, size_t errlen);
+
+  /*
+   * Opens an existing database read-only, for list_calls() while a server
+   * may have it open for writing. Never creates or migrates anything; a
+   * missing database is VS_ERR_NOTFOUND with a message for a person.
+   * Ownership as for open().
+   */
+  int (*open_readonly)(const char *path, void **handle, char *err,
+                       size_t errlen);
+
+  /* Closes and frees `handle`, which must not be in a transaction. */
+  void (*close)(void *handle);
+
+  /*
+   * Starts the transaction of one batch. It takes the write lock at once
+   * (BEGIN IMMEDIATE in SQLite) so that a batch either gets to write all
+   * of its operations or fails before doing anything.
+   */
+  int (*begin)(void *handle);
+
+  /* Commits the batch's transaction. */
+  int (*commit)(void *handle);
+
+  /*
+   * Undoes the batch's transaction after any failure, including a failed
+   * commit. Safe to call when the database already rolled back on its
+   * own; returns 0 or the error of the rollback itself, which the caller
+   * can only log.
+   */
+  int (*rollback)(void *handle);
+
+  /*
+   * Inserts the record, or replaces every field of the record with the
+   * same ref (an upsert keyed by ref). `call` is borrowed for the call.
+   */
+  int (*save_call)(void *handle, const struct call *call);
+
+  /*
+   * Reads the record of `ref` into the caller's *out. Returns 0,
+   * VS_ERR_NOTFOUND when there is no such record (not an error of the
+   * batch), or another code. `ref` must not point into *out.
+   */
+  int (*load_call)(void *handle, const char *ref, struct call *out);
+
+  /*
+   * Calls `cb` with each record matching `q`, newest started_ms first,
+   * until the records run out or cb returns non-zero (which is not an
+   * error). The record passed to cb is borrowed until it returns. `q` has
+   * been checked by the caller (q->decision is a known name or NULL).
+   */
+  int (*list_calls)(void *handle, const struct store_query *q, store_row_cb cb,
+                    void *arg);
+
+  /*
+   * The reason for the last failure on `handle`, as one sentence. The
+   * string belongs to the handle and is valid until its next op.
+   */
+  const char *(*errmsg)(void *handle);
+};
+
+/*
+ * Like store_open(), but on a backend handle the caller has already opened
+ * (`handle` from ops->open()). This is how tests wrap a backend to inject
+ * failures or hold the worker still; the server uses store_open(). The
+ * store owns `handle` from the moment of the call, also when it fails (it
+ * is then closed). `ops` must outlive the store. opt->path is not used.
+ */
+int store_open_backend(struct loop *loop, const struct store_options *opt,
+                       const struct store_backend_ops *ops, void *handle,
+                       struct store **out, char *err, size_t errlen);
+
+/*
+ * Counters of a store since it was opened, for tests and for a future
+ * metrics endpoint. They are updated with relaxed atomics by the thread
+ * that does the work, so a snapshot taken while the store is busy is
+ * consistent per counter, not across counters. The evidence of group
+ * commit is `batches` (one transaction each) against `saved`.
+ */
+struct store_stats {
+  uint64_t batches;   /* transactions begun by the worker, one per batch */
+  uint64_t failed;    /* of those, rolled back after an error */
+  uint64_t saved;     /* records written by committed batches */
+  uint64_t lost;      /* records in failed batches, not written */
+  uint64_t loaded;    /* loads answered by the database, found or not */
+  uint64_t dropped;   /* saves refused with VS_ERR_BUSY */
+  uint64_t evicted;   /* live calls pushed out of a full cache */
+  uint64_t max_batch; /* operations in the largest batch so far */
+};
+
+/* Copies the counters of `st` into the caller's *out. Any thread. */
+void store_stats_get(const struct store *st, struct store_stats *out);
+
+#endif

@@ -1,0 +1,898 @@
+/*
+ * The SQLite backend (see store_backend.h and store_sqlite.h).
+ *
+ * Durability. The database runs in WAL mode with synchronous=NORMAL: a
+ * commit appends to the write-ahead log without an fsync, and the log is
+ * synced at checkpoints. A power cut can lose the last batches but never
+ * corrupts the file, which is the right trade for call records written at
+ * tens of thousands per second; the store's group commit already makes each
+ * transaction cover a whole batch.
+ *
+ * Schema. The version of the schema is kept in a one-row table,
+ * schema_version, and the migrations below are applied in order, all in one
+ * transaction, by open(): a later change adds an entry to `migrations` and
+ * never edits an old one. A read-only open refuses a database whose version
+ * is not the one this program knows, rather than guess at its columns.
+ *
+ * Every statement that carries a value is prepared with placeholders; SQL
+ * text is only ever built from the constant fragments in this file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "../util/err.h"
+#include "../util/log.h"
+#include "call.h"
+#include "store_sqlite.h"
+
+#define SQLITE_BUSY_MS  5000 /* how long a connection waits for a lock */
+#define SQLITE_ERR_SIZE 256  /* one sentence of error in a handle */
+#define SQLITE_DIR_MODE 0750 /* the records hold phone numbers */
+#define SQLITE_DB_MODE  0640
+
+/* Columns of `calls`, in the order of CALL_COLUMNS. */
+enum col {
+  COL_REF,
+  COL_CALLER_RAW,
+  COL_CALLER,
+  COL_TO,
+  COL_STARTED_MS,
+  COL_UPDATED_MS,
+  COL_STEP,
+  COL_ATTEMPTS,
+  COL_DECISION,
+  COL_REASON,
+  COL_SCORE,
+  COL_RISK_LEVEL,
+  COL_RECOMMENDATION,
+  COL_PHONE_TYPE,
+  COL_SCORE_REF,
+  COL_SCORE_ERROR,
+  COL_SCORE_MS,
+  COL_DIGITS,
+  COL_DEPARTMENT,
+  COL_DIALLED,
+  COL_DIAL_STATUS,
+  COL_STATUS,
+  COL_DURATION_S,
+  COL_ENDED_MS,
+  COL_COUNT
+};
+
+#define CALL_COLUMNS                                                          \
+  "ref, caller_raw, caller, to_number, started_ms, updated_ms, step, "        \
+  "attempts, decision, reason, score, risk_level, recommendation, "           \
+  "phone_type, score_ref, score_error, score_ms, digits, department, "        \
+  "dialled, dial_status, status, duration_s, ended_ms"
+
+/*
+ * The schema, one migration per entry. Text columns are NOT NULL with ''
+ * for "unset", as in struct call; the integer columns whose struct value
+ * means "none" (-1, or 0 for ended_ms) are NULL instead, so that queries
+ * and aggregates over the table see no made-up numbers. The indexes carry
+ * started_ms after their key so that "newest first" needs no sort.
+ */
+static const char *const migrations[] = {
+    /* 1: the call records. */
+    "CREATE TABLE calls ("
+    " ref TEXT PRIMARY KEY NOT NULL,"
+    " caller_raw TEXT NOT NULL DEFAULT '',"
+    " caller TEXT NOT NULL DEFAULT '',"
+    " to_number TEXT NOT NULL DEFAULT '',"
+    " started_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL DEFAULT 0,"
+    " step TEXT NOT NULL DEFAULT 'new',"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " decision TEXT NOT NULL DEFAULT 'none',"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " score INTEGER,"
+    " risk_level TEXT NOT NULL DEFAULT '',"
+    " recommendation TEXT NOT NULL DEFAULT '',"
+    " phone_type TEXT NOT NULL DEFAULT '',"
+    " score_ref TEXT NOT NULL DEFAULT '',"
+    " score_error TEXT NOT NULL DEFAULT '',"
+    " score_ms INTEGER,"
+    " digits TEXT NOT NULL DEFAULT '',"
+    " department TEXT NOT NULL DEFAULT '',"
+    " dialled TEXT NOT NULL DEFAULT '',"
+    " dial_status TEXT NOT NULL DEFAULT '',"
+    " status TEXT NOT NULL DEFAULT '',"
+    " duration_s INTEGER,"
+    " ended_ms INTEGER);"
+    "CREATE INDEX calls_started_ms ON calls (started_ms);"
+    "CREATE INDEX calls_caller ON calls (caller, started_ms);"
+    "CREATE INDEX calls_decision ON calls (decision, started_ms);"};
+
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static const char sql_bootstrap[] =
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " version INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO schema_version (id, version) VALUES (1, 0);";
+
+static const char sql_version_get[] =
+    "SELECT version FROM schema_version WHERE id = 1";
+static const char sql_version_set[] =
+    "UPDATE schema_version SET version = ?1 WHERE id = 1";
+
+static const char sql_upsert[] =
+    "INSERT INTO calls (" CALL_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+    "?21, ?22, ?23, ?24) ON CONFLICT (ref) DO UPDATE SET "
+    "caller_raw = excluded.caller_raw, caller = excluded.caller, "
+    "to_number = excluded.to_number, started_ms = excluded.started_ms, "
+    "updated_ms = excluded.updated_ms, step = excluded.step, "
+    "attempts = excluded.attempts, decision = excluded.decision, "
+    "reason = excluded.reason, score = excluded.score, "
+    "risk_level = excluded.risk_level, "
+    "recommendation = excluded.recommendation, "
+    "phone_type = excluded.phone_type, score_ref = excluded.score_ref, "
+    "score_error = excluded.score_error, score_ms = excluded.score_ms, "
+    "digits = excluded.digits, department = excluded.department, "
+    "dialled = excluded.dialled, dial_status = excluded.dial_status, "
+    "status = excluded.status, duration_s = excluded.duration_s, "
+    "ended_ms = excluded.ended_ms";
+
+static const char sql_select[] =
+    "SELECT " CALL_COLUMNS " FROM calls WHERE ref = ?1";
+
+/*
+ * list_calls() has one statement per combination of filters, each a
+ * constant, so that SQLite plans every one with the index that fits
+ * instead of a catch-all "(?1 IS NULL OR caller = ?1)" that defeats them.
+ * rowid breaks ties between calls started in the same millisecond.
+ */
+enum { LIST_SINCE = 1, LIST_CALLER = 2, LIST_DECISION = 4, LIST_VARIANTS = 8 };
+
+#define LIST_FROM  "SELECT " CALL_COLUMNS " FROM calls"
+#define LIST_ORDER " ORDER BY started_ms DESC, rowid DESC LIMIT :limit"
+#define W_SINCE    "started_ms >= :since"
+#define W_CALLER   "caller = :caller"
+#define W_DECISION "decision = :decision"
+
+static const char *const sql_list[LIST_VARIANTS] = {
+    LIST_FROM LIST_ORDER,
+    LIST_FROM " WHERE " W_SINCE LIST_ORDER,
+    LIST_FROM " WHERE " W_CALLER LIST_ORDER,
+    LIST_FROM " WHERE " W_SINCE " AND " W_CALLER LIST_ORDER,
+    LIST_FROM " WHERE " W_DECISION LIST_ORDER,
+    LIST_FROM " WHERE " W_SINCE " AND " W_DECISION LIST_ORDER,
+    LIST_FROM " WHERE " W_CALLER " AND " W_DECISION LIST_ORDER,
+    LIST_FROM " WHERE " W_SINCE " AND " W_CALLER
+              " AND " W_DECISION LIST_ORDER};
+
+/* The text fields of struct call that map to a column one for one. */
+struct text_col {
+  int col;
+  size_t off;
+  size_t size;
+};
+
+#define TEXT_COL(c, field)                                                    \
+  {                                                                           \
+    (c), offsetof(struct call, field), sizeof(((struct call *)0)->field)      \
+  }
+
+static const struct text_col text_cols[] = {
+    TEXT_COL(COL_REF, ref),
+    TEXT_COL(COL_CALLER_RAW, caller_raw),
+    TEXT_COL(COL_CALLER, caller),
+    TEXT_COL(COL_TO, to),
+    TEXT_COL(COL_REASON, reason),
+    TEXT_COL(COL_RISK_LEVEL, risk_level),
+    TEXT_COL(COL_RECOMMENDATION, recommendation),
+    TEXT_COL(COL_PHONE_TYPE, phone_type),
+    TEXT_COL(COL_SCORE_REF, score_ref),
+    TEXT_COL(COL_SCORE_ERROR, score_error),
+    TEXT_COL(COL_DIGITS, digits),
+    TEXT_COL(COL_DEPARTMENT, department),
+    TEXT_COL(COL_DIALLED, dialled),
+    TEXT_COL(COL_DIAL_STATUS, dial_status),
+    TEXT_COL(COL_STATUS, status)};
+
+/* The other nine: step, decision and seven integers, handled by name. */
+_Static_assert(sizeof(text_cols) / sizeof(text_cols[0]) + 9 == COL_COUNT,
+               "every column of calls is bound and read");
+
+/*
+ * One connection. Touched by one thread at a time (see store_backend.h):
+ * the store's worker for a read-write handle, the tool's thread for a
+ * read-only one.
+ */
+struct sqlite_backend {
+  sqlite3 *db;
+  int readonly;
+  sqlite3_stmt *begin; /* NULL in a read-only handle, like the next four */
+  sqlite3_stmt *commit;
+  sqlite3_stmt *rollback;
+  sqlite3_stmt *upsert;
+  sqlite3_stmt *select;
+  sqlite3_stmt *list[LIST_VARIANTS]; /* prepared on first use */
+  char err[SQLITE_ERR_SIZE];
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+static int sqlite_code(int rc)
+{
+  switch (rc & 0xff) {
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    return VS_ERR_BUSY;
+  case SQLITE_NOMEM:
+    return VS_ERR_NOMEM;
+  default:
+    return VS_ERR_IO;
+  }
+}
+
+/* Keeps "what: SQLite's reason" in the handle and returns the vs_err. */
+static int sqlite_fail(struct sqlite_backend *b, int rc, const char *what)
+{
+  snprintf(b->err, sizeof(b->err), "%s: %s", what, sqlite3_errmsg(b->db));
+  return sqlite_code(rc);
+}
+
+static int backend_fail(struct sqlite_backend *b, int code, const char *fmt,
+                        ...) __attribute__((format(printf, 3, 4)));
+
+static int backend_fail(struct sqlite_backend *b, int code, const char *fmt,
+                        ...)
+{
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(b->err, sizeof(b->err), fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+/*
+ * Creates the directory that holds `path` when it is missing. One level is
+ * enough: the default path is var/calls.db under the working directory,
+ * and deeper trees are the administrator's to create.
+ */
+static int make_parent_dir(const char *path, char *err, size_t errlen)
+{
+  const char *slash = strrchr(path, '/');
+  char dir[PATH_MAX];
+  size_t len;
+
+  if (!slash || slash == path)
+    return VS_OK;
+  len = (size_t)(slash - path);
+  if (len >= sizeof(dir))
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store path is too long: %s",
+                   path);
+  memcpy(dir, path, len);
+  dir[len] = '\0';
+  if (mkdir(dir, SQLITE_DIR_MODE) == 0 || errno == EEXIST)
+    return VS_OK;
+  return vs_fail(err, errlen, VS_ERR_IO, "cannot create directory %s: %s", dir,
+                 strerror(errno));
+}
+
+/*
+ * Creates the database file with our mode before SQLite does, since SQLite
+ * would make it world-readable (0644) and the records hold callers' phone
+ * numbers. The -wal and -shm files inherit the mode of the database.
+ */
+static int create_file(const char *path, char *err, size_t errlen)
+{
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, SQLITE_DB_MODE);
+
+  if (fd >= 0) {
+    close(fd);
+    return VS_OK;
+  }
+  if (errno == EEXIST)
+    return VS_OK;
+  return vs_fail(err, errlen, VS_ERR_IO, "cannot create %s: %s", path,
+                 strerror(errno));
+}
+
+/* Finalizes whatever was prepared and closes the connection. */
+static void backend_free(struct sqlite_backend *b)
+{
+  sqlite3_finalize(b->begin);
+  sqlite3_finalize(b->commit);
+  sqlite3_finalize(b->rollback);
+  sqlite3_finalize(b->upsert);
+  sqlite3_finalize(b->select);
+  for (int i = 0; i < LIST_VARIANTS; i++)
+    sqlite3_finalize(b->list[i]);
+  sqlite3_close_v2(b->db);
+  free(b);
+}
+
+/*
+ * Allocates a handle and opens its connection with `flags` (read-write or
+ * read-only). SQLITE_OPEN_NOMUTEX: one thread uses a connection at a time,
+ * so SQLite's per-connection mutex would only cost time.
+ */
+static int backend_new(const char *path, int flags,
+                       struct sqlite_backend **out, char *err, size_t errlen)
+{
+  struct sqlite_backend *b = calloc(1, sizeof(*b));
+  int rc;
+
+  if (!b)
+    return vs_fail(err, errlen, VS_ERR_NOMEM, "out of memory opening %s",
+                   path);
+  rc = sqlite3_open_v2(path, &b->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    vs_fail(err, errlen, sqlite_code(rc), "cannot open %s: %s", path,
+            b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
+    goto fail_free_backend;
+  }
+  sqlite3_busy_timeout(b->db, SQLITE_BUSY_MS);
+  *out = b;
+  return VS_OK;
+
+fail_free_backend:
+  backend_free(b);
+  return sqlite_code(rc);
+}
+
+static int exec_sql(struct sqlite_backend *b, const char *sql,
+                    const char *what, const char *path, char *err,
+                    size_t errlen)
+{
+  int rc = sqlite3_exec(b->db, sql, NULL, NULL, NULL);
+
+  if (rc == SQLITE_OK)
+    return VS_OK;
+  return vs_fail(err, errlen, sqlite_code(rc), "%s %s: %s", what, path,
+                 sqlite3_errmsg(b->db));
+}
+
+static int prepare(struct sqlite_backend *b, const char *sql, unsigned flags,
+                   sqlite3_stmt **out)
+{
+  return sqlite3_prepare_v3(b->db, sql, -1, flags, out, NULL);
+}
+
+/* Reads schema_version; its absence is the caller's to interpret. */
+static int read_version(struct sqlite_backend *b, int64_t *version)
+{
+  sqlite3_stmt *s = NULL;
+  int rc = prepare(b, sql_version_get, 0, &s);
+
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+      *version = sqlite3_column_int64(s, 0);
+      rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+      *version = 0;
+      rc = SQLITE_OK;
+    }
+  }
+  sqlite3_finalize(s);
+  return rc;
+}
+
+static int journal_mode_cb(void *arg, int ncols, char **values, char **names)
+{
+  char *mode = arg;
+
+  (void)names;
+  if (ncols > 0 && values[0])
+    call_set(mode, 16, values[0]);
+  return 0;
+}
+
+/*
+ * WAL lets readers (the calls tool) run beside the writer. busy_timeout is
+ * set by backend_new(): it covers a second process holding the write lock
+ * for a moment. foreign_keys costs nothing today and keeps later migrations
+ * honest.
+ */
+static int set_pragmas(struct sqlite_backend *b, const char *path, char *err,
+                       size_t errlen)
+{
+  char mode[16] = "";
+  int rc;
+
+  rc = sqlite3_exec(b->db, "PRAGMA journal_mode=WAL", journal_mode_cb, mode,
+                    NULL);
+  if (rc != SQLITE_OK)
+    return vs_fail(err, errlen, sqlite_code(rc),
+                   "cannot switch %s to WAL mode: %s", path,
+                   sqlite3_errmsg(b->db));
+  if (strcmp(mode, "wal") != 0)
+    log_warn("sqlite database is not in WAL mode, readers will block "
+             "writes|path=%s journal_mode=%s",
+             path, mode);
+  rc = exec_sql(b, "PRAGMA synchronous=NORMAL", "cannot configure", path, err,
+                errlen);
+  if (rc)
+    return rc;
+  return exec_sql(b, "PRAGMA foreign_keys=ON", "cannot configure", path, err,
+                  errlen);
+}
+
+/*
+ * Brings the schema to SCHEMA_VERSION in one transaction, so that a crash
+ * or a second process mid-migration leaves the previous version intact.
+ */
+static int migrate(struct sqlite_backend *b, const char *path, char *err,
+                   size_t errlen)
+{
+  sqlite3_stmt *set = NULL;
+  int64_t version = 0;
+  int rc;
+
+  rc = exec_sql(b, "BEGIN IMMEDIATE", "cannot lock", path, err, errlen);
+  if (rc)
+    return rc;
+  rc = exec_sql(b, sql_bootstrap, "cannot create the schema of", path, err,
+                errlen);
+  if (rc)
+    goto fail_rollback;
+  rc = read_version(b, &version);
+  if (rc != SQLITE_OK) {
+    rc = vs_fail(err, errlen, sqlite_code(rc),
+                 "cannot read the schema version of %s: %s", path,
+                 sqlite3_errmsg(b->db));
+    goto fail_rollback;
+  }
+  if (version < 0 || version > SCHEMA_VERSION) {
+    rc = vs_fail(err, errlen, VS_ERR_PROTO,
+                 "%s has schema version %lld but this program knows only "
+                 "up to %d: use a newer voice-and-score",
+                 path, (long long)version, SCHEMA_VERSION);
+    goto fail_rollback;
+  }
+  for (int64_t v = version; v < SCHEMA_VERSION; v++) {
+    rc = sqlite3_exec(b->db, migrations[v], NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+      rc = vs_fail(err, errlen, sqlite_code(rc),
+                   "migration %lld of %s failed: %s", (long long)v + 1, path,
+                   sqlite3_errmsg(b->db));
+      goto fail_rollback;
+    }
+  }
+  if (version < SCHEMA_VERSION) {
+    rc = prepare(b, sql_version_set, 0, &set);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_bind_int(set, 1, SCHEMA_VERSION);
+    if (rc == SQLITE_OK && sqlite3_step(set) != SQLITE_DONE)
+      rc = SQLITE_ERROR;
+    if (rc != SQLITE_OK) {
+      rc = vs_fail(err, errlen, sqlite_code(rc),
+                   "cannot record the schema version of %s: %s", path,
+                   sqlite3_errmsg(b->db));
+      goto fail_finalize_set;
+    }
+    sqlite3_finalize(set);
+  }
+  rc = exec_sql(b, "COMMIT", "cannot commit the schema of", path, err, errlen);
+  if (rc)
+    goto fail_rollback;
+  if (version < SCHEMA_VERSION)
+    log_info("store schema migrated|path=%s from=%lld to=%d", path,
+             (long long)version, SCHEMA_VERSION);
+  return VS_OK;
+
+fail_finalize_set:
+  sqlite3_finalize(set);
+fail_rollback:
+  if (!sqlite3_get_autocommit(b->db))
+    sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
+/*
+ * Prepares the statements of the worker once; they are reset and reused
+ * for every batch. The column and parameter counts are checked against
+ * enum col so that an edit to one list and not the other fails at open
+ * instead of writing fields into the wrong columns.
+ */
+static int prepare_rw(struct sqlite_backend *b, const char *path, char *err,
+                      size_t errlen)
+{
+  const unsigned keep = SQLITE_PREPARE_PERSISTENT;
+  int rc;
+
+  rc = prepare(b, "BEGIN IMMEDIATE", keep, &b->begin);
+  if (rc == SQLITE_OK)
+    rc = prepare(b, "COMMIT", keep, &b->commit);
+  if (rc == SQLITE_OK)
+    rc = prepare(b, "ROLLBACK", keep, &b->rollback);
+  if (rc == SQLITE_OK)
+    rc = prepare(b, sql_upsert, keep, &b->upsert);
+  if (rc == SQLITE_OK)
+    rc = prepare(b, sql_select, keep, &b->select);
+  if (rc != SQLITE_OK)
+    return vs_fail(err, errlen, sqlite_code(rc),
+                   "cannot prepare the statements of %s: %s", path,
+                   sqlite3_errmsg(b->db));
+  if (sqlite3_bind_parameter_count(b->upsert) != COL_COUNT ||
+      sqlite3_column_count(b->select) != COL_COUNT)
+    return vs_fail(err, errlen, VS_ERR_INVAL,
+                   "internal error: the SQL of the calls table does not "
+                   "match its %d fields",
+                   COL_COUNT);
+  return VS_OK;
+}
+
+static int sqlite_open(const char *path, void **handle, char *err,
+                       size_t errlen)
+{
+  struct sqlite_backend *b;
+  int rc;
+
+  if (!path || !*path)
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store path is empty");
+  if (strcmp(path, ":memory:") != 0) {
+    rc = make_parent_dir(path, err, errlen);
+    if (rc)
+      return rc;
+    rc = create_file(path, err, errlen);
+    if (rc)
+      return rc;
+  }
+  rc = backend_new(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &b, err,
+                   errlen);
+  if (rc)
+    return rc;
+  rc = set_pragmas(b, path, err, errlen);
+  if (rc)
+    goto fail_free_backend;
+  rc = migrate(b, path, err, errlen);
+  if (rc)
+    goto fail_free_backend;
+  rc = prepare_rw(b, path, err, errlen);
+  if (rc)
+    goto fail_free_backend;
+  *handle = b;
+  return VS_OK;
+
+fail_free_backend:
+  backend_free(b);
+  return rc;
+}
+
+/*
+ * Opens without SQLITE_OPEN_CREATE and sets no pragma that writes: the
+ * journal mode is a property of the file, already WAL, so this connection
+ * reads beside a running server without taking its write lock.
+ */
+static int sqlite_open_readonly(const char *path, void **handle, char *err,
+                                size_t errlen)
+{
+  struct sqlite_backend *b;
+  struct stat sb;
+  int64_t version = 0;
+  int rc;
+
+  if (!path || !*path)
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store path is empty");
+  if (stat(path, &sb) < 0) {
+    if (errno == ENOENT)
+      return vs_fail(err, errlen, VS_ERR_NOTFOUND,
+                     "no call records yet: %s does not exist", path);
+    return vs_fail(err, errlen, VS_ERR_IO, "cannot read %s: %s", path,
+                   strerror(errno));
+  }
+  rc = backend_new(path, SQLITE_OPEN_READONLY, &b, err, errlen);
+  if (rc)
+    return rc;
+  b->readonly = 1;
+  rc = read_version(b, &version);
+  if (rc != SQLITE_OK) {
+    rc = vs_fail(err, errlen, sqlite_code(rc),
+                 "cannot read the schema version of %s: %s", path,
+                 sqlite3_errmsg(b->db));
+    goto fail_free_backend;
+  }
+  if (version != SCHEMA_VERSION) {
+    rc = vs_fail(err, errlen, VS_ERR_PROTO,
+                 "%s has schema version %lld but this program reads "
+                 "version %d: run the matching voice-and-score",
+                 path, (long long)version, SCHEMA_VERSION);
+    goto fail_free_backend;
+  }
+  *handle = b;
+  return VS_OK;
+
+fail_free_backend:
+  backend_free(b);
+  return rc;
+}
+
+static void sqlite_close(void *handle)
+{
+  if (handle)
+    backend_free(handle);
+}
+
+/* ---- transactions --------------------------------------------------------
+ */
+
+/* Steps a statement without results and resets it for the next use. */
+static int run_stmt(struct sqlite_backend *b, sqlite3_stmt *s,
+                    const char *what)
+{
+  int rc = sqlite3_step(s);
+  int ret = VS_OK;
+
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    ret = sqlite_fail(b, rc, what);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return ret;
+}
+
+static int sqlite_begin(void *handle)
+{
+  struct sqlite_backend *b = handle;
+
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  return run_stmt(b, b->begin, "cannot begin a transaction");
+}
+
+static int sqlite_commit(void *handle)
+{
+  struct sqlite_backend *b = handle;
+
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  return run_stmt(b, b->commit, "cannot commit");
+}
+
+/*
+ * SQLite rolls back by itself on some errors (a full disk, an I/O error),
+ * after which ROLLBACK would fail with "no transaction is active": the
+ * autocommit flag says whether there is anything left to undo.
+ */
+static int sqlite_rollback(void *handle)
+{
+  struct sqlite_backend *b = handle;
+
+  if (b->readonly || sqlite3_get_autocommit(b->db))
+    return VS_OK;
+  return run_stmt(b, b->rollback, "cannot roll back");
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static int bind_text(sqlite3_stmt *s, int col, const char *p, size_t size)
+{
+  /* strnlen: a field the caller forgot to terminate is cut, not overrun. */
+  return sqlite3_bind_text(s, col + 1, p, (int)strnlen(p, size),
+                           SQLITE_STATIC);
+}
+
+/* Binds `v`, or NULL when it holds the field's "none" value. */
+static int bind_opt(sqlite3_stmt *s, int col, int64_t v, int64_t none)
+{
+  if (v == none)
+    return sqlite3_bind_null(s, col + 1);
+  return sqlite3_bind_int64(s, col + 1, v);
+}
+
+static int bind_call(sqlite3_stmt *s, const struct call *c)
+{
+  const char *base = (const char *)c;
+  int rc = SQLITE_OK;
+
+  for (size_t i = 0;
+       rc == SQLITE_OK && i < sizeof(text_cols) / sizeof(text_cols[0]); i++)
+    rc = bind_text(s, text_cols[i].col, base + text_cols[i].off,
+                   text_cols[i].size);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(s, COL_STEP + 1, call_step_name(c->step), -1,
+                           SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(s, COL_DECISION + 1,
+                           call_decision_name(c->decision), -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(s, COL_STARTED_MS + 1, c->started_ms);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(s, COL_UPDATED_MS + 1, c->updated_ms);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(s, COL_ATTEMPTS + 1, c->attempts);
+  if (rc == SQLITE_OK)
+    rc = bind_opt(s, COL_SCORE, c->score, -1);
+  if (rc == SQLITE_OK)
+    rc = bind_opt(s, COL_SCORE_MS, c->score_ms, -1);
+  if (rc == SQLITE_OK)
+    rc = bind_opt(s, COL_DURATION_S, c->duration_s, -1);
+  if (rc == SQLITE_OK)
+    rc = bind_opt(s, COL_ENDED_MS, c->ended_ms, 0);
+  return rc;
+}
+
+static int64_t column_clamp(sqlite3_stmt *s, int col, int64_t lo, int64_t hi,
+                            int64_t if_null)
+{
+  int64_t v;
+
+  if (sqlite3_column_type(s, col) == SQLITE_NULL)
+    return if_null;
+  v = sqlite3_column_int64(s, col);
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/*
+ * Fills *out from the current row of `s` (a SELECT of CALL_COLUMNS). A row
+ * whose step or decision this program does not know is refused rather
+ * than turned into a plausible wrong state.
+ */
+static int row_to_call(struct sqlite_backend *b, sqlite3_stmt *s,
+                       struct call *out)
+{
+  char *base = (char *)out;
+  const char *step;
+  const char *decision;
+  int step_v;
+  int decision_v;
+
+  call_init(out, "");
+  for (size_t i = 0; i < sizeof(text_cols) / sizeof(text_cols[0]); i++)
+    call_set(base + text_cols[i].off, text_cols[i].size,
+             (const char *)sqlite3_column_text(s, text_cols[i].col));
+  out->started_ms = sqlite3_column_int64(s, COL_STARTED_MS);
+  out->updated_ms = sqlite3_column_int64(s, COL_UPDATED_MS);
+  out->attempts = (uint32_t)column_clamp(s, COL_ATTEMPTS, 0, UINT32_MAX, 0);
+  out->score = (int32_t)column_clamp(s, COL_SCORE, INT32_MIN, INT32_MAX, -1);
+  out->score_ms =
+      (int32_t)column_clamp(s, COL_SCORE_MS, INT32_MIN, INT32_MAX, -1);
+  out->duration_s =
+      (int32_t)column_clamp(s, COL_DURATION_S, INT32_MIN, INT32_MAX, -1);
+  out->ended_ms = column_clamp(s, COL_ENDED_MS, INT64_MIN, INT64_MAX, 0);
+  step = (const char *)sqlite3_column_text(s, COL_STEP);
+  step_v = step ? call_step_parse(step) : -1;
+  if (step_v < 0)
+    return backend_fail(b, VS_ERR_PROTO, "call %s has an unknown step '%s'",
+                        out->ref, step ? step : "");
+  out->step = (enum call_step)step_v;
+  decision = (const char *)sqlite3_column_text(s, COL_DECISION);
+  decision_v = decision ? call_decision_parse(decision) : -1;
+  if (decision_v < 0)
+    return backend_fail(b, VS_ERR_PROTO,
+                        "call %s has an unknown decision '%s'", out->ref,
+                        decision ? decision : "");
+  out->decision = (enum call_decision)decision_v;
+  return VS_OK;
+}
+
+static int sqlite_save_call(void *handle, const struct call *call)
+{
+  struct sqlite_backend *b = handle;
+  int rc;
+
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  rc = bind_call(b->upsert, call);
+  if (rc != SQLITE_OK) {
+    rc = sqlite_fail(b, rc, "cannot bind a call record");
+    sqlite3_clear_bindings(b->upsert);
+    return rc;
+  }
+  return run_stmt(b, b->upsert, "cannot save a call record");
+}
+
+static int sqlite_load_call(void *handle, const char *ref, struct call *out)
+{
+  struct sqlite_backend *b = handle;
+  int ret;
+  int rc;
+
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  rc = sqlite3_bind_text(b->select, 1, ref, (int)strnlen(ref, CALL_REF_SIZE),
+                         SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(b->select);
+  if (rc == SQLITE_ROW)
+    ret = row_to_call(b, b->select, out);
+  else if (rc == SQLITE_DONE)
+    ret = VS_ERR_NOTFOUND;
+  else
+    ret = sqlite_fail(b, rc, "cannot load a call record");
+  sqlite3_reset(b->select);
+  sqlite3_clear_bindings(b->select);
+  return ret;
+}
+
+static int bind_named_text(sqlite3_stmt *s, const char *name, const char *v)
+{
+  int i = sqlite3_bind_parameter_index(s, name);
+
+  return i ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : SQLITE_OK;
+}
+
+static int bind_named_int(sqlite3_stmt *s, const char *name, int64_t v)
+{
+  int i = sqlite3_bind_parameter_index(s, name);
+
+  return i ? sqlite3_bind_int64(s, i, v) : SQLITE_OK;
+}
+
+static int sqlite_list_calls(void *handle, const struct store_query *q,
+                             store_row_cb cb, void *arg)
+{
+  struct sqlite_backend *b = handle;
+  unsigned variant = 0;
+  sqlite3_stmt *s;
+  struct call call;
+  int ret = VS_OK;
+  int rc;
+
+  if (q->since_ms)
+    variant |= LIST_SINCE;
+  if (q->caller)
+    variant |= LIST_CALLER;
+  if (q->decision)
+    variant |= LIST_DECISION;
+  if (!b->list[variant]) {
+    rc = prepare(b, sql_list[variant], SQLITE_PREPARE_PERSISTENT,
+                 &b->list[variant]);
+    if (rc != SQLITE_OK)
+      return sqlite_fail(b, rc, "cannot prepare the list of calls");
+  }
+  s = b->list[variant];
+  rc = bind_named_int(s, ":limit", q->limit ? (int64_t)q->limit : -1);
+  if (rc == SQLITE_OK)
+    rc = bind_named_int(s, ":since", q->since_ms);
+  if (rc == SQLITE_OK && q->caller)
+    rc = bind_named_text(s, ":caller", q->caller);
+  if (rc == SQLITE_OK && q->decision)
+    rc = bind_named_text(s, ":decision", q->decision);
+  if (rc != SQLITE_OK) {
+    ret = sqlite_fail(b, rc, "cannot bind the list of calls");
+    goto reset;
+  }
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    ret = row_to_call(b, s, &call);
+    if (ret || cb(arg, &call))
+      goto reset;
+  }
+  if (rc != SQLITE_DONE)
+    ret = sqlite_fail(b, rc, "cannot list calls");
+
+reset:
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return ret;
+}
+
+static const char *sqlite_errmsg(void *handle)
+{
+  struct sqlite_backend *b = handle;
+
+  return b->err[0] ? b->err : "no error";
+}
+
+const struct store_backend_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .shared = 0,
+    .open = sqlite_open,
+    .open_readonly = sqlite_open_readonly,
+    .close = sqlite_close,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .save_call = sqlite_save_call,
+    .load_call = sqlite_load_call,
+    .list_calls = sqlite_list_calls,
+    .errmsg = sqlite_errmsg,
+};

@@ -1,0 +1,417 @@
+/*
+ * The Score client: libcurl's multi interface driven by our loop
+ * (curl's docs/examples/ephiperfifo.c is the model). curl tells us which
+ * sockets to watch through socket_cb and when to call it back through
+ * timer_cb; we translate both into loop_io watchers and one loop_timer, and
+ * hand readiness back with curl_multi_socket_action().
+ *
+ * One multi handle lives as long as the client, so its connection cache
+ * keeps TLS connections to TeleSign alive between calls: a new handshake per
+ * lookup costs about 20 times more (stack reference, section 1.1.2).
+ */
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include "../loop/loop.h"
+#include "../util/buf.h"
+#include "../util/err.h"
+#include "../util/log.h"
+#include "score.h"
+
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+/* A lookup in flight. Owned by the client's list; loop thread only. */
+struct lookup {
+  struct score_client *sc;
+  CURL *easy;              /* NULL for simulated lookups */
+  struct curl_slist *headers;
+  struct score_request req;
+  struct buf body;         /* the response, capped at SCORE_MAX_RESPONSE */
+  int too_large;
+  int64_t started_ms;
+  struct loop_task task;   /* simulated lookups complete through this */
+  char number[24];
+  score_cb cb;
+  void *arg;
+  struct lookup *prev, *next;
+};
+
+/* A socket curl asked us to watch; freed when curl says CURL_POLL_REMOVE. */
+struct sock {
+  struct score_client *sc;
+  struct loop_io io;
+  struct sock *prev, *next; /* the client's list, for its destruction */
+};
+
+struct score_client {
+  struct loop *loop;
+  const struct config *cfg;
+  CURLM *multi;
+  struct loop_timer timer;
+  struct lookup *inflight; /* doubly linked */
+  struct sock *socks;      /* every socket curl asked us to watch */
+  size_t count;
+  uint64_t connections;
+};
+
+static void complete(struct lookup *lk, struct score_result *res);
+
+/* ---- curl callbacks -------------------------------------------------- */
+
+static void check_done(struct score_client *sc)
+{
+  struct lookup *lk;
+  struct score_result res;
+  CURLMsg *msg;
+  int left;
+  long status = 0;
+
+  while ((msg = curl_multi_info_read(sc->multi, &left))) {
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&lk);
+    memset(&res, 0, sizeof(res));
+    res.score = -1;
+    if (msg->data.result == CURLE_OK) {
+      curl_easy_getinfo(lk->easy, CURLINFO_RESPONSE_CODE, &status);
+      score_response_parse((int)status, lk->body.data ? lk->body.data : "",
+                           lk->body.len, &res);
+    } else if (lk->too_large) {
+      res.failure = SCORE_FAIL_TOO_LARGE;
+      snprintf(res.error, sizeof(res.error), "too_large");
+    } else if (msg->data.result == CURLE_OPERATION_TIMEDOUT) {
+      res.failure = SCORE_FAIL_TIMEOUT;
+      snprintf(res.error, sizeof(res.error), "timeout");
+    } else {
+      res.failure = SCORE_FAIL_CONNECT;
+      snprintf(res.error, sizeof(res.error), "connect:%d",
+               (int)msg->data.result);
+      log_warn("score lookup failed|error=\"%s\"",
+               curl_easy_strerror(msg->data.result));
+    }
+    complete(lk, &res);
+  }
+}
+
+static void on_socket_ready(struct loop_io *io, uint32_t events)
+{
+  struct sock *s = io->data;
+  struct score_client *sc = s->sc;
+  int flags = 0;
+  int running;
+
+  if (events & (EPOLLIN | EPOLLHUP))
+    flags |= CURL_CSELECT_IN;
+  if (events & EPOLLOUT)
+    flags |= CURL_CSELECT_OUT;
+  if (events & EPOLLERR)
+    flags |= CURL_CSELECT_ERR;
+  /* `s` may be freed inside this call (CURL_POLL_REMOVE). */
+  curl_multi_socket_action(sc->multi, io->fd, flags, &running);
+  check_done(sc);
+}
+
+static void sock_free(struct score_client *sc, struct sock *s)
+{
+  loop_io_stop(sc->loop, &s->io);
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    sc->socks = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  free(s);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+                     void *socketp)
+{
+  struct score_client *sc = userp;
+  struct sock *s = socketp;
+  uint32_t events = 0;
+
+  (void)easy;
+  if (what == CURL_POLL_REMOVE) {
+    if (s)
+      sock_free(sc, s);
+    return 0;
+  }
+  if (!s) {
+    s = calloc(1, sizeof(*s));
+    if (!s)
+      return -1;
+    s->sc = sc;
+    s->next = sc->socks;
+    if (s->next)
+      s->next->prev = s;
+    sc->socks = s;
+    curl_multi_assign(sc->multi, fd, s);
+  }
+  if (what & CURL_POLL_IN)
+    events |= EPOLLIN;
+  if (what & CURL_POLL_OUT)
+    events |= EPOLLOUT;
+  if (loop_io_start(sc->loop, &s->io, fd, events, on_socket_ready, s))
+    return -1;
+  return 0;
+}
+
+static void on_timer(struct loop_timer *t)
+{
+  struct score_client *sc = t->data;
+  int running;
+
+  curl_multi_socket_action(sc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  check_done(sc);
+}
+
+/* curl asks for one absolute deadline; -1 cancels it. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+  struct score_client *sc = userp;
+
+  (void)multi;
+  if (timeout_ms < 0)
+    loop_timer_stop(sc->loop, &sc->timer);
+  else
+    loop_timer_start(sc->loop, &sc->timer,
+                     loop_now_ms(sc->loop) + timeout_ms, on_timer, sc);
+  return 0;
+}
+
+static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
+{
+  struct lookup *lk = userp;
+
+  if (buf_append(&lk->body, p, size * nmemb)) {
+    lk->too_large = 1;
+    return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
+  }
+  return size * nmemb;
+}
+
+/* Counts the pool's new TCP connections, to show keep-alive at work. */
+static curl_socket_t open_socket_cb(void *userp, curlsocktype purpose,
+                                    struct curl_sockaddr *addr)
+{
+  struct score_client *sc = userp;
+
+  (void)purpose;
+  sc->connections++;
+  return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/* ---- lookups --------------------------------------------------------- */
+
+static void lookup_free(struct lookup *lk)
+{
+  if (lk->easy)
+    curl_easy_cleanup(lk->easy);
+  curl_slist_free_all(lk->headers);
+  buf_free(&lk->body);
+  free(lk);
+}
+
+/*
+ * Unlinks the lookup, runs its callback and frees it. The callback may start
+ * new lookups, so the list is consistent before it runs.
+ */
+static void complete(struct lookup *lk, struct score_result *res)
+{
+  struct score_client *sc = lk->sc;
+
+  if (lk->prev)
+    lk->prev->next = lk->next;
+  else
+    sc->inflight = lk->next;
+  if (lk->next)
+    lk->next->prev = lk->prev;
+  sc->count--;
+  if (lk->easy)
+    curl_multi_remove_handle(sc->multi, lk->easy);
+  res->elapsed_ms = (int32_t)(loop_update_time(sc->loop) - lk->started_ms);
+  lk->cb(lk->arg, res);
+  lookup_free(lk);
+}
+
+static void simulated_done(struct loop_task *task)
+{
+  struct lookup *lk = task->data;
+  struct score_result res;
+
+  score_simulate(lk->number, &res);
+  complete(lk, &res);
+}
+
+static int add_header(struct lookup *lk, const char *name, const char *value)
+{
+  char line[600];
+  struct curl_slist *l;
+
+  snprintf(line, sizeof(line), "%s: %s", name, value);
+  l = curl_slist_append(lk->headers, line);
+  if (!l)
+    return VS_ERR_NOMEM;
+  lk->headers = l;
+  return VS_OK;
+}
+
+static int setup_easy(struct score_client *sc, struct lookup *lk)
+{
+  const struct config *cfg = sc->cfg;
+  char err[128];
+  CURL *e;
+  int rc;
+
+  rc = score_request_build(cfg, lk->number, NULL, NULL, &lk->req, err,
+                           sizeof(err));
+  if (rc) {
+    log_warn("cannot build score request|error=\"%s\"", err);
+    return rc;
+  }
+  lk->easy = e = curl_easy_init();
+  if (!e)
+    return VS_ERR_NOMEM;
+  if (add_header(lk, "Content-Type", lk->req.content_type) ||
+      add_header(lk, "Authorization", lk->req.authorization) ||
+      add_header(lk, "Accept", "application/json") ||
+      (lk->req.date[0] && add_header(lk, "Date", lk->req.date)) ||
+      (lk->req.nonce[0] &&
+       (add_header(lk, "x-ts-auth-method", "HMAC-SHA256") ||
+        add_header(lk, "x-ts-nonce", lk->req.nonce))) ||
+      add_header(lk, "Expect", ""))
+    return VS_ERR_NOMEM;
+  curl_easy_setopt(e, CURLOPT_URL, lk->req.url);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, lk->req.body);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, lk->headers);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "voice-and-score/" VS_VERSION);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, lk);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, lk);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->telesign.timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   (long)cfg->telesign.timeout_ms);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, sc);
+  /* GnuTLS libcurl rereads Debian's whole CA directory on every new
+   * connection unless CAPATH is cleared (stack reference, section 1.2). */
+  curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+  curl_easy_setopt(e, CURLOPT_CAINFO,
+                   cfg->telesign.ca_file[0] ? cfg->telesign.ca_file
+                                            : SYSTEM_CA_BUNDLE);
+  return VS_OK;
+}
+
+int score_lookup(struct score_client *sc, const char *number, score_cb cb,
+                 void *arg)
+{
+  struct lookup *lk;
+  int rc;
+
+  if (strlen(number) >= sizeof(lk->number))
+    return VS_ERR_INVAL;
+  lk = calloc(1, sizeof(*lk));
+  if (!lk)
+    return VS_ERR_NOMEM;
+  lk->sc = sc;
+  lk->cb = cb;
+  lk->arg = arg;
+  lk->started_ms = loop_now_ms(sc->loop);
+  buf_init(&lk->body, SCORE_MAX_RESPONSE);
+  snprintf(lk->number, sizeof(lk->number), "%s", number);
+
+  if (sc->cfg->telesign.provider == PROVIDER_SIMULATOR) {
+    loop_defer(sc->loop, &lk->task, simulated_done, lk);
+  } else {
+    rc = setup_easy(sc, lk);
+    if (rc)
+      goto fail;
+    rc = VS_ERR_NOMEM;
+    if (curl_multi_add_handle(sc->multi, lk->easy) != CURLM_OK)
+      goto fail;
+  }
+  lk->next = sc->inflight;
+  if (lk->next)
+    lk->next->prev = lk;
+  sc->inflight = lk;
+  sc->count++;
+  return VS_OK;
+fail:
+  lookup_free(lk);
+  return rc;
+}
+
+/* ---- client ---------------------------------------------------------- */
+
+int score_client_create(struct loop *loop, const struct config *cfg,
+                        struct score_client **out, char *err, size_t errlen)
+{
+  struct score_client *sc;
+  long pool = (long)cfg->telesign.max_connections;
+
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return vs_fail(err, errlen, VS_ERR_IO, "curl_global_init failed");
+  sc = calloc(1, sizeof(*sc));
+  if (!sc)
+    goto nomem;
+  sc->loop = loop;
+  sc->cfg = cfg;
+  sc->multi = curl_multi_init();
+  if (!sc->multi)
+    goto nomem;
+  curl_multi_setopt(sc->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+  curl_multi_setopt(sc->multi, CURLMOPT_SOCKETDATA, sc);
+  curl_multi_setopt(sc->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+  curl_multi_setopt(sc->multi, CURLMOPT_TIMERDATA, sc);
+  /* The pool cap is the throughput cap: lookups beyond it queue inside
+   * curl until a connection frees up (stack reference, gotcha 4). */
+  curl_multi_setopt(sc->multi, CURLMOPT_MAX_HOST_CONNECTIONS, pool);
+  curl_multi_setopt(sc->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, pool);
+  curl_multi_setopt(sc->multi, CURLMOPT_MAXCONNECTS, pool);
+  *out = sc;
+  return VS_OK;
+nomem:
+  free(sc);
+  curl_global_cleanup();
+  return vs_fail(err, errlen, VS_ERR_NOMEM, "out of memory");
+}
+
+void score_client_destroy(struct score_client *sc)
+{
+  struct score_result res;
+
+  if (!sc)
+    return;
+  while (sc->inflight) {
+    memset(&res, 0, sizeof(res));
+    res.score = -1;
+    res.failure = SCORE_FAIL_CANCELLED;
+    snprintf(res.error, sizeof(res.error), "cancelled");
+    loop_defer_cancel(sc->loop, &sc->inflight->task);
+    complete(sc->inflight, &res);
+  }
+  loop_timer_stop(sc->loop, &sc->timer);
+  curl_multi_cleanup(sc->multi);
+  /* Sockets of idle cached connections that curl closed without telling
+   * us: their watchers must not outlive the client. */
+  while (sc->socks)
+    sock_free(sc, sc->socks);
+  free(sc);
+  curl_global_cleanup();
+}
+
+size_t score_inflight(const struct score_client *sc)
+{
+  return sc->count;
+}
+
+uint64_t score_connections_opened(const struct score_client *sc)
+{
+  return sc->connections;
+}

@@ -1,0 +1,136 @@
+/*
+ * The Score client: looks a caller's number up in TeleSign's Score API (or
+ * in the built-in simulator) without blocking the loop.
+ *
+ * Two layers, each usable alone:
+ *  - the format (score_format.c): building a request for either endpoint
+ *    style and either auth scheme, and parsing a response defensively. Pure
+ *    functions, unit-tested against TeleSign's documented vectors.
+ *  - the client (score.c): a libcurl multi handle driven by the loop's
+ *    epoll and timers, with one keep-alive connection pool for the life of
+ *    the process and a hard deadline (telesign.timeout_ms) per lookup.
+ *
+ * The client and every lookup belong to the loop thread.
+ */
+#ifndef VS_TELESIGN_SCORE_H
+#define VS_TELESIGN_SCORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../config/config.h"
+
+/* Why a lookup produced no usable result. */
+enum score_failure {
+  SCORE_OK = 0,
+  SCORE_FAIL_TIMEOUT,    /* no complete answer within timeout_ms */
+  SCORE_FAIL_CONNECT,    /* DNS, TCP or TLS failure */
+  SCORE_FAIL_HTTP,       /* an HTTP status other than 2xx */
+  SCORE_FAIL_PARSE,      /* a body that is not the JSON object we expect */
+  SCORE_FAIL_STATUS,     /* status.code other than 300 or 301 */
+  SCORE_FAIL_NO_SCORE,   /* a successful answer without risk.score */
+  SCORE_FAIL_TOO_LARGE,  /* a body over the response ceiling */
+  SCORE_FAIL_INTERNAL,   /* out of memory or a curl setup error */
+  SCORE_FAIL_CANCELLED   /* the client was destroyed first */
+};
+
+/* Short, stable name of a failure ("timeout", "http", ...), for reasons. */
+const char *score_failure_name(enum score_failure f);
+
+/* What one lookup found. Every TeleSign field is optional. */
+struct score_result {
+  enum score_failure failure;
+  char error[64];          /* e.g. "http_503", "status_501", "timeout" */
+  int http_status;         /* 0 when no HTTP answer arrived */
+  int status_code;         /* status.code, 0 when absent */
+  int32_t score;           /* risk.score 0..1000, -1 when absent */
+  char level[16];          /* risk.level */
+  char recommendation[16]; /* risk.recommendation */
+  char phone_type[24];     /* phone_type.description */
+  char phone_type_code[8]; /* phone_type.code */
+  char ref[65];            /* TeleSign's reference_id */
+  int32_t elapsed_ms;      /* time the lookup took */
+};
+
+/* ---- format -------------------------------------------------------- */
+
+#define SCORE_MAX_RESPONSE (256 * 1024) /* bytes accepted from the API */
+
+/* A request ready to send; all strings are owned by the struct. */
+struct score_request {
+  char url[1024];
+  char resource[512]; /* the URL's path, which TSA signing covers */
+  char body[256];
+  char content_type[48];
+  char authorization[512];
+  char date[40];  /* empty for Basic */
+  char nonce[40]; /* empty for Basic */
+};
+
+/*
+ * Builds the request for `number` (digits only) from the telesign section
+ * of `cfg`. `date` and `nonce` may be NULL (the current date and a fresh
+ * UUID are used) or fixed values for tests. Returns 0 or VS_ERR_INVAL /
+ * VS_ERR_LIMIT with the reason in `err`.
+ */
+int score_request_build(const struct config *cfg, const char *number,
+                        const char *date, const char *nonce,
+                        struct score_request *req, char *err, size_t errlen);
+
+/*
+ * Parses an HTTP answer (`http_status` and the body) into `res`, setting
+ * res->failure when it is not a usable result. Accepts numbers written as
+ * strings and ignores unknown fields. Never fails on input: any bytes give a
+ * result.
+ */
+void score_response_parse(int http_status, const char *body, size_t len,
+                          struct score_result *res);
+
+/* ---- simulator ------------------------------------------------------- */
+
+/*
+ * The simulator's deterministic answer: the score is the number's last three
+ * digits (15555550999 scores 999), with the level and recommendation of
+ * TeleSign's example decision matrix.
+ */
+void score_simulate(const char *number, struct score_result *res);
+
+/* ---- client ------------------------------------------------------- */
+
+struct loop;
+struct score_client;
+
+/*
+ * `res` is borrowed until the callback returns. Called exactly once per
+ * successful score_lookup(), on the loop thread, never from inside
+ * score_lookup() itself.
+ */
+typedef void (*score_cb)(void *arg, const struct score_result *res);
+
+/*
+ * Creates a client for `cfg` (borrowed: it must outlive the client) on
+ * `loop`. Returns 0 or a negative vs_err code with the reason in `err`.
+ */
+int score_client_create(struct loop *loop, const struct config *cfg,
+                        struct score_client **out, char *err,
+                        size_t errlen);
+
+/*
+ * Completes every lookup still in flight with SCORE_FAIL_CANCELLED, closes
+ * the pool and frees the client. NULL is a no-op.
+ */
+void score_client_destroy(struct score_client *sc);
+
+/*
+ * Starts a lookup of `number` (digits-only E.164). Returns 0, after which
+ * `cb` will be called exactly once, or VS_ERR_NOMEM / VS_ERR_INVAL, after
+ * which it will not.
+ */
+int score_lookup(struct score_client *sc, const char *number, score_cb cb,
+                 void *arg);
+
+/* Lookups in flight, and TCP connections the pool has opened in total. */
+size_t score_inflight(const struct score_client *sc);
+uint64_t score_connections_opened(const struct score_client *sc);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * TeleSign request authentication: the "TSA" HMAC-SHA256 Authorization
+ * header for our REST calls, the Basic alternative, the Date and nonce
+ * values those headers need, and the signature TeleSign puts on the
+ * callbacks it sends us.
+ *
+ * The string-to-sign is built exactly as TeleSign's Python and Java SDKs
+ * build it, because the SDK unit-test vectors are the only ground truth
+ * available without a live account:
+ *
+ *   method \n content_type \n date \n x-ts-auth-method:HMAC-SHA256 \n
+ *   x-ts-nonce:<nonce> [\n body] \n resource
+ *
+ * with the body line present only when both the content type and the body
+ * are non-empty. The HMAC key is the API key run through the lenient base64
+ * decoder (util/base64.h), as the SDKs do.
+ *
+ * Every function writes into a caller-owned buffer whose size it checks,
+ * keeps no state and is safe to call from any thread. Decoded key material
+ * lives only on the stack of the call and is wiped before returning.
+ */
+#ifndef VS_TELESIGN_TSAUTH_H
+#define VS_TELESIGN_TSAUTH_H
+
+#include <stddef.h>
+#include <time.h>
+
+/* Longest customer id accepted; TeleSign's are 36-character UUIDs. */
+#define TSAUTH_MAX_CUSTOMER_ID 128
+
+/* Longest API key accepted, in base64 characters (real ones are 88). */
+#define TSAUTH_MAX_API_KEY 512
+
+/* Longest request body that can be signed. */
+#define TSAUTH_MAX_BODY (64 * 1024)
+
+/*
+ * Ceiling on the string-to-sign: the body plus room for the method, content
+ * type, date, nonce, resource and the fixed lines.
+ */
+#define TSAUTH_MAX_SIGN (TSAUTH_MAX_BODY + 1024)
+
+/*
+ * Big enough for any Authorization value produced here given the limits
+ * above: "Basic " plus the base64 of "<customer id>:<api key>" (at most
+ * 6 + 856 + 1 bytes) is the longest; "TSA <id>:<44 chars>" needs at most
+ * 178.
+ */
+#define TSAUTH_HEADER_SIZE 1024
+
+/* "Mon, 06 Jan 2025 15:04:05 GMT" plus the NUL. */
+#define TSAUTH_DATE_SIZE 30
+
+/* A UUID string, 36 characters plus the NUL. */
+#define TSAUTH_NONCE_SIZE 37
+
+/* The base64 of a SHA-256 HMAC, 44 characters plus the NUL. */
+#define TSAUTH_SIGNATURE_SIZE 45
+
+/*
+ * One request to sign. All pointers are borrowed from the caller for the
+ * duration of the call only. `content_type` may be NULL, meaning the empty
+ * string (what the SDKs use for GET and DELETE); `body` may be NULL when
+ * `body_len` is 0. `resource` is the URL path alone, starting with '/',
+ * without host or query. `date` and `nonce` must be the exact strings that
+ * will be sent in the Date and x-ts-nonce headers.
+ */
+struct tsauth_request {
+  const char *method;
+  const char *content_type;
+  const char *resource;
+  const void *body;
+  size_t body_len;
+  const char *date;
+  const char *nonce;
+};
+
+/*
+ * Writes "TSA <customer_id>:<signature>" into the caller's `out` of
+ * `outsize` bytes (TSAUTH_HEADER_SIZE is always enough), NUL-terminated.
+ * The inputs are borrowed. Returns 0; VS_ERR_INVAL when a field is missing,
+ * contains a CR, LF or other control character (they would end up in HTTP
+ * headers), the customer id contains ':' or the key decodes to nothing;
+ * VS_ERR_LIMIT when a limit above is exceeded or `out` is too small;
+ * VS_ERR_NOMEM; or VS_ERR_PROTO when GnuTLS fails. On error `out` holds an
+ * empty string if `outsize` is at least 1.
+ */
+int tsauth_hmac_authorization(const char *customer_id, const char *api_key,
+                              const struct tsauth_request *r, char *out,
+                              size_t outsize);
+
+/*
+ * Writes "Basic base64(<customer_id>:<api_key>)" into the caller's `out`,
+ * with the API key used verbatim (not decoded), as TeleSign documents.
+ * Same inputs, returns and limits as tsauth_hmac_authorization.
+ */
+int tsauth_basic_authorization(const char *customer_id, const char *api_key,
+                               char *out, size_t outsize);
+
+/*
+ * Writes the RFC 1123 GMT form of `t`, e.g. "Mon, 06 Jan 2025 15:04:05 GMT",
+ * into the caller's `out` (TSAUTH_DATE_SIZE bytes suffice). Day and month
+ * names are spelled here rather than by strftime so that the locale cannot
+ * change them. Returns 0, VS_ERR_LIMIT when `out` is too small, or
+ * VS_ERR_INVAL when `t` is not representable with a four-digit year.
+ */
+int tsauth_date_from_time(time_t t, char *out, size_t outsize);
+
+/* As tsauth_date_from_time for the current time; VS_ERR_IO if it fails. */
+int tsauth_date_now(char *out, size_t outsize);
+
+/*
+ * Writes a random version 4 UUID in lower case, e.g.
+ * "7c9e6679-7425-40de-944b-e07fc1f90ae7", into the caller's `out`
+ * (TSAUTH_NONCE_SIZE bytes suffice), using getrandom(2). Returns 0,
+ * VS_ERR_LIMIT when `out` is too small, or VS_ERR_IO when the kernel cannot
+ * supply randomness.
+ */
+int tsauth_nonce(char *out, size_t outsize);
+
+/*
+ * Computes TeleSign's callback signature, base64(HMAC-SHA256(decoded
+ * api_key, body)), over the `len` raw body bytes exactly as received, into
+ * the caller's `out` (TSAUTH_SIGNATURE_SIZE bytes suffice). `body` may be
+ * NULL when `len` is 0. Returns 0, VS_ERR_INVAL for a missing or undecodable
+ * key, VS_ERR_LIMIT when the key is too long or `out` too small, or
+ * VS_ERR_PROTO when GnuTLS fails. The body is not copied, so its size is
+ * bounded only by whoever read it.
+ */
+int tsauth_callback_signature(const char *api_key, const void *body,
+                              size_t len, char *out, size_t outsize);
+
+/*
+ * Returns 1 when the NUL-terminated strings `a` and `b` are equal and 0
+ * otherwise (also when either is NULL). The time taken depends only on the
+ * two lengths, never on where the contents differ, so that a signature
+ * received from the network can be checked against the expected one
+ * without leaking how many leading characters were right.
+ */
+int tsauth_equal_constant_time(const char *a, const char *b);
+
+#endif

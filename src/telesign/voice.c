@@ -1,0 +1,241 @@
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../util/err.h"
+#include "voice.h"
+
+static const struct {
+  const char *name;
+  enum voice_event_type type;
+} event_names[] = {
+    {"incoming_call", VOICE_EVENT_INCOMING_CALL},
+    {"speak_completed", VOICE_EVENT_SPEAK_COMPLETED},
+    {"play_completed", VOICE_EVENT_PLAY_COMPLETED},
+    {"dial_completed", VOICE_EVENT_DIAL_COMPLETED},
+    {"call_leg_completed", VOICE_EVENT_CALL_LEG_COMPLETED},
+    {"call_completed", VOICE_EVENT_CALL_COMPLETED},
+};
+
+static const char *const action_methods[] = {"hangup", "speak", "play",
+                                             "dial"};
+
+/*
+ * Copies an optional string-or-integer member of `obj` into `out`. TeleSign
+ * documents these as strings, but an integer phone number is unambiguous,
+ * so it is accepted rather than turned into a failed call. Returns 1 if the
+ * member was present, 0 if absent or null, and VS_ERR_INVAL for any other
+ * type or a value that does not fit.
+ */
+static int copy_text(json_t *obj, const char *key, char *out, size_t size,
+                     char *err, size_t errlen, const char *where)
+{
+  json_t *v = json_object_get(obj, key);
+  int n;
+
+  out[0] = '\0';
+  if (!v || json_is_null(v))
+    return 0;
+  if (json_is_string(v)) {
+    if (json_string_length(v) >= size)
+      return vs_fail(err, errlen, VS_ERR_INVAL,
+                     "%s%s is longer than %zu characters", where, key,
+                     size - 1);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+      return vs_fail(err, errlen, VS_ERR_INVAL, "%s%s contains a NUL byte",
+                     where, key);
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 1;
+  }
+  if (json_is_integer(v)) {
+    n = snprintf(out, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    if (n < 0 || (size_t)n >= size)
+      return vs_fail(err, errlen, VS_ERR_INVAL, "%s%s is too long", where,
+                     key);
+    return 1;
+  }
+  return vs_fail(err, errlen, VS_ERR_INVAL, "%s%s must be a string", where,
+                 key);
+}
+
+int voice_event_parse(const char *body, size_t len, struct voice_event *ev,
+                      char *err, size_t errlen)
+{
+  const char *why = NULL;
+  json_error_t jerr;
+  json_t *root;
+  json_t *data;
+  json_t *v;
+  int rc;
+
+  memset(ev, 0, sizeof(*ev));
+  ev->duration_s = -1;
+  root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!root)
+    return vs_fail(err, errlen, VS_ERR_INVAL,
+                   "invalid JSON at line %d column %d: %s", jerr.line,
+                   jerr.column, jerr.text);
+  if (!json_is_object(root)) {
+    why = "the event must be a JSON object";
+    goto invalid;
+  }
+  v = json_object_get(root, "event");
+  if (!json_is_string(v) || json_string_length(v) == 0) {
+    why = "event is missing or not a string";
+    goto invalid;
+  }
+  rc = copy_text(root, "event", ev->name, sizeof(ev->name), err, errlen, "");
+  if (rc < 0)
+    goto out;
+  for (size_t i = 0; i < sizeof(event_names) / sizeof(event_names[0]); i++)
+    if (strcmp(ev->name, event_names[i].name) == 0)
+      ev->type = event_names[i].type;
+
+  v = json_object_get(root, "reference_id");
+  if (!json_is_string(v) || json_string_length(v) == 0) {
+    why = "reference_id is missing or not a string";
+    goto invalid;
+  }
+  rc = copy_text(root, "reference_id", ev->ref, sizeof(ev->ref), err, errlen,
+                 "");
+  if (rc < 0)
+    goto out;
+
+  rc = VS_OK;
+  data = json_object_get(root, "data");
+  if (!data || json_is_null(data))
+    goto out;
+  if (!json_is_object(data)) {
+    why = "data must be an object";
+    goto invalid;
+  }
+  if ((rc = copy_text(data, "from", ev->from, sizeof(ev->from), err, errlen,
+                      "data.")) < 0 ||
+      (rc = copy_text(data, "to", ev->to, sizeof(ev->to), err, errlen,
+                      "data.")) < 0 ||
+      (rc = copy_text(data, "status", ev->status, sizeof(ev->status), err,
+                      errlen, "data.")) < 0 ||
+      (rc = copy_text(data, "collected_digits", ev->digits,
+                      sizeof(ev->digits), err, errlen, "data.")) < 0)
+    goto out;
+  ev->has_digits = rc;
+  rc = VS_OK;
+  v = json_object_get(data, "duration");
+  if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+      json_integer_value(v) <= INT32_MAX)
+    ev->duration_s = (int32_t)json_integer_value(v);
+  goto out;
+invalid:
+  rc = vs_fail(err, errlen, VS_ERR_INVAL, "%s", why);
+out:
+  json_decref(root);
+  return rc;
+}
+
+const char *voice_action_method(enum voice_action_kind k)
+{
+  return (size_t)k < sizeof(action_methods) / sizeof(action_methods[0])
+             ? action_methods[k]
+             : "hangup";
+}
+
+char *voice_action_render(const struct voice_action *a)
+{
+  json_t *params = NULL;
+  json_t *root;
+  char *out;
+
+  switch (a->kind) {
+  case VOICE_ACTION_SPEAK:
+    params = json_pack("{s:{s:s, s:s}}", "tts", "message", a->message,
+                       "language", a->language);
+    break;
+  case VOICE_ACTION_PLAY:
+    params = json_pack("{s:s}", "url", a->url);
+    break;
+  case VOICE_ACTION_DIAL:
+    params =
+        json_pack("{s:s, s:s}", "to", a->to, "caller_id_number", a->caller_id);
+    break;
+  case VOICE_ACTION_HANGUP:
+    params = json_object();
+    break;
+  }
+  if (!params)
+    return NULL;
+  if (a->collect_max &&
+      (a->kind == VOICE_ACTION_SPEAK || a->kind == VOICE_ACTION_PLAY) &&
+      json_object_set_new(params, "collect_digits",
+                          json_pack("{s:I}", "max",
+                                    (json_int_t)a->collect_max))) {
+    json_decref(params);
+    return NULL;
+  }
+  root = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method",
+                   voice_action_method(a->kind), "params", params);
+  if (!root)
+    return NULL;
+  out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(root);
+  return out;
+}
+
+static void copy_opt(json_t *obj, const char *key, char *out, size_t size)
+{
+  const char *s = json_string_value(json_object_get(obj, key));
+
+  snprintf(out, size, "%s", s ? s : "");
+}
+
+int voice_action_parse(const char *body, size_t len,
+                       struct voice_action_parsed *out, char *err,
+                       size_t errlen)
+{
+  json_error_t jerr;
+  json_t *root;
+  json_t *params;
+  json_t *collect;
+  const char *method;
+  int rc = VS_ERR_PROTO;
+
+  memset(out, 0, sizeof(*out));
+  root = json_loadb(body, len, 0, &jerr);
+  if (!root)
+    return vs_fail(err, errlen, VS_ERR_PROTO, "answer is not JSON: %s",
+                   jerr.text);
+  if (json_is_object(root) && json_object_size(root) == 0) {
+    rc = VS_ERR_NOTFOUND;
+    goto out;
+  }
+  method = json_string_value(json_object_get(root, "method"));
+  params = json_object_get(root, "params");
+  if (!method || !json_is_object(params)) {
+    vs_fail(err, errlen, rc, "answer has no method and params");
+    goto out;
+  }
+  for (size_t i = 0; i < sizeof(action_methods) / sizeof(action_methods[0]);
+       i++)
+    if (strcmp(method, action_methods[i]) == 0) {
+      out->kind = (enum voice_action_kind)i;
+      rc = VS_OK;
+    }
+  if (rc) {
+    vs_fail(err, errlen, rc, "unknown method '%s'", method);
+    goto out;
+  }
+  copy_opt(json_object_get(params, "tts"), "message", out->message,
+           sizeof(out->message));
+  copy_opt(json_object_get(params, "tts"), "language", out->language,
+           sizeof(out->language));
+  copy_opt(params, "url", out->url, sizeof(out->url));
+  copy_opt(params, "to", out->to, sizeof(out->to));
+  copy_opt(params, "caller_id_number", out->caller_id,
+           sizeof(out->caller_id));
+  collect = json_object_get(params, "collect_digits");
+  if (json_is_integer(json_object_get(collect, "max")))
+    out->collect_max =
+        (unsigned)json_integer_value(json_object_get(collect, "max"));
+out:
+  json_decref(root);
+  return rc;
+}

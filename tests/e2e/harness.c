@@ -1,0 +1,461 @@
+/* End-to-end test harness (see harness.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MAX_DIRS 128
+#define START_WAIT_MS 10000
+#define STOP_WAIT_MS 15000
+
+static char dirs[MAX_DIRS][256];
+static int ndirs;
+static char cur_dir[256];
+static char cur_config[300];
+static char last_log[8192];
+
+static void sleep_ms(long ms)
+{
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+  nanosleep(&ts, NULL);
+}
+
+static char *read_file(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  char *s;
+  long n;
+
+  if (!f)
+    return strdup("");
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  s = calloc(1, (size_t)n + 1);
+  assert_non_null(s);
+  if (n > 0 && fread(s, 1, (size_t)n, f) != (size_t)n)
+    s[0] = '\0';
+  fclose(f);
+  return s;
+}
+
+static const char *env_or_fail(const char *name)
+{
+  const char *v = getenv(name);
+
+  if (!v || !*v)
+    fail_msg("%s is not set (run the tests through meson)", name);
+  return v;
+}
+
+/* Forks and execs argv with stdout to `out_fd` (or /dev/null) and stderr to
+ * the file `log`. */
+static pid_t spawn(char *const argv[], int out_fd, const char *log)
+{
+  pid_t pid = fork();
+
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int err = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int nul = open("/dev/null", O_RDWR);
+
+    dup2(nul, 0);
+    dup2(out_fd >= 0 ? out_fd : nul, 1);
+    dup2(err >= 0 ? err : nul, 2);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+static const char *new_dir(void)
+{
+  const char *tmp = getenv("TMPDIR");
+
+  assert_true(ndirs < MAX_DIRS);
+  snprintf(dirs[ndirs], sizeof(dirs[ndirs]), "%s/vs-e2e-XXXXXX",
+           tmp && *tmp ? tmp : "/tmp");
+  assert_non_null(mkdtemp(dirs[ndirs]));
+  return dirs[ndirs++];
+}
+
+void harness_cleanup(void)
+{
+  char cmd[300];
+
+  for (int i = 0; i < ndirs; i++) {
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dirs[i]);
+    if (system(cmd) != 0)
+      fprintf(stderr, "could not remove %s\n", dirs[i]);
+  }
+  ndirs = 0;
+}
+
+const char *harness_dir(void)
+{
+  return cur_dir;
+}
+
+const char *harness_config(void)
+{
+  return cur_config;
+}
+
+const char *harness_last_log(void)
+{
+  return last_log;
+}
+
+/* ---- the Score double ------------------------------------------------ */
+
+struct proc *double_start(const char *auth, const char *customer_id,
+                          const char *api_key)
+{
+  const char *bin = env_or_fail("VS_SCORE_DOUBLE");
+  struct proc *p = calloc(1, sizeof(*p));
+  char line[64] = "";
+  char *argv[12];
+  int fds[2];
+  FILE *f;
+  int i = 0;
+
+  assert_non_null(p);
+  snprintf(p->log, sizeof(p->log), "%s/double.log", new_dir());
+  argv[i++] = (char *)bin;
+  argv[i++] = "--port";
+  argv[i++] = "0";
+  argv[i++] = "--auth";
+  argv[i++] = (char *)auth;
+  argv[i++] = "--customer-id";
+  argv[i++] = (char *)customer_id;
+  argv[i++] = "--api-key";
+  argv[i++] = (char *)api_key;
+  argv[i] = NULL;
+  assert_int_equal(pipe(fds), 0);
+  p->pid = spawn(argv, fds[1], p->log);
+  close(fds[1]);
+  f = fdopen(fds[0], "r");
+  assert_non_null(f);
+  if (!fgets(line, sizeof(line), f) ||
+      sscanf(line, "listening %d", &p->port) != 1)
+    fail_msg("score double did not start: '%s'", line);
+  fclose(f);
+  return p;
+}
+
+static long http_to(int port, const char *method, const char *path,
+                    const char *body, size_t len, char **resp)
+{
+  struct curl_slist *hdr = NULL;
+  FILE *mem;
+  char *out = NULL;
+  size_t outlen = 0;
+  char url[512];
+  long status = 0;
+  CURL *c;
+  CURLcode cc;
+
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+  c = curl_easy_init();
+  assert_non_null(c);
+  mem = open_memstream(&out, &outlen);
+  assert_non_null(mem);
+  hdr = curl_slist_append(hdr, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+  if (body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  }
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+  cc = curl_easy_perform(c);
+  fclose(mem);
+  if (cc == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(hdr);
+  curl_easy_cleanup(c);
+  if (resp)
+    *resp = out;
+  else
+    free(out);
+  return status;
+}
+
+void double_control(const struct proc *d, const char *json)
+{
+  assert_int_equal(
+      http_to(d->port, "POST", "/_control", json, strlen(json), NULL), 200);
+}
+
+char *double_stats(const struct proc *d)
+{
+  char *out = NULL;
+
+  assert_int_equal(http_to(d->port, "GET", "/_stats", NULL, 0, &out), 200);
+  return out;
+}
+
+long double_stat(const struct proc *d, const char *key)
+{
+  char *s = double_stats(d);
+  long v = json_int(s, key);
+
+  free(s);
+  return v;
+}
+
+/* ---- the server ------------------------------------------------------ */
+
+/* Replaces every {NAME} placeholder of `in` into a new string. */
+static char *expand(const char *in, const char *dir, int double_port)
+{
+  char url[64];
+  char *out = NULL;
+  size_t n = 0;
+  FILE *m = open_memstream(&out, &n);
+
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d", double_port);
+  assert_non_null(m);
+  for (const char *p = in; *p;) {
+    if (strncmp(p, "{DIR}", 5) == 0) {
+      fputs(dir, m);
+      p += 5;
+    } else if (strncmp(p, "{SCORE_URL}", 11) == 0) {
+      fputs(url, m);
+      p += 11;
+    } else {
+      fputc(*p++, m);
+    }
+  }
+  fclose(m);
+  return out;
+}
+
+/* Waits for the "listening" log line and reads the port from it. */
+static int wait_listening(struct proc *p)
+{
+  for (int waited = 0; waited < START_WAIT_MS; waited += 10) {
+    char *log = read_file(p->log);
+    char *at = strstr(log, "msg=\"listening\"");
+    int status;
+
+    if (at && (at = strstr(at, "url=http://")) &&
+        (at = strchr(at + 11, ':')) && sscanf(at + 1, "%d", &p->port) == 1) {
+      free(log);
+      return 1;
+    }
+    if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+      snprintf(last_log, sizeof(last_log), "%s", log);
+      free(log);
+      return 0;
+    }
+    free(log);
+    sleep_ms(10);
+  }
+  fail_msg("server did not start listening within %d ms", START_WAIT_MS);
+  return 0;
+}
+
+static struct proc *launch(void)
+{
+  const char *bin = env_or_fail("VS_BIN");
+  struct proc *p = calloc(1, sizeof(*p));
+  char *argv[] = {(char *)bin, "serve", "--config", cur_config, NULL};
+
+  assert_non_null(p);
+  snprintf(p->log, sizeof(p->log), "%s/server.log", cur_dir);
+  p->pid = spawn(argv, -1, p->log);
+  if (!wait_listening(p)) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+struct proc *server_start(const char *yaml, const struct proc *dbl)
+{
+  char *text;
+  FILE *f;
+
+  snprintf(cur_dir, sizeof(cur_dir), "%s", new_dir());
+  snprintf(cur_config, sizeof(cur_config), "%s/config.yaml", cur_dir);
+  text = expand(yaml, cur_dir, dbl ? dbl->port : 9);
+  f = fopen(cur_config, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+  free(text);
+  return launch();
+}
+
+struct proc *server_restart(struct proc *old)
+{
+  free(old);
+  return launch();
+}
+
+int proc_stop(struct proc *p)
+{
+  int status = 0;
+
+  if (!p)
+    return -1;
+  kill(p->pid, SIGTERM);
+  for (int waited = 0;; waited += 10) {
+    if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+      break;
+    if (waited > STOP_WAIT_MS) {
+      kill(p->pid, SIGKILL);
+      waitpid(p->pid, &status, 0);
+      free(p);
+      fail_msg("process did not stop within %d ms", STOP_WAIT_MS);
+    }
+    sleep_ms(10);
+  }
+  free(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+long http_request(const struct proc *srv, const char *method,
+                  const char *path, const char *body, size_t len,
+                  char **resp)
+{
+  return http_to(srv->port, method, path, body, len, resp);
+}
+
+long post_event(const struct proc *srv, const char *body, char **resp)
+{
+  return http_to(srv->port, "POST", "/telesign/voice", body, strlen(body),
+                 resp);
+}
+
+char *send_event(const struct proc *srv, const char *event, const char *ref,
+                 const char *data)
+{
+  char *body = NULL;
+  char *resp = NULL;
+  long status;
+
+  assert_true(asprintf(&body,
+                       "{\"event\":\"%s\",\"reference_id\":\"%s\","
+                       "\"data\":%s}",
+                       event, ref, data ? data : "{}") > 0);
+  status = post_event(srv, body, &resp);
+  if (status != 200)
+    fail_msg("%s answered HTTP %ld: %s", event, status, resp ? resp : "");
+  free(body);
+  return resp;
+}
+
+int run_cli(char **out, const char *const *args)
+{
+  const char *bin = env_or_fail("VS_BIN");
+  char *argv[32];
+  char log[300];
+  int fds[2];
+  int status;
+  int i = 0;
+  FILE *f;
+
+  argv[i++] = (char *)bin;
+  for (; args[i - 1] && i < 31; i++)
+    argv[i] = (char *)args[i - 1];
+  argv[i] = NULL;
+  snprintf(log, sizeof(log), "%s/cli.log", cur_dir[0] ? cur_dir : "/tmp");
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = spawn(argv, fds[1], log);
+  close(fds[1]);
+  f = fdopen(fds[0], "r");
+  {
+    char *text = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&text, &n);
+    int ch;
+
+    while ((ch = fgetc(f)) != EOF)
+      fputc(ch, m);
+    fclose(m);
+    fclose(f);
+    waitpid(pid, &status, 0);
+    {
+      char *err = read_file(log);
+
+      /* Both streams, stdout first, so tests can look for messages. */
+      assert_true(asprintf(out, "%s%s", text, err) >= 0);
+      free(err);
+    }
+    free(text);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- JSON helpers ---------------------------------------------------- */
+
+static json_t *json_at(json_t *root, const char *path)
+{
+  char seg[128];
+  json_t *cur = root;
+
+  while (cur && *path) {
+    size_t n = strcspn(path, ".");
+    char *end;
+
+    snprintf(seg, sizeof(seg), "%.*s", (int)n, path);
+    path += n + (path[n] == '.');
+    if (json_is_array(cur)) {
+      long idx = strtol(seg, &end, 10);
+
+      cur = *end ? NULL : json_array_get(cur, (size_t)idx);
+    } else {
+      cur = json_object_get(cur, seg);
+    }
+  }
+  return cur;
+}
+
+const char *json_str(const char *json, const char *path, char *buf,
+                     size_t size)
+{
+  json_t *root = json_loads(json ? json : "", 0, NULL);
+  const char *s = json_string_value(json_at(root, path));
+
+  snprintf(buf, size, "%s", s ? s : "");
+  json_decref(root);
+  return buf;
+}
+
+int json_has(const char *json, const char *path, const char *value)
+{
+  char buf[2048];
+
+  return strcmp(json_str(json, path, buf, sizeof(buf)), value) == 0;
+}
+
+long json_int(const char *json, const char *path)
+{
+  json_t *root = json_loads(json ? json : "", 0, NULL);
+  json_t *v = json_at(root, path);
+  long n = json_is_integer(v) ? (long)json_integer_value(v) : -12345;
+
+  json_decref(root);
+  return n;
+}

@@ -1,0 +1,78 @@
+/*
+ * End-to-end test harness: starts the real server and the Score API test
+ * double as separate processes and talks to them over HTTP on loopback.
+ *
+ * Each test builds its own world (a temporary directory, a config, a
+ * server on a free port) and tears it down, so tests do not depend on each
+ * other. Paths to the programs come from the environment that meson sets:
+ * VS_BIN (the server) and VS_SCORE_DOUBLE (the test double).
+ */
+#ifndef VS_TESTS_HARNESS_H
+#define VS_TESTS_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct proc {
+  pid_t pid;
+  int port;
+  char log[512]; /* file holding the process's stderr */
+};
+
+/* A Score API test double, running. */
+struct proc *double_start(const char *auth, const char *customer_id,
+                          const char *api_key);
+/* Sends a JSON control document to the double; fails the test on error. */
+void double_control(const struct proc *d, const char *json);
+/* GET /_stats as a malloc'd string (caller frees). */
+char *double_stats(const struct proc *d);
+/* One integer field of the stats, e.g. "requests" or "connections". */
+long double_stat(const struct proc *d, const char *key);
+
+/*
+ * Writes `yaml` to a config file in a fresh temporary directory (the string
+ * may use the placeholders {DIR} for that directory and {SCORE_URL} for the
+ * double's base URL, http://127.0.0.1:PORT) and starts `serve` on it.
+ * Returns NULL when the server exits before listening (for tests of refused
+ * configs); the reason is then in harness_last_log().
+ */
+struct proc *server_start(const char *yaml, const struct proc *dbl);
+/* Starts the server again on the same directory and config. */
+struct proc *server_restart(struct proc *old);
+/* Sends SIGTERM and waits; returns the exit status (or -1 on a signal). */
+int proc_stop(struct proc *p);
+/* The directory of the last server started, and its config file. */
+const char *harness_dir(void);
+const char *harness_config(void);
+/* The stderr of the last process that exited early. */
+const char *harness_last_log(void);
+
+/* POSTs `body` to the webhook; returns the HTTP status, *resp malloc'd. */
+long post_event(const struct proc *srv, const char *body, char **resp);
+/* Any request, for limits and routing tests. */
+long http_request(const struct proc *srv, const char *method,
+                  const char *path, const char *body, size_t len,
+                  char **resp);
+
+/*
+ * Builds and posts an event. `data` is a JSON object text (may be NULL).
+ * Returns the answer body (malloc'd) and fails the test on non-200.
+ */
+char *send_event(const struct proc *srv, const char *event, const char *ref,
+                 const char *data);
+
+/* Runs the voice-and-score binary with args; returns exit status, output. */
+int run_cli(char **out, const char *const *args);
+
+/* True when the JSON text `json` has string `value` at dotted `path`. */
+int json_has(const char *json, const char *path, const char *value);
+/* The string at dotted `path` (e.g. "params.tts.message"), or "". */
+const char *json_str(const char *json, const char *path, char *buf,
+                     size_t size);
+/* The integer at `path`, or -12345 when absent. */
+long json_int(const char *json, const char *path);
+
+/* Removes the temporary directories made by the harness. */
+void harness_cleanup(void);
+
+#endif
