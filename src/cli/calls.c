@@ -108,18 +108,19 @@ static int print_row(void *arg, const struct call *c)
   }
   case FORMAT_JSON: {
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:s, "
-        "s:s, s:s, s:s, s:o, s:o}",
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, "
+        "s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:o}",
         "reference_id", c->ref, "started", started, "caller", c->caller,
-        "caller_raw", c->caller_raw, "to", c->to, "decision",
-        call_decision_name(c->decision), "score",
-        c->score >= 0 ? json_integer(c->score) : json_null(), "reason",
-        c->reason, "risk_level", c->risk_level, "recommendation",
-        c->recommendation, "phone_type", c->phone_type, "score_error",
-        c->score_error, "digits", c->digits, "department", c->department,
-        "dialled", c->dialled, "status", status_of(c), "duration_s",
-        c->duration_s >= 0 ? json_integer(c->duration_s) : json_null(),
-        "score_ms", c->score_ms >= 0 ? json_integer(c->score_ms) : json_null());
+        "caller_raw", c->caller_raw, "to", c->to, "step",
+        call_step_name(c->step), "decision", call_decision_name(c->decision),
+        "score", c->score >= 0 ? json_integer(c->score) : json_null(),
+        "reason", c->reason, "risk_level", c->risk_level, "recommendation",
+        c->recommendation, "phone_type", c->phone_type, "score_ref",
+        c->score_ref, "score_error", c->score_error, "score_ms",
+        c->score_ms >= 0 ? json_integer(c->score_ms) : json_null(), "digits",
+        c->digits, "department", c->department, "dialled", c->dialled,
+        "dial_status", c->dial_status, "status", status_of(c), "duration_s",
+        c->duration_s >= 0 ? json_integer(c->duration_s) : json_null());
 
     if (!o || json_array_append_new(p->array, o))
       return 1;

@@ -861,7 +861,14 @@ static int cy_report(struct loader *ld, cyaml_err_t cerr,
   unsigned col = 0;
   unsigned max;
 
-  if (cerr == CYAML_ERR_OOM)
+  /*
+   * The index pass has already parsed this very text, so libyaml failing
+   * now (without a problem to report) can only mean memory ran out.
+   */
+  if (cerr == CYAML_ERR_OOM || cerr == CYAML_ERR_LIBYAML_PARSER_INIT ||
+      cerr == CYAML_ERR_LIBYAML_EVENT_INIT ||
+      (cerr == CYAML_ERR_LIBYAML_PARSER &&
+       (!msg[0] || strcmp(msg, "libyaml: (null)") == 0)))
     return fail_file(ld, VS_ERR_NOMEM, "out of memory");
   drop = after(msg, "Unexpected key: ") ||
          after(msg, "Mapping field already seen: ") ||

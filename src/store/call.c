@@ -38,9 +38,8 @@ static int name_index(const char *const *names, size_t count, const char *s)
 
 const char *call_step_name(enum call_step s)
 {
-  return (size_t)s < sizeof(step_names) / sizeof(step_names[0])
-             ? step_names[s]
-             : "unknown";
+  return (size_t)s < sizeof(step_names) / sizeof(step_names[0]) ? step_names[s]
+                                                                : "unknown";
 }
 
 const char *call_decision_name(enum call_decision d)
@@ -52,8 +51,7 @@ const char *call_decision_name(enum call_decision d)
 
 int call_step_parse(const char *s)
 {
-  return name_index(step_names, sizeof(step_names) / sizeof(step_names[0]),
-                    s);
+  return name_index(step_names, sizeof(step_names) / sizeof(step_names[0]), s);
 }
 
 int call_decision_parse(const char *s)

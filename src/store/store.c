@@ -151,8 +151,17 @@ static void stat_add(_Atomic uint64_t *counter, uint64_t n)
   atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
-/* ---- the cache (loop thread) ---------------------------------------------
- */
+static void stat_max(_Atomic uint64_t *counter, uint64_t n)
+{
+  uint64_t cur = atomic_load_explicit(counter, memory_order_relaxed);
+
+  while (n > cur &&
+         !atomic_compare_exchange_weak_explicit(
+             counter, &cur, n, memory_order_relaxed, memory_order_relaxed))
+    ;
+}
+
+/* ---- the cache (loop thread) ----------------------------------------- */
 
 /*
  * FNV-1a with a per-store random seed and a final mix, so that the bucket
@@ -316,7 +325,7 @@ static void cache_loaded(struct store *st, const struct store_op *op)
   cache_put(st, &op->call);
 }
 
-/* ---- completions (loop thread) ----------------------------------------- */
+/* ---- completions (loop thread) --------------------------------------- */
 
 /*
  * Runs the callbacks of a detached list of loads and frees them. The slot
@@ -360,8 +369,7 @@ static void store_ready_cb(struct loop_task *task)
   store_deliver(st, ready);
 }
 
-/* ---- the worker ----------------------------------------------------------
- */
+/* ---- the worker ------------------------------------------------------ */
 
 static void store_log_failure(struct store *st, int rc, const char *why,
                               size_t ops, size_t saves)
@@ -410,7 +418,10 @@ static void store_run_batch(struct store *st, struct store_op *batch,
     } else if (rc == VS_OK) {
       op->rc = ops->load_call(st->handle, op->ref, &op->call);
       loaded++;
-      if (op->rc != VS_OK && op->rc != VS_ERR_NOTFOUND)
+      /* A missing or unreadable record is that load's answer; anything
+       * else is the database failing, and fails the batch. */
+      if (op->rc != VS_OK && op->rc != VS_ERR_NOTFOUND &&
+          op->rc != VS_ERR_PROTO)
         rc = op->rc;
     }
   }
@@ -421,7 +432,9 @@ static void store_run_batch(struct store *st, struct store_op *batch,
 
     /* Copied first: the rollback may overwrite the handle's message. */
     call_set(why, sizeof(why), ops->errmsg(st->handle));
-    ops->rollback(st->handle);
+    if (ops->rollback(st->handle) != VS_OK)
+      log_error("store rollback failed|backend=%s error=\"%s\"", ops->name,
+                ops->errmsg(st->handle));
     store_log_failure(st, rc, why, n, saves);
   } else if (st->failing) {
     log_info("store writing again|backend=%s", ops->name);
@@ -448,8 +461,7 @@ static void store_run_batch(struct store *st, struct store_op *batch,
   stat_add(rc == VS_OK ? &st->stats.saved : &st->stats.lost, saves);
   stat_add(&st->stats.failed, rc != VS_OK);
   stat_add(&st->stats.loaded, loaded);
-  if (n > atomic_load_explicit(&st->stats.max_batch, memory_order_relaxed))
-    atomic_store_explicit(&st->stats.max_batch, n, memory_order_relaxed);
+  stat_max(&st->stats.max_batch, n);
   atomic_store(&st->healthy, rc == VS_OK);
 
   pthread_mutex_lock(&st->lock);
@@ -499,7 +511,7 @@ static void *store_worker(void *arg)
   return NULL;
 }
 
-/* ---- the loop side ------------------------------------------------------ */
+/* ---- the loop side --------------------------------------------------- */
 
 static void store_push(struct store *st, struct store_op *op)
 {
@@ -665,7 +677,7 @@ void store_stats_get(const struct store *st, struct store_stats *out)
   out->max_batch = atomic_load(&st->stats.max_batch);
 }
 
-/* ---- opening and closing ------------------------------------------------ */
+/* ---- opening and closing --------------------------------------------- */
 
 /*
  * Starts the worker with every asynchronous signal blocked, so that the
@@ -821,8 +833,7 @@ void store_close(struct store *st)
   free(st);
 }
 
-/* ---- tools ----------------------------------------------------------------
- */
+/* ---- tools ----------------------------------------------------------- */
 
 int store_calls_list(const char *path, const struct store_query *q,
                      store_row_cb cb, void *arg, char *err, size_t errlen)

@@ -92,8 +92,10 @@ struct store_backend_ops {
 
   /*
    * Reads the record of `ref` into the caller's *out. Returns 0,
-   * VS_ERR_NOTFOUND when there is no such record (not an error of the
-   * batch), or another code. `ref` must not point into *out.
+   * VS_ERR_NOTFOUND when there is no such record, VS_ERR_PROTO when the
+   * record cannot be read back into a struct call (neither is an error of
+   * the batch: only that load fails), or another code, which fails the
+   * batch. `ref` must not point into *out.
    */
   int (*load_call)(void *handle, const char *ref, struct call *out);
 
@@ -118,7 +120,8 @@ struct store_backend_ops {
  * (`handle` from ops->open()). This is how tests wrap a backend to inject
  * failures or hold the worker still; the server uses store_open(). The
  * store owns `handle` from the moment of the call, also when it fails (it
- * is then closed). `ops` must outlive the store. opt->path is not used.
+ * is then closed with ops->close(), unless `ops` itself is NULL). `ops`
+ * must outlive the store. opt->path is not used.
  */
 int store_open_backend(struct loop *loop, const struct store_options *opt,
                        const struct store_backend_ops *ops, void *handle,

@@ -223,7 +223,7 @@ struct sqlite_backend {
   char err[SQLITE_ERR_SIZE];
 };
 
-/* ---- errors ------------------------------------------------------------ */
+/* ---- errors ---------------------------------------------------------- */
 
 static int sqlite_code(int rc)
 {
@@ -259,7 +259,7 @@ static int backend_fail(struct sqlite_backend *b, int code, const char *fmt,
   return code;
 }
 
-/* ---- opening ------------------------------------------------------------ */
+/* ---- opening --------------------------------------------------------- */
 
 /*
  * Creates the directory that holds `path` when it is missing. One level is
@@ -622,8 +622,7 @@ static void sqlite_close(void *handle)
     backend_free(handle);
 }
 
-/* ---- transactions --------------------------------------------------------
- */
+/* ---- transactions ---------------------------------------------------- */
 
 /* Steps a statement without results and resets it for the next use. */
 static int run_stmt(struct sqlite_backend *b, sqlite3_stmt *s,
@@ -645,6 +644,10 @@ static int sqlite_begin(void *handle)
 
   if (b->readonly)
     return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  /* A transaction left open by a rollback that failed would make every
+   * later BEGIN fail; try once more to close it so the worker recovers. */
+  if (!sqlite3_get_autocommit(b->db))
+    sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
   return run_stmt(b, b->begin, "cannot begin a transaction");
 }
 
@@ -671,7 +674,7 @@ static int sqlite_rollback(void *handle)
   return run_stmt(b, b->rollback, "cannot roll back");
 }
 
-/* ---- records ------------------------------------------------------------ */
+/* ---- records --------------------------------------------------------- */
 
 static int bind_text(sqlite3_stmt *s, int col, const char *p, size_t size)
 {

@@ -388,6 +388,9 @@ void score_client_destroy(struct score_client *sc)
 
   if (!sc)
     return;
+  if (sc->connections)
+    log_info("score client closing|connections_opened=%llu",
+             (unsigned long long)sc->connections);
   while (sc->inflight) {
     memset(&res, 0, sizeof(res));
     res.score = -1;

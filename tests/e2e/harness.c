@@ -24,7 +24,13 @@
 #define START_WAIT_MS 10000
 #define STOP_WAIT_MS 15000
 
+#define MAX_PROCS 64
+
 static char dirs[MAX_DIRS][256];
+/* Every process started and not yet stopped, so that a failed test (which
+ * leaves its function early) cannot leave servers running. */
+static pid_t procs[MAX_PROCS];
+static int nprocs;
 static int ndirs;
 static char cur_dir[256];
 static char cur_config[300];
@@ -82,6 +88,8 @@ static pid_t spawn(char *const argv[], int out_fd, const char *log)
     execv(argv[0], argv);
     _exit(127);
   }
+  if (nprocs < MAX_PROCS)
+    procs[nprocs++] = pid;
   return pid;
 }
 
@@ -96,10 +104,23 @@ static const char *new_dir(void)
   return dirs[ndirs++];
 }
 
+static void forget(pid_t pid)
+{
+  for (int i = 0; i < nprocs; i++)
+    if (procs[i] == pid)
+      procs[i] = procs[--nprocs];
+}
+
 void harness_cleanup(void)
 {
   char cmd[300];
 
+  while (nprocs > 0) {
+    pid_t pid = procs[--nprocs];
+
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
   for (int i = 0; i < ndirs; i++) {
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dirs[i]);
     if (system(cmd) != 0)
@@ -264,6 +285,7 @@ static int wait_listening(struct proc *p)
       return 1;
     }
     if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+      forget(p->pid);
       snprintf(last_log, sizeof(last_log), "%s", log);
       free(log);
       return 0;
@@ -283,6 +305,9 @@ static struct proc *launch(void)
 
   assert_non_null(p);
   snprintf(p->log, sizeof(p->log), "%s/server.log", cur_dir);
+  /* A restart must not read the previous run's "listening" line before
+   * the child has truncated the file. */
+  unlink(p->log);
   p->pid = spawn(argv, -1, p->log);
   if (!wait_listening(p)) {
     free(p);
@@ -309,7 +334,7 @@ struct proc *server_start(const char *yaml, const struct proc *dbl)
 
 struct proc *server_restart(struct proc *old)
 {
-  free(old);
+  assert_int_equal(proc_stop(old), 0);
   return launch();
 }
 
@@ -321,11 +346,14 @@ int proc_stop(struct proc *p)
     return -1;
   kill(p->pid, SIGTERM);
   for (int waited = 0;; waited += 10) {
-    if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+    if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+      forget(p->pid);
       break;
+    }
     if (waited > STOP_WAIT_MS) {
       kill(p->pid, SIGKILL);
       waitpid(p->pid, &status, 0);
+      forget(p->pid);
       free(p);
       fail_msg("process did not stop within %d ms", STOP_WAIT_MS);
     }
@@ -385,6 +413,7 @@ int run_cli(char **out, const char *const *args)
   pid_t pid = spawn(argv, fds[1], log);
   close(fds[1]);
   f = fdopen(fds[0], "r");
+  forget(pid); /* waited for below */
   {
     char *text = NULL;
     size_t n = 0;

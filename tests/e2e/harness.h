@@ -37,7 +37,10 @@ long double_stat(const struct proc *d, const char *key);
  * configs); the reason is then in harness_last_log().
  */
 struct proc *server_start(const char *yaml, const struct proc *dbl);
-/* Starts the server again on the same directory and config. */
+/*
+ * Stops `old` (which must exit 0) and starts the server again on the same
+ * directory and config.
+ */
 struct proc *server_restart(struct proc *old);
 /* Sends SIGTERM and waits; returns the exit status (or -1 on a signal). */
 int proc_stop(struct proc *p);

@@ -203,6 +203,11 @@ struct state {
   uint64_t auth_failures;
   uint64_t failures[R_COUNT];
   uint64_t connections;
+  /* Client ports seen on Score requests: the number of distinct ones is
+     how many connections the client under test opened for its lookups
+     (control and stats requests are not counted). Bounded. */
+  uint16_t score_ports[4096];
+  size_t score_ports_count;
   uint64_t open_connections;
   uint64_t by_number_dropped;
   uint64_t seq;
@@ -1302,6 +1307,24 @@ static enum MHD_Result answer_score(struct MHD_Connection *c,
   }
 }
 
+/* Records the client port of a Score request; caller holds st->lock. */
+static void note_score_port(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  uint16_t port;
+
+  if (!sa || sa->sa_family != AF_INET)
+    return;
+  port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+  for (size_t i = 0; i < st->score_ports_count; i++)
+    if (st->score_ports[i] == port)
+      return;
+  if (st->score_ports_count < sizeof(st->score_ports) / sizeof(uint16_t))
+    st->score_ports[st->score_ports_count++] = port;
+}
+
 static enum MHD_Result handle_score(struct MHD_Connection *c, const char *url,
                                     const char *method, struct req *r)
 {
@@ -1356,6 +1379,7 @@ static enum MHD_Result handle_score(struct MHD_Connection *c, const char *url,
     valid = false;
   }
   st->requests++;
+  note_score_port(c);
   new_reference_id(p.ref, ++st->seq);
   record_last(c, url, method, r, scheme, &in);
   p.delay_ms = st->delay_ms;
@@ -1385,7 +1409,7 @@ static enum MHD_Result handle_score(struct MHD_Connection *c, const char *url,
     slot = nummap_find(&st->overrides, in.phone, false);
     p.score = slot ? slot->val : atol(in.phone + strlen(in.phone) - 3);
   }
-  st->last.http_status = p.status == MHD_HTTP_OK ? 0 : p.status;
+  st->last.http_status = p.status;
   pthread_mutex_unlock(&st->lock);
 
   if (p.status == MHD_HTTP_METHOD_NOT_ALLOWED)
@@ -1414,6 +1438,7 @@ static void reset_locked(void)
   st->auth_failures = 0;
   memset(st->failures, 0, sizeof(st->failures));
   st->connections = 0;
+  st->score_ports_count = 0;
   st->by_number_dropped = 0;
 }
 
@@ -1572,9 +1597,7 @@ static json_t *last_obj(const struct last *l)
   json_object_set_new(o, "auth_method", jcstr(l->auth_method));
   json_object_set_new(o, "user_agent", jcstr(l->user_agent));
   json_object_set_new(o, "result", jcstr(l->result ? l->result : ""));
-  json_object_set_new(
-      o, "http_status",
-      json_integer(l->seen ? (l->http_status ? l->http_status : 200) : 0));
+  json_object_set_new(o, "http_status", json_integer(l->http_status));
   return o;
 }
 
@@ -1601,14 +1624,15 @@ static enum MHD_Result handle_stats(struct MHD_Connection *c,
                           json_integer(st->by_number.slot[i].val));
   }
   root = json_pack(
-      "{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:s, s:I,"
-      " s:i, s:b, s:s, s:o, s:o}",
+      "{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:s,"
+      " s:I, s:i, s:b, s:s, s:o, s:o}",
       "requests", (json_int_t)st->requests, "accepted",
       (json_int_t)st->accepted, "scored", (json_int_t)st->scored,
       "bad_requests", (json_int_t)st->bad_requests, "too_large",
       (json_int_t)st->too_large, "auth_failures",
       (json_int_t)st->auth_failures, "failures_by_reason", reasons_obj,
-      "connections", (json_int_t)st->connections, "open_connections",
+      "connections", (json_int_t)st->connections, "score_connections",
+      (json_int_t)st->score_ports_count, "open_connections",
       (json_int_t)st->open_connections, "nonces", (json_int_t)st->nonces.count,
       "by_number_dropped", (json_int_t)st->by_number_dropped, "mode",
       mode_names[st->mode], "delay_ms", (json_int_t)st->delay_ms,

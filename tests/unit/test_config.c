@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@
 
 /* Lines 1-2 and 3-5 of most snippets: a simulator and a one-option menu. */
 #define SIM "telesign:\n  provider: simulator\n"
-#define MENU                                                                   \
+#define MENU                                                                  \
   "menu:\n  options:\n    - {digit: '1', name: Sales, dial: 15555550101}\n"
 
 #define SECRET "SuperSecretKey+abc/123=="
@@ -304,8 +305,8 @@ static void test_explicit_values(void **state)
 static void test_listen_forms(void **state)
 {
   static const char *const good[] = {
-      "0.0.0.0:8080", "127.0.0.1:0", "localhost:65535", "[::]:443",
-      "voice.example.com:80", "[2001:db8::1]:8443",
+      "0.0.0.0:8080", "127.0.0.1:0",          "localhost:65535",
+      "[::]:443",     "voice.example.com:80", "[2001:db8::1]:8443",
   };
   char yaml[512];
 
@@ -314,8 +315,7 @@ static void test_listen_forms(void **state)
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     struct config *cfg;
 
-    snprintf(yaml, sizeof(yaml), SIM MENU "server: {listen: '%s'}\n",
-             good[i]);
+    snprintf(yaml, sizeof(yaml), SIM MENU "server: {listen: '%s'}\n", good[i]);
     cfg = load_ok(yaml);
     assert_string_equal(cfg->server.listen, good[i]);
     config_free(cfg);
@@ -438,7 +438,8 @@ static const struct err_case err_cases[] = {
      "screening.block_at: duplicate key (it is already set on line 7)"},
     {SIM "menu:\n  options:\n    - {digit: '1', name: Sales}\n", 5, 7,
      "menu.options[0]: missing required key 'dial'"},
-    {"- server\n", 1, 1, "top level: expected a mapping of keys, found a list"},
+    {"- server\n", 1, 1,
+     "top level: expected a mapping of keys, found a list"},
     /* Syntax, read by libyaml before libcyaml. */
     {SIM MENU "server:\n  listen: a: b\n", 7, 12,
      "invalid YAML: mapping values are not allowed"},
@@ -527,22 +528,22 @@ static const struct err_case err_cases[] = {
      5, 15, "menu.options[0].digit: 'A' must be exactly one of 0-9, * or #"},
     {SIM "menu:\n  options:\n"
          "    - digit: #\n      name: Sales\n      dial: 15555550101\n",
-     5, 14, "menu.options[0].digit: '' must be exactly one of"},
+     5, 13, "menu.options[0].digit: '' must be exactly one of"},
     {SIM "menu:\n  options:\n"
          "    - {digit: '1', name: '', dial: 15555550101}\n",
      5, 26, "menu.options[0].name: must not be empty"},
     {SIM "menu:\n  options:\n"
          "    - {digit: '1', name: Sales, dial: 15555550101}\n"
          "    - {digit: '2', name: Support, dial: '+15555550102'}\n",
-     6, 44,
+     6, 41,
      "menu.options[1].dial: '+15555550102' must be 8 to 15 digits with the "
      "country code"},
     {SIM "menu:\n  options:\n"
          "    - {digit: '1', name: Sales, dial: 1234567}\n",
-     5, 42, "menu.options[0].dial: '1234567' must be 8 to 15 digits"},
+     5, 39, "menu.options[0].dial: '1234567' must be 8 to 15 digits"},
     {SIM "menu:\n  options:\n"
          "    - {digit: '1', name: Sales, dial: 1234567890123456}\n",
-     5, 42, "menu.options[0].dial: '1234567890123456' must be 8 to 15"},
+     5, 39, "menu.options[0].dial: '1234567890123456' must be 8 to 15"},
     {SIM "menu:\n  options: []\n", 4, 12,
      "menu.options: at least one option is required"},
     {SIM "menu:\n  language: en-US\n", 0, 0,
@@ -562,7 +563,7 @@ static const struct err_case err_cases[] = {
          "    - {digit: '*', name: k, dial: 15555550110}\n"
          "    - {digit: '#', name: l, dial: 15555550111}\n"
          "    - {digit: '1', name: m, dial: 15555550112}\n",
-     4, 0, "menu.options: too many entries (at most 12)"},
+     5, 5, "menu.options: too many entries (at most 12)"},
     {SIM "menu:\n  language: ''\n  options:\n"
          "    - {digit: '1', name: Sales, dial: 15555550101}\n",
      4, 13, "menu.language: must not be empty"},
@@ -593,34 +594,40 @@ static const struct err_case err_cases[] = {
      "FILE: telesign.provider is telesign but no credentials are set"},
 };
 
-/* Checks the "FILE:LINE:COLUMN: " or "FILE: " prefix and the reason. */
-static void check_message(const char *err, const struct err_case *c)
+/*
+ * Checks the "FILE:LINE:COLUMN: " or "FILE: " prefix and the reason, and
+ * says what is wrong, so that one run lists every failing case.
+ */
+static bool message_ok(const char *err, size_t i, const struct err_case *c)
 {
   char prefix[64];
 
-  if (c->line == 0) {
-    assert_true(strncmp(err, "FILE: ", 6) == 0);
-  } else if (c->col) {
+  if (c->line == 0)
+    snprintf(prefix, sizeof(prefix), "FILE: ");
+  else if (c->col)
     snprintf(prefix, sizeof(prefix), "FILE:%u:%u: ", c->line, c->col);
-    if (strncmp(err, prefix, strlen(prefix)) != 0)
-      print_error("want prefix '%s' in '%s'\n", prefix, err);
-    assert_true(strncmp(err, prefix, strlen(prefix)) == 0);
-  } else {
+  else
     snprintf(prefix, sizeof(prefix), "FILE:%u:", c->line);
-    if (strncmp(err, prefix, strlen(prefix)) != 0)
-      print_error("want prefix '%s' in '%s'\n", prefix, err);
-    assert_true(strncmp(err, prefix, strlen(prefix)) == 0);
+  if (strncmp(err, prefix, strlen(prefix)) != 0) {
+    print_error("case %zu: want prefix '%s' in '%s'\n", i, prefix, err);
+    return false;
   }
-  if (!strstr(err, c->want))
-    print_error("want '%s' in '%s'\n", c->want, err);
-  assert_non_null(strstr(err, c->want));
+  if (!strstr(err, c->want)) {
+    print_error("case %zu: want '%s' in '%s'\n", i, c->want, err);
+    return false;
+  }
   /* One line, for logs and terminals. */
-  assert_null(strchr(err, '\n'));
+  if (strchr(err, '\n')) {
+    print_error("case %zu: more than one line: '%s'\n", i, err);
+    return false;
+  }
+  return true;
 }
 
 static void test_error_table(void **state)
 {
   char yaml[2048];
+  unsigned failed = 0;
 
   (void)state;
   clear_env();
@@ -636,9 +643,18 @@ static void test_error_table(void **state)
                SIM MENU "screening:\n  block_message: %s\n", long_message);
       text = yaml;
     }
-    assert_int_equal(load_fail(text, err, sizeof(err)), VS_ERR_INVAL);
-    check_message(err, c);
+    if (load_fail(text, err, sizeof(err)) != VS_ERR_INVAL) {
+      print_error("case %zu: wrong code for '%s'\n", i, err);
+      failed++;
+      continue;
+    }
+    /* TEST_CONFIG_VERBOSE=1 shows every message, to proofread them. */
+    if (getenv("TEST_CONFIG_VERBOSE"))
+      print_message("case %zu: %s\n", i, err);
+    if (!message_ok(err, i, c))
+      failed++;
   }
+  assert_int_equal(failed, 0);
 }
 
 /* ---- files that cannot be read --------------------------------------- */
@@ -649,9 +665,9 @@ static void test_missing_file(void **state)
   char err[512];
 
   (void)state;
-  assert_int_equal(config_load("/nonexistent/voice.yaml", &cfg, err,
-                               sizeof(err)),
-                   VS_ERR_IO);
+  assert_int_equal(
+      config_load("/nonexistent/voice.yaml", &cfg, err, sizeof(err)),
+      VS_ERR_IO);
   assert_null(cfg);
   assert_string_equal(err, "/nonexistent/voice.yaml: cannot read: No such "
                            "file or directory");
@@ -693,8 +709,7 @@ static void test_size_limit(void **state)
   data[size - 1] = '#';
   data[size] = '\n';
   write_file(&t, data, size + 1);
-  assert_int_equal(config_load(t.path, &cfg, err, sizeof(err)),
-                   VS_ERR_LIMIT);
+  assert_int_equal(config_load(t.path, &cfg, err, sizeof(err)), VS_ERR_LIMIT);
   assert_null(cfg);
   assert_non_null(strstr(err, "over 1 MiB"));
   unlink(t.path);
@@ -714,8 +729,8 @@ static void test_api_key_never_in_messages(void **state)
       /* The key was pasted into a field that quotes its value back. */
       "telesign:\n  customer_id: c\n  api_key: " SECRET
       "\n  timeout_ms: " SECRET "\n" MENU,
-      "telesign:\n  customer_id: c\n  api_key: " SECRET
-      "\n  auth: " SECRET "\n" MENU,
+      "telesign:\n  customer_id: c\n  api_key: " SECRET "\n  auth: " SECRET
+      "\n" MENU,
       "telesign:\n  customer_id: c\n  api_key: " SECRET "\n" MENU
       "server:\n  listen: " SECRET "\n",
       /* A syntax error on the key's own line. */

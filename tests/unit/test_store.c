@@ -90,8 +90,7 @@ static int teardown(void **state)
   return 0;
 }
 
-/* ---- helpers -------------------------------------------------------------
- */
+/* ---- helpers --------------------------------------------------------- */
 
 static struct store *open_store(struct fixture *f, unsigned cache_max,
                                 unsigned queue_max)
@@ -352,7 +351,7 @@ static int64_t raw_column(sqlite3 *db, const char *col, const char *ref)
   return v;
 }
 
-/* ---- the gate: a backend that holds the worker still ------------------- */
+/* ---- the gate: a backend that holds the worker still ----------------- */
 
 /*
  * Wraps a SQLite handle. The worker calls the ops; the test thread changes
@@ -500,7 +499,7 @@ static void gate_destroy(struct gate *g)
   pthread_mutex_destroy(&g->lock);
 }
 
-/* ---- tests ------------------------------------------------------------- */
+/* ---- tests ----------------------------------------------------------- */
 
 static void test_save_then_find(void **state)
 {
@@ -836,6 +835,40 @@ static void test_queue_full_is_busy(void **state)
   assert_int_equal(load_sync(f, st, "ref-000044", NULL), VS_ERR_NOTFOUND);
   assert_int_equal(r.calls, 0);
   store_close(st);
+}
+
+/*
+ * A row this program cannot read (written by something else) fails the
+ * load that meets it, not the batch: the saves beside it still commit.
+ */
+static void test_unreadable_row_fails_only_its_load(void **state)
+{
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct store_stats stats;
+  struct list_result r = {0};
+  char err[512] = "";
+  struct call c;
+  struct call got;
+  sqlite3 *db = raw_open(f->path);
+
+  raw_exec(db, "INSERT INTO calls (ref, step) VALUES ('ref-bad', 'bogus')");
+  sqlite3_close(db);
+  make_call(&c, 90);
+  c.step = CALL_STEP_ENDED;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  assert_int_equal(load_sync(f, st, "ref-bad", NULL), VS_ERR_PROTO);
+  wait_idle(f, st);
+  assert_true(store_healthy(st));
+  store_stats_get(st, &stats);
+  assert_int_equal(stats.failed, 0);
+  assert_int_equal(load_sync(f, st, c.ref, &got), VS_OK);
+  assert_call_equal(&got, &c);
+  store_close(st);
+
+  /* The tool says which record it could not read. */
+  assert_int_equal(list(f->path, NULL, &r, err, sizeof(err)), VS_ERR_PROTO);
+  assert_non_null(strstr(err, "ref-bad"));
 }
 
 static void test_close_drains_everything(void **state)
@@ -1193,6 +1226,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_queue_full_is_busy, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_unreadable_row_fails_only_its_load,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_drains_everything, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
