@@ -3,15 +3,19 @@
 #   make        build build/voice-and-score
 #   make run    run the server on the demo configuration (simulator, SQLite)
 #   make test   run the whole suite: plain build, then ASan+UBSan build
+#   make fuzz   run every libFuzzer target for FUZZ_SECONDS (needs clang)
 #
 # Each installs missing Debian packages first (scripts/install-deps).
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?= -Dwerror=true
+FUZZ_BUILD ?= build-fuzz
 CONFIG     ?= examples/demo.yaml
+FUZZ_SECONDS ?= 60
+FUZZERS    := config event phone score
 
-.PHONY: all deps run test test-plain test-asan clean
+.PHONY: all deps run test test-plain test-asan fuzz clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -42,5 +46,29 @@ test-asan: $(ASAN_BUILD)/build.ninja
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  meson test -C $(ASAN_BUILD) --print-errorlogs
 
+$(FUZZ_BUILD)/build.ninja:
+	@scripts/install-deps --fuzz
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false \
+	  -Db_sanitize=address,undefined -Db_lundef=false
+
+# Each target runs on a scratch copy of its seed corpus, so that what the
+# fuzzer learns does not churn the repository; findings go to
+# tests/fuzz/findings/.
+fuzz: $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	@mkdir -p tests/fuzz/findings
+	@set -e; for f in $(FUZZERS); do \
+	  work=$$(mktemp -d); cp -r tests/fuzz/corpus/$$f/. $$work/; \
+	  echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+	  if ! $(FUZZ_BUILD)/tests/fuzz/fuzz_$$f \
+	      -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	      -artifact_prefix=tests/fuzz/findings/$$f- $$work \
+	      > $$work.log 2>&1; then \
+	    tail -n 40 $$work.log; rm -rf $$work $$work.log; exit 1; \
+	  fi; \
+	  grep -E '^Done|^#[0-9]+.*DONE' $$work.log | tail -n 1; \
+	  rm -rf $$work $$work.log; \
+	done
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

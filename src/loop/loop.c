@@ -32,6 +32,8 @@ struct loop {
   struct loop_timer *timers; /* unordered; few entries */
   struct loop_task *tasks_head;
   struct loop_task *tasks_tail;
+  struct loop_task *running; /* rest of the batch loop_run_tasks runs */
+  uint64_t timer_gen;        /* bumped at each firing pass */
   struct loop_hook *hooks;
   /* The batch being dispatched, so that a watcher stopped in the middle of
    * it is struck out and its memory may be freed at once. */
@@ -130,6 +132,7 @@ void loop_timer_start(struct loop *loop, struct loop_timer *t,
   t->deadline_ms = deadline_ms;
   t->cb = cb;
   t->data = data;
+  t->gen = loop->timer_gen;
   if (!t->active) {
     t->next = loop->timers;
     loop->timers = t;
@@ -154,24 +157,28 @@ void loop_timer_stop(struct loop *loop, struct loop_timer *t)
 }
 
 /*
- * Fires every expired timer. A callback may stop or re-arm any timer, so
- * the scan restarts after each one rather than trusting a saved `next`.
+ * Fires the timers that were due when the pass began, earliest deadline
+ * first. A callback may stop or re-arm any timer, so each round rescans the
+ * list instead of trusting a saved `next`; a timer armed during the pass
+ * (its generation is the pass's) waits for the next iteration, so a timer
+ * that keeps re-arming itself in the past cannot keep the loop from polling.
  */
 static void loop_fire_timers(struct loop *loop)
 {
-  int fired;
+  uint64_t pass = ++loop->timer_gen;
 
-  do {
-    fired = 0;
-    for (struct loop_timer *t = loop->timers; t; t = t->next) {
-      if (t->deadline_ms <= loop->now_ms) {
-        loop_timer_stop(loop, t);
-        t->cb(t);
-        fired = 1;
-        break;
-      }
-    }
-  } while (fired);
+  for (;;) {
+    struct loop_timer *due = NULL;
+
+    for (struct loop_timer *t = loop->timers; t; t = t->next)
+      if (t->gen < pass && t->deadline_ms <= loop->now_ms &&
+          (!due || t->deadline_ms < due->deadline_ms))
+        due = t;
+    if (!due)
+      return;
+    loop_timer_stop(loop, due);
+    due->cb(due);
+  }
 }
 
 /* ---- deferred tasks -------------------------------------------------- */
@@ -198,6 +205,15 @@ void loop_defer_cancel(struct loop *loop, struct loop_task *task)
 
   if (!task->queued)
     return;
+  /* The task may be in the batch being run rather than in the queue. */
+  for (struct loop_task **pp = &loop->running; *pp; pp = &(*pp)->next) {
+    if (*pp == task) {
+      *pp = task->next;
+      task->queued = 0;
+      task->next = NULL;
+      return;
+    }
+  }
   for (struct loop_task *t = loop->tasks_head; t; prev = t, t = t->next) {
     if (t != task)
       continue;
@@ -220,17 +236,16 @@ void loop_defer_cancel(struct loop *loop, struct loop_task *task)
  */
 static void loop_run_tasks(struct loop *loop)
 {
-  struct loop_task *t = loop->tasks_head;
-
+  loop->running = loop->tasks_head;
   loop->tasks_head = NULL;
   loop->tasks_tail = NULL;
-  while (t) {
-    struct loop_task *next = t->next;
+  while (loop->running) {
+    struct loop_task *t = loop->running;
 
+    loop->running = t->next;
     t->queued = 0;
     t->next = NULL;
     t->cb(t);
-    t = next;
   }
 }
 

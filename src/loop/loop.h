@@ -62,13 +62,15 @@ struct loop_timer {
   loop_timer_cb cb;
   void *data;
   struct loop_timer *next; /* private */
+  uint64_t gen;            /* private: when it was armed */
   int active;              /* private */
 };
 
 /*
  * Arms `t` to fire once at the absolute monotonic time `deadline_ms`
  * (re-arming an active timer moves it). A deadline in the past fires on the
- * next iteration.
+ * next iteration, never in the one that armed it. Timers due together fire
+ * in deadline order.
  */
 void loop_timer_start(struct loop *loop, struct loop_timer *t,
                       int64_t deadline_ms, loop_timer_cb cb, void *data);

@@ -346,6 +346,7 @@ static void store_deliver(struct store *st, struct store_op *op)
   }
 }
 
+/* The worker's wake-up, on the loop thread: runs the completed loads. */
 static void store_async_cb(struct loop_async *a)
 {
   struct store *st = a->data;
@@ -359,6 +360,7 @@ static void store_async_cb(struct loop_async *a)
   store_deliver(st, done);
 }
 
+/* The deferred answers of loads found in the cache. */
 static void store_ready_cb(struct loop_task *task)
 {
   struct store *st = task->data;
@@ -371,6 +373,7 @@ static void store_ready_cb(struct loop_task *task)
 
 /* ---- the worker ------------------------------------------------------ */
 
+/* Worker: logs a failed batch, at most once a second while failing. */
 static void store_log_failure(struct store *st, int rc, const char *why,
                               size_t ops, size_t saves)
 {
@@ -513,6 +516,7 @@ static void *store_worker(void *arg)
 
 /* ---- the loop side --------------------------------------------------- */
 
+/* Hands `op` to the worker; from here it belongs to the worker. */
 static void store_push(struct store *st, struct store_op *op)
 {
   op->next = NULL;
@@ -549,7 +553,11 @@ static void store_drop(struct store *st)
   }
 }
 
-/* Only the loop thread adds to `held`, so the test cannot race past max. */
+/*
+ * Takes one slot of queue_max for an operation the loop thread is about to
+ * create. Only this thread adds to `held` (the worker only gives slots
+ * back), so checking and then adding cannot overshoot the ceiling.
+ */
 static int store_admit(struct store *st)
 {
   if (st->closing || atomic_load(&st->held) >= st->queue_max)

@@ -36,10 +36,11 @@
 #include "call.h"
 #include "store_sqlite.h"
 
-#define SQLITE_BUSY_MS  5000 /* how long a connection waits for a lock */
-#define SQLITE_ERR_SIZE 256  /* one sentence of error in a handle */
-#define SQLITE_DIR_MODE 0750 /* the records hold phone numbers */
-#define SQLITE_DB_MODE  0640
+#define SQLITE_BUSY_MS   5000 /* how long a connection waits for a lock */
+#define SQLITE_ERR_SIZE  256  /* one sentence of error in a handle */
+#define SQLITE_DIR_MODE  0750 /* the records hold phone numbers */
+#define SQLITE_DB_MODE   0640
+#define SQLITE_WAL_LIMIT "67108864" /* WAL bytes kept after a checkpoint */
 
 /* Columns of `calls`, in the order of CALL_COLUMNS. */
 enum col {
@@ -401,11 +402,18 @@ static int journal_mode_cb(void *arg, int ncols, char **values, char **names)
  * set by backend_new(): it covers a second process holding the write lock
  * for a moment. foreign_keys costs nothing today and keeps later migrations
  * honest.
+ *
+ * The -wal and -shm files are kept when the server closes the database
+ * (PERSIST_WAL): a reader that may read them but not write the directory
+ * (an operator in the file's group) cannot create them, so without them it
+ * could read the records only while the server runs. journal_size_limit
+ * bounds what a burst leaves of the WAL on disk after a checkpoint.
  */
 static int set_pragmas(struct sqlite_backend *b, const char *path, char *err,
                        size_t errlen)
 {
   char mode[16] = "";
+  int persist = 1;
   int rc;
 
   rc = sqlite3_exec(b->db, "PRAGMA journal_mode=WAL", journal_mode_cb, mode,
@@ -418,6 +426,11 @@ static int set_pragmas(struct sqlite_backend *b, const char *path, char *err,
     log_warn("sqlite database is not in WAL mode, readers will block "
              "writes|path=%s journal_mode=%s",
              path, mode);
+  sqlite3_file_control(b->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  rc = exec_sql(b, "PRAGMA journal_size_limit=" SQLITE_WAL_LIMIT,
+                "cannot configure", path, err, errlen);
+  if (rc)
+    return rc;
   rc = exec_sql(b, "PRAGMA synchronous=NORMAL", "cannot configure", path, err,
                 errlen);
   if (rc)

@@ -50,7 +50,6 @@ int score_request_build(const struct config *cfg, const char *number,
                         struct score_request *req, char *err, size_t errlen)
 {
   const char *base = cfg->telesign.score_url;
-  size_t baselen = strlen(base);
   struct tsauth_request tr;
   int n;
   int rc;
@@ -59,27 +58,35 @@ int score_request_build(const struct config *cfg, const char *number,
   if (strspn(number, "0123456789") != strlen(number) || !*number)
     return vs_fail(err, errlen, VS_ERR_INVAL,
                    "'%s' is not a digits-only number", number);
-  /* A trailing slash on the legacy base must not produce "score//1555". */
-  while (baselen && base[baselen - 1] == '/')
-    baselen--;
   if (cfg->telesign.score_api == SCORE_API_LEGACY) {
-    n = snprintf(req->url, sizeof(req->url), "%.*s/%s", (int)baselen, base,
-                 number);
-    if (n > 0 && (size_t)n < sizeof(req->url))
-      n = snprintf(req->body, sizeof(req->body),
-                   "account_lifecycle_event=%s",
-                   cfg->telesign.account_lifecycle_event);
+    /* The number goes at the end of the path: before any query string,
+     * and without doubling a trailing slash ("score//1555..."). */
+    size_t pathlen = strcspn(base, "?#");
+    size_t cut = pathlen;
+
+    while (cut && base[cut - 1] == '/')
+      cut--;
+    n = snprintf(req->url, sizeof(req->url), "%.*s/%s%s", (int)cut, base,
+                 number, base + pathlen);
+    if (n < 0 || (size_t)n >= sizeof(req->url))
+      return vs_fail(err, errlen, VS_ERR_LIMIT, "score URL is too long");
+    n = snprintf(req->body, sizeof(req->body), "account_lifecycle_event=%s",
+                 cfg->telesign.account_lifecycle_event);
   } else {
     n = snprintf(req->url, sizeof(req->url), "%s", base);
-    if (n > 0 && (size_t)n < sizeof(req->url))
-      n = snprintf(req->body, sizeof(req->body),
-                   "phone_number=%s&account_lifecycle_event=%s", number,
-                   cfg->telesign.account_lifecycle_event);
+    if (n < 0 || (size_t)n >= sizeof(req->url))
+      return vs_fail(err, errlen, VS_ERR_LIMIT, "score URL is too long");
+    n = snprintf(req->body, sizeof(req->body),
+                 "phone_number=%s&account_lifecycle_event=%s", number,
+                 cfg->telesign.account_lifecycle_event);
   }
   if (n < 0 || (size_t)n >= sizeof(req->body))
     return vs_fail(err, errlen, VS_ERR_LIMIT, "score request is too long");
-  if (url_path(req->url, req->resource, sizeof(req->resource)))
-    return vs_fail(err, errlen, VS_ERR_INVAL, "cannot find the path of '%s'",
+  rc = url_path(req->url, req->resource, sizeof(req->resource));
+  if (rc)
+    return vs_fail(err, errlen, rc, "%s: '%s'",
+                   rc == VS_ERR_LIMIT ? "score URL path is too long"
+                                      : "score URL has no path",
                    req->url);
   snprintf(req->content_type, sizeof(req->content_type),
            "application/x-www-form-urlencoded");
