@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -111,21 +112,26 @@ static void forget(pid_t pid)
       procs[i] = procs[--nprocs];
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag,
+                        struct FTW *ftw)
+{
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
 void harness_cleanup(void)
 {
-  char cmd[300];
-
   while (nprocs > 0) {
     pid_t pid = procs[--nprocs];
 
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
   }
-  for (int i = 0; i < ndirs; i++) {
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dirs[i]);
-    if (system(cmd) != 0)
+  for (int i = 0; i < ndirs; i++)
+    if (nftw(dirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
       fprintf(stderr, "could not remove %s\n", dirs[i]);
-  }
   ndirs = 0;
 }
 
