@@ -21,6 +21,15 @@ int cmd_calls(int argc, char **argv);
  */
 int wants_help(int argc, char **argv);
 
+/*
+ * Parses the arguments of a command whose only option is --config FILE and
+ * which takes exactly `positional` other arguments (left at argv[optind]
+ * onwards). Prints `usage` for --help or a mistake. Returns -1 when the
+ * command should go on, or the exit status to return at once.
+ */
+int cli_config_args(int argc, char **argv, const char *usage, int positional,
+                    const char **config);
+
 struct config;
 /*
  * Loads `path` (NULL: print that --config is required) and prints the

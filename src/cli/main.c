@@ -2,13 +2,14 @@
  * voice-and-score: a TeleSign Voice webhook server that screens callers
  * with TeleSign's Score API. This file only dispatches to a subcommand.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../config/config.h"
 #include "commands.h"
 
-static const char usage[] =
+static const char main_usage[] =
     "usage: voice-and-score COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
@@ -39,6 +40,31 @@ int wants_help(int argc, char **argv)
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
       return 1;
   return 0;
+}
+
+int cli_config_args(int argc, char **argv, const char *usage, int positional,
+                    const char **config)
+{
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                       {0, 0, 0, 0}};
+  int c;
+
+  if (wants_help(argc, argv)) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+    if (c != 'c') {
+      fputs(usage, stderr);
+      return EXIT_USAGE;
+    }
+    *config = optarg;
+  }
+  if (argc - optind != positional) {
+    fputs(usage, stderr);
+    return EXIT_USAGE;
+  }
+  return -1;
 }
 
 struct config *cli_load_config(const char *path)
@@ -86,7 +112,7 @@ int main(int argc, char **argv)
 {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
       strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-    fputs(usage, argc < 2 ? stderr : stdout);
+    fputs(main_usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? EXIT_USAGE : 0;
   }
   if (strcmp(argv[1], "--version") == 0) {
@@ -97,6 +123,6 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], commands[i].name) == 0)
       return commands[i].run(argc - 1, argv + 1);
   fprintf(stderr, "voice-and-score: unknown command '%s'\n\n%s", argv[1],
-          usage);
+          main_usage);
   return EXIT_USAGE;
 }

@@ -4,8 +4,8 @@
  * It is how a user checks credentials and connectivity before taking
  * calls; it runs the same client the server does, on a loop of its own.
  */
-#include <getopt.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "../config/config.h"
 #include "../loop/loop.h"
@@ -56,8 +56,6 @@ static void print_result(const char *number, const struct score_result *r)
 
 int cmd_score(int argc, char **argv)
 {
-  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                       {0, 0, 0, 0}};
   struct score_client *sc = NULL;
   struct loop *loop = NULL;
   struct config *cfg;
@@ -66,24 +64,12 @@ int cmd_score(int argc, char **argv)
   const char *path = NULL;
   enum phone_result pr;
   char err[512] = "out of memory";
-  int status = 1;
-  int c;
+  int status;
 
-  if (wants_help(argc, argv)) {
-    fputs(score_usage, stdout);
-    return 0;
-  }
-  while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-    if (c != 'c') {
-      fputs(score_usage, stderr);
-      return EXIT_USAGE;
-    }
-    path = optarg;
-  }
-  if (optind != argc - 1) {
-    fputs(score_usage, stderr);
-    return EXIT_USAGE;
-  }
+  status = cli_config_args(argc, argv, score_usage, 1, &path);
+  if (status >= 0)
+    return status;
+  status = 1;
   pr = phone_normalise(argv[optind], "1", number);
   if (pr != PHONE_OK) {
     fprintf(stderr, "voice-and-score: '%s' cannot be scored: %s\n",

@@ -10,7 +10,6 @@
  *      on_score_error answer, and give MHD a moment to send it;
  *   4. stop the HTTP daemon, then flush the store.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -159,27 +158,17 @@ static void announce(const struct server *s)
 
 int cmd_serve(int argc, char **argv)
 {
-  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                       {0, 0, 0, 0}};
   struct store_options sopt = {0};
   struct server s = {.signal_fd = -1};
   struct config *cfg;
   const char *path = NULL;
   char err[512];
-  int status = 1;
-  int c;
+  int status;
 
-  if (wants_help(argc, argv)) {
-    fputs(serve_usage, stdout);
-    return 0;
-  }
-  while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-    if (c != 'c') {
-      fputs(serve_usage, stderr);
-      return EXIT_USAGE;
-    }
-    path = optarg;
-  }
+  status = cli_config_args(argc, argv, serve_usage, 0, &path);
+  if (status >= 0)
+    return status;
+  status = 1;
   cfg = cli_load_config(path);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
