@@ -239,7 +239,6 @@ struct idx_frame {
 struct idx_builder {
   struct idx_frame frames[IDX_DEPTH_MAX];
   unsigned depth;
-  unsigned deep; /* nesting past IDX_DEPTH_MAX, not tracked */
 };
 
 /* One line of libcyaml's backtrace, innermost first. */
@@ -370,14 +369,16 @@ static int report(struct loader *ld, int code, const char *key, unsigned line,
 {
   char reason[640];
   char where[48] = "";
+  char shown[IDX_PATH_MAX + 64];
 
   if (!ld->err || !ld->errlen)
     return code;
   vsnprintf(reason, sizeof(reason), fmt, ap);
   if (line)
     snprintf(where, sizeof(where), "%u:%u:", line, col);
-  if (key && !key[0])
-    key = "top level";
+  /* Paths are built from the user's keys, which may hold anything. */
+  if (key)
+    key = key[0] ? show(shown, sizeof(shown), key) : "top level";
   snprintf(ld->err, ld->errlen, "%s:%s %s%s%s", ld->path, where,
            key ? key : "", key ? ": " : "", reason);
   return code;
@@ -454,9 +455,11 @@ static void idx_add(struct idx *idx, const char *path, yaml_mark_t key,
 {
   struct idx_entry *e;
 
-  /* A document that loads has fewer than a hundred keys (see menu_fields);
+  /*
+   * A document that loads has fewer than a hundred keys (see menu_fields);
    * only a broken one can fill the index, and then positions are best-effort
-   * anyway. */
+   * anyway.
+   */
   if (idx->count >= IDX_ENTRIES_MAX)
     return;
   e = &idx->entries[idx->count++];
@@ -535,10 +538,18 @@ static int idx_node(struct loader *ld, struct idx_builder *b,
   }
   if (!is_start)
     return VS_OK;
-  if (b->depth == IDX_DEPTH_MAX) {
-    b->deep = 1;
-    return VS_OK;
-  }
+  /*
+   * The schema is four levels deep, so deeper nesting is an error whatever
+   * it holds. Stopping here also matters for speed: libyaml's scanner does
+   * work proportional to the nesting depth for every token, so a file of a
+   * million '[' would otherwise take hours.
+   */
+  if (b->depth == IDX_DEPTH_MAX)
+    return fail_pos(ld, VS_ERR_INVAL, tracked ? path : NULL,
+                    (unsigned)ev->start_mark.line + 1,
+                    (unsigned)ev->start_mark.column + 1,
+                    "nested too deeply (a configuration has at most four "
+                    "levels)");
   top = &b->frames[b->depth++];
   memset(top, 0, sizeof(*top));
   top->tracked = tracked;
@@ -602,19 +613,11 @@ static int idx_build(struct loader *ld, const unsigned char *data, size_t len)
     case YAML_ALIAS_EVENT:
     case YAML_MAPPING_START_EVENT:
     case YAML_SEQUENCE_START_EVENT:
-      if (b.deep) {
-        if (ev.type == YAML_MAPPING_START_EVENT ||
-            ev.type == YAML_SEQUENCE_START_EVENT)
-          b.deep++;
-        break;
-      }
       rc = idx_node(ld, &b, &ev);
       break;
     case YAML_MAPPING_END_EVENT:
     case YAML_SEQUENCE_END_EVENT:
-      if (b.deep)
-        b.deep--;
-      else if (b.depth)
+      if (b.depth)
         b.depth--;
       break;
     default:
@@ -850,7 +853,6 @@ static int cy_report(struct loader *ld, cyaml_err_t cerr,
   char full[IDX_PATH_MAX * 2];
   char reason[512];
   char shown[SHOW_MAX];
-  char keyshown[IDX_PATH_MAX + 32];
   char expect[32];
   char got[32];
   const char *arg;
@@ -860,6 +862,7 @@ static int cy_report(struct loader *ld, cyaml_err_t cerr,
   unsigned line = 0;
   unsigned col = 0;
   unsigned max;
+  size_t len;
 
   /*
    * The index pass has already parsed this very text, so libyaml failing
@@ -877,11 +880,13 @@ static int cy_report(struct loader *ld, cyaml_err_t cerr,
   cy_path(lg, drop, path, sizeof(path));
   snprintf(full, sizeof(full), "%s", path);
   if ((arg = after(msg, "Unexpected key: "))) {
-    snprintf(full, sizeof(full), "%s%s%s", path, path[0] ? "." : "", arg);
+    len = 0;
+    append(full, sizeof(full), &len, "%s%s%s", path, path[0] ? "." : "", arg);
     unknown_key_reason(reason, sizeof(reason), path, arg);
     at_key = true;
   } else if ((arg = after(msg, "Mapping field already seen: "))) {
-    snprintf(full, sizeof(full), "%s%s%s", path, path[0] ? "." : "", arg);
+    len = 0;
+    append(full, sizeof(full), &len, "%s%s%s", path, path[0] ? "." : "", arg);
     e = idx_find(ld->idx, full, 0);
     if (e)
       snprintf(reason, sizeof(reason),
@@ -935,8 +940,7 @@ static int cy_report(struct loader *ld, cyaml_err_t cerr,
     line = lg->frames[0].line;
     col = lg->frames[0].col;
   }
-  return fail_pos(ld, VS_ERR_INVAL, show(keyshown, sizeof(keyshown), full),
-                  line, col, "%s", reason);
+  return fail_pos(ld, VS_ERR_INVAL, full, line, col, "%s", reason);
 }
 
 /* The reading side: the whole file into memory, never more than 1 MiB. */
@@ -1307,7 +1311,7 @@ static int check_fields(struct loader *ld, const struct config *cfg)
 
     if (!s)
       continue; /* the greeting, built once the options are checked */
-    /* Environment values have no place in the file. */
+    /* A value from the environment is named by its variable. */
     if (ld->customer_id_from_env && strcmp(key, "telesign.customer_id") == 0)
       key = "TELESIGN_CUSTOMER_ID";
     if (ld->api_key_from_env && strcmp(key, "telesign.api_key") == 0)
@@ -1557,8 +1561,10 @@ int config_load(const char *path, struct config **out, char *err,
   cy.log_ctx = &lg;
   cy.mem_fn = cy_mem;
   cy.log_level = CYAML_LOG_ERROR;
-  /* Aliases are refused: a configuration has no use for them, and replaying
-   * them is how a small file grows into a huge document. */
+  /*
+   * Aliases are refused: a configuration has no use for them, and replaying
+   * them is how a small file grows into a huge document.
+   */
   cy.flags = CYAML_CFG_NO_ALIAS;
   cerr = cyaml_load_data(data, file.len, &cy, &config_schema,
                          (cyaml_data_t **)&cfg, NULL);

@@ -8,7 +8,7 @@
  * line, and a success always has every string set and 1 to 12 options.
  *
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -Isrc tests/fuzz/fuzz_config.c src/config/config.c src/util/buf.c \
+ *     tests/fuzz/fuzz_config.c src/config/config.c src/util/buf.c \
  *     src/util/err.c src/util/log.c $(pkg-config --cflags --libs libcyaml \
  *     yaml-0.1) -o fuzz_config
  *   ./fuzz_config -max_total_time=60 tests/fuzz/corpus/config
@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config/config.h"
+#include "../../src/config/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,7 @@
  *
  * Each YAML snippet is written to a temporary file (mkstemp under $TMPDIR or
  * /tmp) because config_load() takes a path. The examples are found under
- * VS_SOURCE_DIR, which the build sets to the source tree (or the environment
+ * VS_SOURCE_ROOT, which the build sets to the source tree (or the environment
  * variable of the same name, or the working directory).
  */
 #include <stdarg.h>
@@ -20,11 +20,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config/config.h"
-#include "util/err.h"
+#include "../../src/config/config.h"
+#include "../../src/util/err.h"
 
-#ifndef VS_SOURCE_DIR
-#define VS_SOURCE_DIR "."
+#ifndef VS_SOURCE_ROOT
+#define VS_SOURCE_ROOT "."
 #endif
 
 /* Lines 1-2 and 3-5 of most snippets: a simulator and a one-option menu. */
@@ -113,10 +113,10 @@ static int load_fail(const char *yaml, char *err, size_t errlen)
 
 static void example_path(char *out, size_t outlen, const char *name)
 {
-  const char *root = getenv("VS_SOURCE_DIR");
+  const char *root = getenv("VS_SOURCE_ROOT");
 
-  snprintf(out, outlen, "%s/examples/%s", root && *root ? root : VS_SOURCE_DIR,
-           name);
+  snprintf(out, outlen, "%s/examples/%s",
+           root && *root ? root : VS_SOURCE_ROOT, name);
 }
 
 static void test_demo_example_loads(void **state)
@@ -128,7 +128,9 @@ static void test_demo_example_loads(void **state)
   (void)state;
   clear_env();
   example_path(path, sizeof(path), "demo.yaml");
-  assert_int_equal(config_load(path, &cfg, err, sizeof(err)), 0);
+  if (config_load(path, &cfg, err, sizeof(err)))
+    print_error("%s (is VS_SOURCE_ROOT the source tree?)\n", err);
+  assert_non_null(cfg);
   assert_int_equal(cfg->telesign.provider, PROVIDER_SIMULATOR);
   assert_string_equal(cfg->server.listen, "127.0.0.1:8080");
   assert_string_equal(cfg->store.path, "./var/voice-and-score.db");
@@ -160,6 +162,8 @@ static void test_production_example_loads(void **state)
   clear_env();
   assert_int_equal(config_load(path, &cfg, err, sizeof(err)), VS_ERR_INVAL);
   assert_null(cfg);
+  if (!strstr(err, "no credentials are set"))
+    print_error("%s (is VS_SOURCE_ROOT the source tree?)\n", err);
   assert_non_null(strstr(err, "no credentials are set"));
 
   setenv("TELESIGN_CUSTOMER_ID", "FFFFFFFF-EEEE-DDDD-1234-AB1234567890", 1);
@@ -440,6 +444,8 @@ static const struct err_case err_cases[] = {
      "menu.options[0]: missing required key 'dial'"},
     {"- server\n", 1, 1,
      "top level: expected a mapping of keys, found a list"},
+    {SIM MENU "log: {level: [[[[[[[[[[info]]]]]]]]]]}\n", 6, 20,
+     "log.level[0][0][0][0][0][0]: nested too deeply"},
     /* Syntax, read by libyaml before libcyaml. */
     {SIM MENU "server:\n  listen: a: b\n", 7, 12,
      "invalid YAML: mapping values are not allowed"},
