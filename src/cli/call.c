@@ -20,7 +20,7 @@
 #include "../util/err.h"
 #include "commands.h"
 
-#define MAX_TURNS 32
+#define MAX_TURNS  32
 #define MAX_ANSWER (64 * 1024)
 
 static const char call_usage[] =
@@ -181,14 +181,13 @@ static int converse(struct session *s, char **presses, int npress,
                digits);
       printf("  TeleSign: %s_completed\n",
              a.kind == VOICE_ACTION_PLAY ? "play" : "speak");
-      rc = post_event(s,
-                      a.kind == VOICE_ACTION_PLAY ? "play_completed"
-                                                  : "speak_completed",
-                      json_pack("{s:s, s:s}", "status",
-                                a.kind == VOICE_ACTION_PLAY
-                                    ? "play_successful"
-                                    : "speak_successful",
-                                "collected_digits", digits));
+      rc = post_event(
+          s,
+          a.kind == VOICE_ACTION_PLAY ? "play_completed" : "speak_completed",
+          json_pack("{s:s, s:s}", "status",
+                    a.kind == VOICE_ACTION_PLAY ? "play_successful"
+                                                : "speak_successful",
+                    "collected_digits", digits));
     }
     if (rc)
       return 1;
@@ -197,8 +196,8 @@ static int converse(struct session *s, char **presses, int npress,
   if (post_event(s, "call_completed",
                  json_pack("{s:I, s:s, s:s, s:s, s:s}", "duration",
                            (json_int_t)(time(NULL) - start), "status",
-                           "hangup", "to", s->to, "from", s->from,
-                           "direction", "inbound")))
+                           "hangup", "to", s->to, "from", s->from, "direction",
+                           "inbound")))
     return 1;
   printf("  call %s ended\n", s->ref);
   return 0;

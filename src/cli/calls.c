@@ -65,8 +65,8 @@ static void csv_field(const char *s, int last)
 }
 
 static const char *const columns[] = {
-    "reference_id", "started",    "caller", "decision", "score",
-    "reason",       "digits",     "department", "status", "duration_s"};
+    "reference_id", "started", "caller",     "decision", "score",
+    "reason",       "digits",  "department", "status",   "duration_s"};
 
 static int print_row(void *arg, const struct call *c)
 {
@@ -132,11 +132,10 @@ static int print_row(void *arg, const struct call *c)
 
 int cmd_calls(int argc, char **argv)
 {
-  static const struct option opts[] = {
-      {"config", required_argument, 0, 'c'},
-      {"format", required_argument, 0, 'f'},
-      {"limit", required_argument, 0, 'l'},
-      {0, 0, 0, 0}};
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                       {"format", required_argument, 0, 'f'},
+                                       {"limit", required_argument, 0, 'l'},
+                                       {0, 0, 0, 0}};
   struct printer p = {.format = FORMAT_TABLE};
   struct store_query q = {.limit = 50};
   struct config *cfg;
@@ -195,8 +194,7 @@ int cmd_calls(int argc, char **argv)
   else if (p.format == FORMAT_CSV)
     for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++)
       csv_field(columns[i], i + 1 == sizeof(columns) / sizeof(columns[0]));
-  if (store_calls_list(cfg->store.path, &q, print_row, &p, err,
-                       sizeof(err))) {
+  if (store_calls_list(cfg->store.path, &q, print_row, &p, err, sizeof(err))) {
     fprintf(stderr, "voice-and-score: %s\n", err);
     goto out;
   }

@@ -103,7 +103,8 @@ int cmd_check_config(int argc, char **argv)
     return 1;
   }
   printf("%s: ok (provider %s, %u menu options)\n", argv[1],
-         config_provider_name(cfg->telesign.provider), cfg->menu.options_count);
+         config_provider_name(cfg->telesign.provider),
+         cfg->menu.options_count);
   config_free(cfg);
   return 0;
 }

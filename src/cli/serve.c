@@ -28,7 +28,7 @@
 #include "commands.h"
 
 #define SHUTDOWN_MARGIN_MS 2000
-#define FLUSH_WAIT_MS 1000
+#define FLUSH_WAIT_MS      1000
 
 /* Everything serve builds; loop thread only. */
 struct server {
@@ -109,8 +109,8 @@ static int setup_signals(struct server *s)
   s->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (s->signal_fd < 0)
     return VS_ERR_IO;
-  return loop_io_start(s->loop, &s->signals, s->signal_fd, EPOLLIN,
-                       on_signal, s);
+  return loop_io_start(s->loop, &s->signals, s->signal_fd, EPOLLIN, on_signal,
+                       s);
 }
 
 /* Steps 3 and 4 of the shutdown described at the top of the file. */
@@ -123,8 +123,7 @@ static void finish(struct server *s)
   score_client_destroy(s->scores);
   s->scores = NULL;
   until = loop_update_time(s->loop) + FLUSH_WAIT_MS;
-  while (webhook_live_requests(s->webhook) > 0 &&
-         loop_now_ms(s->loop) < until)
+  while (webhook_live_requests(s->webhook) > 0 && loop_now_ms(s->loop) < until)
     loop_run_once(s->loop, 50);
   webhook_destroy(s->webhook);
   s->webhook = NULL;

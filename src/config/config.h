@@ -19,8 +19,8 @@
 #include <stdint.h>
 
 enum config_provider {
-  PROVIDER_TELESIGN,  /* real lookups against telesign.score_url */
-  PROVIDER_SIMULATOR  /* built-in deterministic scores, no network */
+  PROVIDER_TELESIGN, /* real lookups against telesign.score_url */
+  PROVIDER_SIMULATOR /* built-in deterministic scores, no network */
 };
 
 enum config_score_api {
@@ -54,38 +54,38 @@ struct config {
   char *path; /* the file this was loaded from */
 
   struct {
-    char *listen;            /* "host:port"; default "127.0.0.1:8080" */
-    char *webhook_path;      /* default "/telesign/voice" */
-    uint32_t max_body;       /* bytes; default 65536 */
+    char *listen;             /* "host:port"; default "127.0.0.1:8080" */
+    char *webhook_path;       /* default "/telesign/voice" */
+    uint32_t max_body;        /* bytes; default 65536 */
     uint32_t max_connections; /* default 1024 */
-    uint32_t idle_timeout_s; /* per-connection idle limit; default 30 */
+    uint32_t idle_timeout_s;  /* per-connection idle limit; default 30 */
   } server;
 
   struct {
-    enum config_provider provider;    /* default telesign */
-    char *customer_id;                /* required for provider telesign */
-    char *api_key;                    /* required for provider telesign */
-    char *score_url;                  /* default per score_api, see below */
-    enum config_score_api score_api;  /* default intelligence */
-    enum config_auth auth;            /* default hmac */
-    uint32_t timeout_ms;              /* default 1500, 100..10000 */
-    char *virtual_number;             /* our TeleSign number; "" = use data.to */
-    char *account_lifecycle_event;    /* default "transact" */
-    char *ca_file;                    /* "" = system bundle */
-    uint32_t max_connections;         /* keep-alive pool size; default 64 */
+    enum config_provider provider;   /* default telesign */
+    char *customer_id;               /* required for provider telesign */
+    char *api_key;                   /* required for provider telesign */
+    char *score_url;                 /* default per score_api, see below */
+    enum config_score_api score_api; /* default intelligence */
+    enum config_auth auth;           /* default hmac */
+    uint32_t timeout_ms;             /* default 1500, 100..10000 */
+    char *virtual_number;          /* our TeleSign number; "" = use data.to */
+    char *account_lifecycle_event; /* default "transact" */
+    char *ca_file;                 /* "" = system bundle */
+    uint32_t max_connections;      /* keep-alive pool size; default 64 */
   } telesign;
 
   struct {
     uint32_t block_at;                   /* default 600, 0..1000 */
     enum config_on_error on_score_error; /* default allow */
-    char *block_message;  /* default "We are unable to take your call." */
+    char *block_message; /* default "We are unable to take your call." */
   } screening;
 
   struct {
-    char *greeting;  /* default lists the options */
-    char *language;  /* default "en-US" */
-    uint32_t attempts; /* default 3, 1..10 */
-    enum config_caller_id caller_id;  /* default virtual */
+    char *greeting;                  /* default lists the options */
+    char *language;                  /* default "en-US" */
+    uint32_t attempts;               /* default 3, 1..10 */
+    enum config_caller_id caller_id; /* default virtual */
     char *invalid_message;     /* default "That is not a valid choice." */
     char *goodbye_message;     /* default "Goodbye." */
     char *unavailable_message; /* default "No one is available ..." */
@@ -103,7 +103,7 @@ struct config {
 };
 
 /* Default Score URLs, one per endpoint style. */
-#define CONFIG_DEFAULT_INTELLIGENCE_URL                                        \
+#define CONFIG_DEFAULT_INTELLIGENCE_URL                                       \
   "https://detect.telesign.com/intelligence/phone"
 #define CONFIG_DEFAULT_LEGACY_URL "https://rest-ww.telesign.com/v1/score"
 
@@ -122,8 +122,8 @@ int config_load(const char *path, struct config **out, char *err,
 void config_free(struct config *cfg);
 
 /* Looks up the menu option for `digit` (one character); NULL if none. */
-const struct config_menu_option *
-config_menu_option(const struct config *cfg, char digit);
+const struct config_menu_option *config_menu_option(const struct config *cfg,
+                                                    char digit);
 
 /* The provider's name as written in the file ("telesign", "simulator"). */
 const char *config_provider_name(enum config_provider p);

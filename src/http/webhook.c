@@ -102,14 +102,15 @@ static enum MHD_Result respond_error(struct MHD_Connection *conn,
   char esc[600];
   size_t j = 0;
 
-  /* The reason comes from our own messages and jansson's; escape the two
-   * characters that could break the JSON string and drop controls. */
+  /* The reason comes from our own messages and jansson's, which may quote
+   * bytes of the request: escape what could break the JSON string and
+   * replace controls and non-ASCII bytes, which may not be valid UTF-8. */
   for (size_t i = 0; why[i] && j + 2 < sizeof(esc); i++) {
     unsigned char ch = (unsigned char)why[i];
 
     if (ch == '"' || ch == '\\')
       esc[j++] = '\\';
-    esc[j++] = ch < 0x20 ? ' ' : (char)ch;
+    esc[j++] = ch < 0x20 ? ' ' : ch >= 0x80 ? '?' : (char)ch;
   }
   esc[j] = '\0';
   buf_init(&b, sizeof(esc) + 32);
@@ -222,8 +223,8 @@ static enum MHD_Result handle_event(struct request *rq)
   struct flow_reply now;
   char err[256];
 
-  if (voice_event_parse(rq->body.data ? rq->body.data : "", rq->body.len,
-                        &ev, err, sizeof(err))) {
+  if (voice_event_parse(rq->body.data ? rq->body.data : "", rq->body.len, &ev,
+                        err, sizeof(err))) {
     log_warn("malformed event refused|reason=\"%s\"", err);
     return respond_error(rq->conn, MHD_HTTP_BAD_REQUEST, err);
   }
@@ -246,8 +247,7 @@ static enum MHD_Result handle_event(struct request *rq)
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
-                                  const char *version,
-                                  const char *upload_data,
+                                  const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
   struct webhook *w = cls;
@@ -341,8 +341,8 @@ static void before_sleep(struct loop_hook *h)
   MHD_UNSIGNED_LONG_LONG ms;
 
   if (w->daemon && MHD_get_timeout(w->daemon, &ms) == MHD_YES)
-    loop_timer_start(w->loop, &w->timer,
-                     loop_now_ms(w->loop) + (int64_t)ms, on_mhd_timer, w);
+    loop_timer_start(w->loop, &w->timer, loop_now_ms(w->loop) + (int64_t)ms,
+                     on_mhd_timer, w);
   else
     loop_timer_stop(w->loop, &w->timer);
 }
@@ -408,8 +408,8 @@ int webhook_create(struct loop *loop, const struct config *cfg,
   const union MHD_DaemonInfo *info;
   struct sockaddr_storage ss;
   struct webhook *w;
-  unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                   MHD_USE_ERROR_LOG;
+  unsigned flags =
+      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   int is_v6 = 0;
   int rc;
 
@@ -426,10 +426,9 @@ int webhook_create(struct loop *loop, const struct config *cfg,
   w->flow = flow;
   w->store = store;
   w->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, w, MHD_OPTION_EXTERNAL_LOGGER,
-      mhd_log, w, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, w,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->server.max_connections,
+      flags, 0, NULL, NULL, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+      w, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+      w, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->server.max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->server.idle_timeout_s,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_END);
   if (!w->daemon) {

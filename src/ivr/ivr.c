@@ -59,8 +59,7 @@ static const char *dial_caller_id(const struct config *cfg,
 }
 
 static void on_menu_digit(const struct config *cfg, struct call *call,
-                          const struct voice_event *ev,
-                          struct ivr_answer *ans)
+                          const struct voice_event *ev, struct ivr_answer *ans)
 {
   const struct config_menu_option *opt = NULL;
   const char *preface = NULL;

@@ -34,11 +34,11 @@ struct loop_io;
 typedef void (*loop_io_cb)(struct loop_io *io, uint32_t events);
 
 struct loop_io {
-  int fd;         /* read-only while active */
-  uint32_t want;  /* read-only: the epoll mask asked for */
+  int fd;        /* read-only while active */
+  uint32_t want; /* read-only: the epoll mask asked for */
   loop_io_cb cb;
-  void *data;     /* the owner's pointer, untouched by the loop */
-  int active;     /* private */
+  void *data; /* the owner's pointer, untouched by the loop */
+  int active; /* private */
 };
 
 /*

@@ -4,9 +4,8 @@
 
 static enum call_decision error_verdict(const struct config *cfg)
 {
-  return cfg->screening.on_score_error == ON_ERROR_BLOCK
-             ? CALL_DECISION_BLOCK
-             : CALL_DECISION_ALLOW;
+  return cfg->screening.on_score_error == ON_ERROR_BLOCK ? CALL_DECISION_BLOCK
+                                                         : CALL_DECISION_ALLOW;
 }
 
 void decide_on_score(const struct config *cfg, const struct score_result *res,
@@ -23,8 +22,7 @@ void decide_on_score(const struct config *cfg, const struct score_result *res,
   }
   if (res->score >= 0 && (uint32_t)res->score >= at) {
     out->verdict = CALL_DECISION_BLOCK;
-    snprintf(out->reason, sizeof(out->reason), "score:%d>=%u", res->score,
-             at);
+    snprintf(out->reason, sizeof(out->reason), "score:%d>=%u", res->score, at);
   } else {
     out->verdict = CALL_DECISION_ALLOW;
     snprintf(out->reason, sizeof(out->reason), "score:%d<%u", res->score, at);

@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CALL_REF_SIZE 65    /* reference_id: opaque, up to 64 chars */
+#define CALL_REF_SIZE    65 /* reference_id: opaque, up to 64 chars */
 #define CALL_NUMBER_SIZE 33 /* phone numbers as digits */
-#define CALL_RAW_SIZE 65    /* caller ID exactly as delivered */
+#define CALL_RAW_SIZE    65 /* caller ID exactly as delivered */
 
 /* Where the call is in our conversation with TeleSign. */
 enum call_step {
@@ -46,7 +46,7 @@ struct call {
   int64_t started_ms;             /* Unix ms when incoming_call arrived */
   int64_t updated_ms;             /* Unix ms of the last change */
   enum call_step step;
-  uint32_t attempts;              /* menu prompts spoken so far */
+  uint32_t attempts; /* menu prompts spoken so far */
   enum call_decision decision;
   char reason[96];                /* why, e.g. "score:742>=600" */
   int32_t score;                  /* 0..1000, or -1 when none */

@@ -36,9 +36,9 @@ struct loop;
 struct store;
 
 struct store_options {
-  const char *path;     /* SQLite file; its directory is created if missing */
-  unsigned cache_max;   /* live calls kept in memory; 0 = default 65536 */
-  unsigned queue_max;   /* queued operations before saves fail; 0 = 65536 */
+  const char *path;   /* SQLite file; its directory is created if missing */
+  unsigned cache_max; /* live calls kept in memory; 0 = default 65536 */
+  unsigned queue_max; /* queued operations before saves fail; 0 = 65536 */
 };
 
 /*
@@ -95,9 +95,9 @@ size_t store_queue_depth(const struct store *st);
 /* ---- for tools: synchronous, any thread but the loop's --------------- */
 
 struct store_query {
-  unsigned limit;     /* most recent first; 0 = no limit */
-  int64_t since_ms;   /* only calls started at or after; 0 = all */
-  const char *caller; /* exact normalised number, or NULL */
+  unsigned limit;       /* most recent first; 0 = no limit */
+  int64_t since_ms;     /* only calls started at or after; 0 = all */
+  const char *caller;   /* exact normalised number, or NULL */
   const char *decision; /* "allow", "block", or NULL */
 };
 

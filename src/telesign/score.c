@@ -26,13 +26,13 @@
 /* A lookup in flight. Owned by the client's list; loop thread only. */
 struct lookup {
   struct score_client *sc;
-  CURL *easy;              /* NULL for simulated lookups */
+  CURL *easy; /* NULL for simulated lookups */
   struct curl_slist *headers;
   struct score_request req;
-  struct buf body;         /* the response, capped at SCORE_MAX_RESPONSE */
+  struct buf body; /* the response, capped at SCORE_MAX_RESPONSE */
   int too_large;
   int64_t started_ms;
-  struct loop_task task;   /* simulated lookups complete through this */
+  struct loop_task task; /* simulated lookups complete through this */
   char number[24];
   score_cb cb;
   void *arg;
@@ -177,8 +177,8 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
   if (timeout_ms < 0)
     loop_timer_stop(sc->loop, &sc->timer);
   else
-    loop_timer_start(sc->loop, &sc->timer,
-                     loop_now_ms(sc->loop) + timeout_ms, on_timer, sc);
+    loop_timer_start(sc->loop, &sc->timer, loop_now_ms(sc->loop) + timeout_ms,
+                     on_timer, sc);
   return 0;
 }
 

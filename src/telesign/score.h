@@ -23,15 +23,15 @@
 /* Why a lookup produced no usable result. */
 enum score_failure {
   SCORE_OK = 0,
-  SCORE_FAIL_TIMEOUT,    /* no complete answer within timeout_ms */
-  SCORE_FAIL_CONNECT,    /* DNS, TCP or TLS failure */
-  SCORE_FAIL_HTTP,       /* an HTTP status other than 2xx */
-  SCORE_FAIL_PARSE,      /* a body that is not the JSON object we expect */
-  SCORE_FAIL_STATUS,     /* status.code other than 300 or 301 */
-  SCORE_FAIL_NO_SCORE,   /* a successful answer without risk.score */
-  SCORE_FAIL_TOO_LARGE,  /* a body over the response ceiling */
-  SCORE_FAIL_INTERNAL,   /* out of memory or a curl setup error */
-  SCORE_FAIL_CANCELLED   /* the client was destroyed first */
+  SCORE_FAIL_TIMEOUT,   /* no complete answer within timeout_ms */
+  SCORE_FAIL_CONNECT,   /* DNS, TCP or TLS failure */
+  SCORE_FAIL_HTTP,      /* an HTTP status other than 2xx */
+  SCORE_FAIL_PARSE,     /* a body that is not the JSON object we expect */
+  SCORE_FAIL_STATUS,    /* status.code other than 300 or 301 */
+  SCORE_FAIL_NO_SCORE,  /* a successful answer without risk.score */
+  SCORE_FAIL_TOO_LARGE, /* a body over the response ceiling */
+  SCORE_FAIL_INTERNAL,  /* out of memory or a curl setup error */
+  SCORE_FAIL_CANCELLED  /* the client was destroyed first */
 };
 
 /* Short, stable name of a failure ("timeout", "http", ...), for reasons. */
@@ -112,8 +112,7 @@ typedef void (*score_cb)(void *arg, const struct score_result *res);
  * `loop`. Returns 0 or a negative vs_err code with the reason in `err`.
  */
 int score_client_create(struct loop *loop, const struct config *cfg,
-                        struct score_client **out, char *err,
-                        size_t errlen);
+                        struct score_client **out, char *err, size_t errlen);
 
 /*
  * Completes every lookup still in flight with SCORE_FAIL_CANCELLED, closes

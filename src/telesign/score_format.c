@@ -13,8 +13,8 @@
 #include "tsauth.h"
 
 static const char *const failure_names[] = {
-    "ok",        "timeout",  "connect",   "http",     "parse",
-    "status",    "no_score", "too_large", "internal", "cancelled"};
+    "ok",     "timeout",  "connect",   "http",     "parse",
+    "status", "no_score", "too_large", "internal", "cancelled"};
 
 const char *score_failure_name(enum score_failure f)
 {
@@ -114,10 +114,9 @@ int score_request_build(const struct config *cfg, const char *number,
   tr.body_len = strlen(req->body);
   tr.date = req->date;
   tr.nonce = req->nonce;
-  rc = tsauth_hmac_authorization(cfg->telesign.customer_id,
-                                 cfg->telesign.api_key, &tr,
-                                 req->authorization,
-                                 sizeof(req->authorization));
+  rc = tsauth_hmac_authorization(
+      cfg->telesign.customer_id, cfg->telesign.api_key, &tr,
+      req->authorization, sizeof(req->authorization));
   if (rc)
     return vs_fail(err, errlen, rc, "cannot sign the score request");
   return VS_OK;

@@ -115,8 +115,8 @@ int voice_event_parse(const char *body, size_t len, struct voice_event *ev,
                       "data.")) < 0 ||
       (rc = copy_text(data, "status", ev->status, sizeof(ev->status), err,
                       errlen, "data.")) < 0 ||
-      (rc = copy_text(data, "collected_digits", ev->digits,
-                      sizeof(ev->digits), err, errlen, "data.")) < 0)
+      (rc = copy_text(data, "collected_digits", ev->digits, sizeof(ev->digits),
+                      err, errlen, "data.")) < 0)
     goto out;
   ev->has_digits = rc;
   rc = VS_OK;
@@ -165,9 +165,9 @@ char *voice_action_render(const struct voice_action *a)
     return NULL;
   if (a->collect_max &&
       (a->kind == VOICE_ACTION_SPEAK || a->kind == VOICE_ACTION_PLAY) &&
-      json_object_set_new(params, "collect_digits",
-                          json_pack("{s:I}", "max",
-                                    (json_int_t)a->collect_max))) {
+      json_object_set_new(
+          params, "collect_digits",
+          json_pack("{s:I}", "max", (json_int_t)a->collect_max))) {
     json_decref(params);
     return NULL;
   }
@@ -229,8 +229,7 @@ int voice_action_parse(const char *body, size_t len,
            sizeof(out->language));
   copy_opt(params, "url", out->url, sizeof(out->url));
   copy_opt(params, "to", out->to, sizeof(out->to));
-  copy_opt(params, "caller_id_number", out->caller_id,
-           sizeof(out->caller_id));
+  copy_opt(params, "caller_id_number", out->caller_id, sizeof(out->caller_id));
   collect = json_object_get(params, "collect_digits");
   if (json_is_integer(json_object_get(collect, "max")))
     out->collect_max =

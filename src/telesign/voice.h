@@ -25,7 +25,7 @@ enum voice_event_type {
   VOICE_EVENT_CALL_COMPLETED
 };
 
-#define VOICE_REF_SIZE 65
+#define VOICE_REF_SIZE    65
 #define VOICE_NUMBER_SIZE 65
 
 struct voice_event {

@@ -11,15 +11,15 @@
 
 enum vs_err {
   VS_OK = 0,
-  VS_ERR_NOMEM = -1,    /* an allocation failed */
-  VS_ERR_INVAL = -2,    /* the input is not what the function accepts */
-  VS_ERR_IO = -3,       /* a system call or the disk failed */
-  VS_ERR_LIMIT = -4,    /* a size or count ceiling was reached */
-  VS_ERR_NOTFOUND = -5, /* the thing asked for does not exist */
-  VS_ERR_TIMEOUT = -6,  /* a deadline passed */
+  VS_ERR_NOMEM = -1,     /* an allocation failed */
+  VS_ERR_INVAL = -2,     /* the input is not what the function accepts */
+  VS_ERR_IO = -3,        /* a system call or the disk failed */
+  VS_ERR_LIMIT = -4,     /* a size or count ceiling was reached */
+  VS_ERR_NOTFOUND = -5,  /* the thing asked for does not exist */
+  VS_ERR_TIMEOUT = -6,   /* a deadline passed */
   VS_ERR_CANCELLED = -7, /* the operation was cancelled by a shutdown */
-  VS_ERR_PROTO = -8,    /* a peer spoke a format we do not understand */
-  VS_ERR_BUSY = -9      /* the resource is shutting down or saturated */
+  VS_ERR_PROTO = -8,     /* a peer spoke a format we do not understand */
+  VS_ERR_BUSY = -9       /* the resource is shutting down or saturated */
 };
 
 /* Returns a static, never-freed description of `code`. */

@@ -21,9 +21,9 @@
 
 #include "harness.h"
 
-#define MAX_DIRS 128
+#define MAX_DIRS      128
 #define START_WAIT_MS 10000
-#define STOP_WAIT_MS 15000
+#define STOP_WAIT_MS  15000
 
 #define MAX_PROCS 64
 
@@ -369,9 +369,8 @@ int proc_stop(struct proc *p)
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-long http_request(const struct proc *srv, const char *method,
-                  const char *path, const char *body, size_t len,
-                  char **resp)
+long http_request(const struct proc *srv, const char *method, const char *path,
+                  const char *body, size_t len, char **resp)
 {
   return http_to(srv->port, method, path, body, len, resp);
 }

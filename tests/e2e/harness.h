@@ -53,9 +53,8 @@ const char *harness_last_log(void);
 /* POSTs `body` to the webhook; returns the HTTP status, *resp malloc'd. */
 long post_event(const struct proc *srv, const char *body, char **resp);
 /* Any request, for limits and routing tests. */
-long http_request(const struct proc *srv, const char *method,
-                  const char *path, const char *body, size_t len,
-                  char **resp);
+long http_request(const struct proc *srv, const char *method, const char *path,
+                  const char *body, size_t len, char **resp);
 
 /*
  * Builds and posts an event. `data` is a JSON object text (may be NULL).
