@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "../config/config.h"
+#include "../screen/lists.h"
+#include "../screen/phone.h"
 #include "../store/store.h"
 #include "commands.h"
 
@@ -19,10 +21,14 @@ enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV };
 static const char calls_usage[] =
     "usage: voice-and-score calls --config FILE [--format table|json|csv] "
     "[--limit N]\n"
+    "         [--decision allow|challenge|block] [--caller NUMBER] "
+    "[--since DURATION]\n"
     "\n"
     "Lists recorded calls, newest first (default limit 50; 0 = all):\n"
-    "reference_id, start time, caller, decision, score, reason, digits\n"
-    "pressed, department dialled, status and duration.\n";
+    "reference_id, start time, caller, decision, score, the reason of the\n"
+    "step that decided, digits pressed, department dialled, status and\n"
+    "duration. JSON adds the whole decision trace and the policy version.\n"
+    "--since takes a duration such as 7d or 12h.\n";
 
 struct printer {
   enum format format;
@@ -108,15 +114,19 @@ static int print_row(void *arg, const struct call *c)
   }
   case FORMAT_JSON: {
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, "
-        "s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:o}",
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:i, s:i, "
+        "s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, "
+        "s:o}",
         "reference_id", c->ref, "started", started, "caller", c->caller,
         "caller_raw", c->caller_raw, "to", c->to, "step",
         call_step_name(c->step), "decision", call_decision_name(c->decision),
         "score", c->score >= 0 ? json_integer(c->score) : json_null(),
-        "reason", c->reason, "risk_level", c->risk_level, "recommendation",
-        c->recommendation, "phone_type", c->phone_type, "score_ref",
-        c->score_ref, "score_error", c->score_error, "score_ms",
+        "reason", c->reason, "trace", c->trace, "policy_version",
+        c->policy_version, "shadow", c->shadow, "velocity_count",
+        (int)c->velocity_count, "score_source", c->score_source,
+        "challenge_result", c->challenge_result, "risk_level", c->risk_level,
+        "recommendation", c->recommendation, "phone_type", c->phone_type,
+        "score_ref", c->score_ref, "score_error", c->score_error, "score_ms",
         c->score_ms >= 0 ? json_integer(c->score_ms) : json_null(), "digits",
         c->digits, "department", c->department, "dialled", c->dialled,
         "dial_status", c->dial_status, "status", status_of(c), "duration_s",
@@ -135,7 +145,13 @@ int cmd_calls(int argc, char **argv)
   static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                        {"format", required_argument, 0, 'f'},
                                        {"limit", required_argument, 0, 'l'},
+                                       {"decision", required_argument, 0, 'd'},
+                                       {"caller", required_argument, 0, 'n'},
+                                       {"since", required_argument, 0, 's'},
                                        {0, 0, 0, 0}};
+  char caller[PHONE_BUF_SIZE];
+  const char *caller_raw = NULL;
+  int64_t seconds;
   struct printer p = {.format = FORMAT_TABLE};
   struct store_query q = {.limit = 50};
   struct config *cfg;
@@ -149,7 +165,7 @@ int cmd_calls(int argc, char **argv)
     fputs(calls_usage, stdout);
     return 0;
   }
-  while ((c = getopt_long(argc, argv, "c:f:l:", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "c:f:l:d:n:s:", opts, NULL)) != -1) {
     switch (c) {
     case 'c':
       path = optarg;
@@ -173,6 +189,24 @@ int cmd_calls(int argc, char **argv)
         return EXIT_USAGE;
       }
       break;
+    case 'd':
+      if (call_decision_parse(optarg) <= CALL_DECISION_NONE) {
+        fprintf(stderr, "--decision must be allow, challenge or block\n");
+        return EXIT_USAGE;
+      }
+      q.decision = optarg;
+      break;
+    case 'n':
+      caller_raw = optarg;
+      break;
+    case 's':
+      if (list_parse_duration(optarg, &seconds)) {
+        fprintf(stderr, "--since '%s' is not a duration like 7d or 12h\n",
+                optarg);
+        return EXIT_USAGE;
+      }
+      q.since_ms = ((int64_t)time(NULL) - seconds) * 1000;
+      break;
     default:
       fputs(calls_usage, stderr);
       return EXIT_USAGE;
@@ -185,6 +219,18 @@ int cmd_calls(int argc, char **argv)
   cfg = cli_load_config(path);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
+  if (caller_raw) {
+    enum phone_result pr =
+        phone_normalise(caller_raw, cfg->screening.default_country, caller);
+
+    if (pr != PHONE_OK) {
+      fprintf(stderr, "--caller '%s' is not a number: %s\n", caller_raw,
+              phone_result_name(pr));
+      config_free(cfg);
+      return EXIT_USAGE;
+    }
+    q.caller = caller;
+  }
   if (p.format == FORMAT_JSON && !(p.array = json_array()))
     goto out;
   if (p.format == FORMAT_TABLE)

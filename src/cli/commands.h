@@ -11,6 +11,9 @@ int cmd_check_config(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_calls(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 
 /* Exit statuses shared by the commands. */
 #define EXIT_USAGE 2

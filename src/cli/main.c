@@ -21,7 +21,14 @@ static const char main_usage[] =
     "                               running server and print the "
     "conversation\n"
     "  calls --config FILE [--format table|json|csv] [--limit N]\n"
-    "                               list recorded calls\n"
+    "        [--decision D] [--caller N] [--since 7d]\n"
+    "                               list recorded calls and their reasons\n"
+    "  list add|remove|show|import|export allow|block ... --config FILE\n"
+    "                               manage the allow and block lists\n"
+    "  stats --config FILE [--since 7d]\n"
+    "                               decisions, rates and lookups saved\n"
+    "  replay --config NEW.yaml [--since 7d]\n"
+    "                               re-decide stored calls under NEW.yaml\n"
     "\n"
     "Run 'voice-and-score COMMAND --help' for a command's options.\n";
 
@@ -31,7 +38,8 @@ static const struct {
 } commands[] = {
     {"serve", cmd_serve}, {"check-config", cmd_check_config},
     {"score", cmd_score}, {"call", cmd_call},
-    {"calls", cmd_calls},
+    {"calls", cmd_calls}, {"list", cmd_list},
+    {"stats", cmd_stats}, {"replay", cmd_replay},
 };
 
 int wants_help(int argc, char **argv)

@@ -1,6 +1,12 @@
 /*
  * `voice-and-score serve`: builds the server from its modules, runs the
- * loop, and takes it down gracefully on SIGTERM or SIGINT.
+ * loop, reloads on SIGHUP, and takes it down gracefully on SIGTERM or
+ * SIGINT.
+ *
+ * Reload (SIGHUP): the file is loaded and checked again; a bad file is
+ * refused with its reason and the running config kept. A good one replaces
+ * the config in every module at once (calls in progress carry on under it
+ * from their next event), then the lists are read again from the store.
  *
  * Graceful shutdown, in order:
  *   1. stop accepting connections;
@@ -21,6 +27,7 @@
 #include "../flow/callflow.h"
 #include "../http/webhook.h"
 #include "../loop/loop.h"
+#include "../screen/screening.h"
 #include "../store/store.h"
 #include "../telesign/score.h"
 #include "../util/err.h"
@@ -32,10 +39,12 @@
 
 /* Everything serve builds; loop thread only. */
 struct server {
-  const struct config *cfg;
+  struct config *cfg;
+  const char *config_path;
   struct loop *loop;
   struct store *store;
   struct score_client *scores;
+  struct screening *screening;
   struct flow *flow;
   struct webhook *webhook;
   struct loop_io signals;
@@ -43,6 +52,8 @@ struct server {
   struct loop_timer grace;
   int signal_fd;
   int stopping;
+  int loaded; /* the start-up load finished */
+  int load_rc;
 };
 
 static const char serve_usage[] =
@@ -70,6 +81,43 @@ static void on_grace_over(struct loop_timer *t)
   loop_stop(s->loop);
 }
 
+static void on_lists_reloaded(void *arg, int rc)
+{
+  (void)arg;
+  if (rc)
+    log_error("lists not reloaded; the previous ones stay|error=\"%s\"",
+              vs_strerror(rc));
+}
+
+/* SIGHUP: the new file, if it is valid, then the lists. */
+static void reload(struct server *s)
+{
+  struct config *next;
+  char err[1024];
+  int rc;
+
+  if (config_load(s->config_path, &next, err, sizeof(err))) {
+    log_error("reload refused; the running configuration stays|"
+              "error=\"%s\"",
+              err);
+    return;
+  }
+  if (strcmp(next->server.listen, s->cfg->server.listen) != 0 ||
+      strcmp(next->store.path, s->cfg->store.path) != 0)
+    log_warn("server.listen and store.path changes take effect on restart");
+  log_set_level((enum log_level)log_level_parse(next->log.level));
+  webhook_set_config(s->webhook, next);
+  score_client_set_config(s->scores, next);
+  screening_set_config(s->screening, next);
+  flow_set_config(s->flow, next);
+  config_free(s->cfg);
+  s->cfg = next;
+  log_info("configuration reloaded|policy_version=%s", next->policy_version);
+  rc = screening_load(s->screening, 0, on_lists_reloaded, s);
+  if (rc)
+    on_lists_reloaded(s, rc);
+}
+
 static void on_signal(struct loop_io *io, uint32_t events)
 {
   struct server *s = io->data;
@@ -78,8 +126,8 @@ static void on_signal(struct loop_io *io, uint32_t events)
   (void)events;
   while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
     if (si.ssi_signo == SIGHUP) {
-      log_warn("SIGHUP ignored: this version does not reload its "
-               "configuration; restart the server to apply changes");
+      if (!s->stopping)
+        reload(s);
       continue;
     }
     if (s->stopping)
@@ -129,6 +177,28 @@ static void finish(struct server *s)
   s->webhook = NULL;
 }
 
+static void on_loaded(void *arg, int rc)
+{
+  struct server *s = arg;
+
+  s->loaded = 1;
+  s->load_rc = rc;
+}
+
+/*
+ * Reads the lists and caller numbers before the first call is taken, so
+ * that no call is screened against empty lists. The loop runs meanwhile
+ * (the store answers through it), but nothing listens yet.
+ */
+static int load_state(struct server *s)
+{
+  int rc = screening_load(s->screening, 1, on_loaded, s);
+
+  while (rc == VS_OK && !s->loaded)
+    rc = loop_run_once(s->loop, -1);
+  return rc ? rc : s->load_rc;
+}
+
 static void announce(const struct server *s)
 {
   const struct config *cfg = s->cfg;
@@ -172,6 +242,7 @@ int cmd_serve(int argc, char **argv)
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
   s.cfg = cfg;
+  s.config_path = path;
   log_set_level((enum log_level)log_level_parse(cfg->log.level));
 
   if (loop_create(&s.loop)) {
@@ -188,8 +259,14 @@ int cmd_serve(int argc, char **argv)
     log_error("cannot create the score client|error=\"%s\"", err);
     goto out;
   }
-  if (flow_create(cfg, s.loop, s.store, s.scores, &s.flow)) {
+  if (screening_create(cfg, s.loop, s.store, s.scores, &s.screening) ||
+      flow_create(cfg, s.loop, s.store, s.screening, &s.flow)) {
     log_error("out of memory");
+    goto out;
+  }
+  if (load_state(&s)) {
+    log_error("cannot read the lists and numbers from the store|path=%s",
+              cfg->store.path);
     goto out;
   }
   if (webhook_create(s.loop, cfg, s.flow, s.store, &s.webhook, err,
@@ -213,12 +290,13 @@ out:
   score_client_destroy(s.scores);
   store_close(s.store);
   flow_destroy(s.flow);
+  screening_destroy(s.screening);
   if (s.signal_fd >= 0) {
     loop_io_stop(s.loop, &s.signals);
     close(s.signal_fd);
   }
   loop_destroy(s.loop);
-  config_free(cfg);
+  config_free(s.cfg);
   if (status == 0)
     log_info("stopped");
   return status;

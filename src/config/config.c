@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include <cyaml/cyaml.h>
 #include <yaml.h>
 
+#include "../screen/phone.h"
 #include "../util/buf.h"
 #include "../util/err.h"
 #include "../util/log.h"
@@ -64,6 +66,8 @@
 typedef __typeof__(((struct config *)0)->server) cfg_server;
 typedef __typeof__(((struct config *)0)->telesign) cfg_telesign;
 typedef __typeof__(((struct config *)0)->screening) cfg_screening;
+typedef __typeof__(((struct config *)0)->screening.velocity) cfg_velocity;
+typedef __typeof__(((struct config *)0)->screening.challenge) cfg_challenge;
 typedef __typeof__(((struct config *)0)->menu) cfg_menu;
 typedef __typeof__(((struct config *)0)->store) cfg_store;
 typedef __typeof__(((struct config *)0)->log) cfg_log;
@@ -100,9 +104,26 @@ static const cyaml_strval_t auth_names[] = {
     {"basic", AUTH_BASIC},
 };
 
-static const cyaml_strval_t on_error_names[] = {
-    {"allow", ON_ERROR_ALLOW},
-    {"block", ON_ERROR_BLOCK},
+static const cyaml_strval_t verdict_names[] = {
+    {"allow", VERDICT_ALLOW},
+    {"challenge", VERDICT_CHALLENGE},
+    {"block", VERDICT_BLOCK},
+};
+
+static const cyaml_strval_t mode_names[] = {
+    {"enforce", MODE_ENFORCE},
+    {"shadow", MODE_SHADOW},
+};
+
+static const cyaml_strval_t decide_by_names[] = {
+    {"score", DECIDE_BY_SCORE},
+    {"recommendation", DECIDE_BY_RECOMMENDATION},
+};
+
+static const cyaml_strval_t block_action_names[] = {
+    {"message", BLOCK_ACTION_MESSAGE},
+    {"hangup", BLOCK_ACTION_HANGUP},
+    {"play", BLOCK_ACTION_PLAY},
 };
 
 static const cyaml_strval_t caller_id_names[] = {
@@ -134,10 +155,39 @@ static const cyaml_schema_field_t telesign_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t velocity_fields[] = {
+    NUM("window_s", cfg_velocity, window_s),
+    NUM("max_calls", cfg_velocity, max_calls),
+    ENUM("action", cfg_velocity, action, verdict_names),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t challenge_fields[] = {
+    STR("message", cfg_challenge, message),
+    STR("retry_message", cfg_challenge, retry_message),
+    NUM("attempts", cfg_challenge, attempts),
+    NUM("pass_ttl_s", cfg_challenge, pass_ttl_s),
+    NUM("fail_block_after", cfg_challenge, fail_block_after),
+    NUM("fail_block_ttl_s", cfg_challenge, fail_block_ttl_s),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t screening_fields[] = {
+    ENUM("mode", cfg_screening, mode, mode_names),
+    STR("default_country", cfg_screening, default_country),
+    ENUM("anonymous", cfg_screening, anonymous, verdict_names),
+    ENUM("decide_by", cfg_screening, decide_by, decide_by_names),
     NUM("block_at", cfg_screening, block_at),
-    ENUM("on_score_error", cfg_screening, on_score_error, on_error_names),
+    NUM("challenge_at", cfg_screening, challenge_at),
+    ENUM("on_score_error", cfg_screening, on_score_error, verdict_names),
+    NUM("score_cache_ttl_s", cfg_screening, score_cache_ttl_s),
+    ENUM("block_action", cfg_screening, block_action, block_action_names),
     STR("block_message", cfg_screening, block_message),
+    STR("block_audio_url", cfg_screening, block_audio_url),
+    CYAML_FIELD_MAPPING("velocity", CYAML_FLAG_OPTIONAL, cfg_screening,
+                        velocity, velocity_fields),
+    CYAML_FIELD_MAPPING("challenge", CYAML_FLAG_OPTIONAL, cfg_screening,
+                        challenge, challenge_fields),
     CYAML_FIELD_END,
 };
 
@@ -456,9 +506,9 @@ static void idx_add(struct idx *idx, const char *path, yaml_mark_t key,
   struct idx_entry *e;
 
   /*
-   * A document that loads has fewer than a hundred keys (see menu_fields);
-   * only a broken one can fill the index, and then positions are best-effort
-   * anyway.
+   * A document that loads has at most about a hundred keys (see
+   * menu_fields); only a broken one can fill the index, and then positions
+   * are best-effort anyway.
    */
   if (idx->count >= IDX_ENTRIES_MAX)
     return;
@@ -1019,8 +1069,18 @@ static const struct str_rule str_rules[] = {
     STR_RULE("telesign.account_lifecycle_event",
              telesign.account_lifecycle_event, "transact", 1, 32, CHARS_WORD),
     STR_RULE("telesign.ca_file", telesign.ca_file, "", 0, 4095, CHARS_PATH),
+    /* Checked for its shape in check_screening(), with a better message. */
+    STR_RULE("screening.default_country", screening.default_country, "1", 1,
+             16, CHARS_WORD),
     STR_RULE("screening.block_message", screening.block_message,
              "We are unable to take your call.", 1, MESSAGE_MAX, CHARS_TEXT),
+    STR_RULE("screening.block_audio_url", screening.block_audio_url, "", 0,
+             2048, CHARS_WORD),
+    STR_RULE("screening.challenge.message", screening.challenge.message,
+             "To be connected, press {digit}.", 1, MESSAGE_MAX, CHARS_TEXT),
+    STR_RULE("screening.challenge.retry_message",
+             screening.challenge.retry_message, "That was not the right key.",
+             1, MESSAGE_MAX, CHARS_TEXT),
     STR_RULE("menu.greeting", menu.greeting, NULL, 1, MESSAGE_MAX, CHARS_TEXT),
     STR_RULE("menu.language", menu.language, "en-US", 1, 35, CHARS_WORD),
     STR_RULE("menu.invalid_message", menu.invalid_message,
@@ -1058,8 +1118,52 @@ static const struct u32_rule u32_rules[] = {
     U32_RULE("telesign.max_connections", telesign.max_connections, 64, 1,
              10000),
     U32_RULE("screening.block_at", screening.block_at, 600, 0, 1000),
+    /* At most block_at, checked in check_screening(). */
+    U32_RULE("screening.challenge_at", screening.challenge_at, 400, 0, 1000),
+    U32_RULE("screening.score_cache_ttl_s", screening.score_cache_ttl_s, 86400,
+             0, 31536000),
+    U32_RULE("screening.velocity.window_s", screening.velocity.window_s, 600,
+             1, 86400),
+    U32_RULE("screening.velocity.max_calls", screening.velocity.max_calls, 5,
+             0, 30),
+    U32_RULE("screening.challenge.attempts", screening.challenge.attempts, 2,
+             1, 5),
+    U32_RULE("screening.challenge.pass_ttl_s", screening.challenge.pass_ttl_s,
+             2592000, 60, 31536000),
+    U32_RULE("screening.challenge.fail_block_after",
+             screening.challenge.fail_block_after, 3, 0, 100),
+    U32_RULE("screening.challenge.fail_block_ttl_s",
+             screening.challenge.fail_block_ttl_s, 604800, 60, 31536000),
     U32_RULE("menu.attempts", menu.attempts, 3, 1, 10),
 };
+
+/*
+ * Enums load as 0, their first name, when absent. The verdicts default to
+ * challenge instead, so their presence is asked of the index like that of
+ * numbers; every other enum's default is its first name.
+ */
+struct verdict_rule {
+  const char *key;
+  size_t off;
+  enum config_verdict def;
+};
+
+#define CFG_VERDICT(cfg, off) ((enum config_verdict *)((char *)(cfg) + (off)))
+
+static const struct verdict_rule verdict_rules[] = {
+    {"screening.anonymous", offsetof(struct config, screening.anonymous),
+     VERDICT_CHALLENGE},
+    {"screening.on_score_error",
+     offsetof(struct config, screening.on_score_error), VERDICT_CHALLENGE},
+    {"screening.velocity.action",
+     offsetof(struct config, screening.velocity.action), VERDICT_CHALLENGE},
+};
+
+_Static_assert(PROVIDER_TELESIGN == 0 && SCORE_API_INTELLIGENCE == 0 &&
+                   AUTH_HMAC == 0 && MODE_ENFORCE == 0 &&
+                   DECIDE_BY_SCORE == 0 && BLOCK_ACTION_MESSAGE == 0 &&
+                   CALLER_ID_VIRTUAL == 0,
+               "an enum's default must be its first value");
 
 static const char *const lifecycle_events[] = {"create", "sign-in", "transact",
                                                "update", "delete"};
@@ -1104,6 +1208,9 @@ static int apply_defaults(struct loader *ld, struct config *cfg)
   for (size_t i = 0; i < ARRAY_LEN(u32_rules); i++)
     if (!idx_find(ld->idx, u32_rules[i].key, 0))
       *CFG_U32(cfg, u32_rules[i].off) = u32_rules[i].def;
+  for (size_t i = 0; i < ARRAY_LEN(verdict_rules); i++)
+    if (!idx_find(ld->idx, verdict_rules[i].key, 0))
+      *CFG_VERDICT(cfg, verdict_rules[i].off) = verdict_rules[i].def;
   return VS_OK;
 }
 
@@ -1285,6 +1392,25 @@ static const char *listen_problem(const char *s)
   return NULL;
 }
 
+/* A URL's scheme (https://, or http:// too when `http_ok`) and a host. */
+static int check_url(struct loader *ld, const char *key, const char *url,
+                     bool http_ok)
+{
+  char shown[SHOW_MAX];
+  size_t skip = after(url, "https://")             ? 8
+                : http_ok && after(url, "http://") ? 7
+                                                   : 0;
+
+  if (!skip)
+    return fail_key(ld, VS_ERR_INVAL, key, "'%s' must start with %s",
+                    show(shown, sizeof(shown), url),
+                    http_ok ? "https:// or http://" : "https://");
+  if (!url[skip] || url[skip] == '/' || url[skip] == ':')
+    return fail_key(ld, VS_ERR_INVAL, key, "'%s' has no host after the scheme",
+                    show(shown, sizeof(shown), url));
+  return VS_OK;
+}
+
 /* A phone number as TeleSign takes it: country code and digits only. */
 static bool valid_phone(const char *s)
 {
@@ -1336,19 +1462,9 @@ static int check_fields(struct loader *ld, const struct config *cfg)
                     ld->customer_id_from_env ? "TELESIGN_CUSTOMER_ID"
                                              : "telesign.customer_id",
                     "must not contain ':'");
-  {
-    const char *url = cfg->telesign.score_url;
-    size_t skip = after(url, "https://") ? 8 : after(url, "http://") ? 7 : 0;
-
-    if (!skip)
-      return fail_key(ld, VS_ERR_INVAL, "telesign.score_url",
-                      "'%s' must start with https:// or http://",
-                      show(shown, sizeof(shown), url));
-    if (!url[skip] || url[skip] == '/' || url[skip] == ':')
-      return fail_key(ld, VS_ERR_INVAL, "telesign.score_url",
-                      "'%s' has no host after the scheme",
-                      show(shown, sizeof(shown), url));
-  }
+  rc = check_url(ld, "telesign.score_url", cfg->telesign.score_url, true);
+  if (rc)
+    return rc;
   if (cfg->telesign.virtual_number[0] &&
       !valid_phone(cfg->telesign.virtual_number))
     return fail_key(ld, VS_ERR_INVAL, "telesign.virtual_number",
@@ -1379,6 +1495,66 @@ static int check_fields(struct loader *ld, const struct config *cfg)
     return fail_key(ld, VS_ERR_INVAL, "log.level",
                     "'%s' is not one of: error, warn, info, debug",
                     show(shown, sizeof(shown), cfg->log.level));
+  return VS_OK;
+}
+
+/* How many times `needle` occurs in `s`, without overlaps. */
+static unsigned count_of(const char *s, const char *needle)
+{
+  size_t n = strlen(needle);
+  unsigned count = 0;
+
+  while ((s = strstr(s, needle))) {
+    count++;
+    s += n;
+  }
+  return count;
+}
+
+/* The checks of screening that involve more than one key or a format. */
+static int check_screening(struct loader *ld, struct config *cfg)
+{
+  char shown[SHOW_MAX];
+  unsigned n;
+  int rc;
+
+  if (!phone_country_code_valid(cfg->screening.default_country))
+    return fail_key(
+        ld, VS_ERR_INVAL, "screening.default_country",
+        "'%s' is not a country code: 1 to 3 digits, not "
+        "starting with 0 and without '+' (such as 1 or 44)",
+        show(shown, sizeof(shown), cfg->screening.default_country));
+  /* An unset challenge_at follows a lower block_at down, so that a file
+   * written before the challenge band existed keeps its meaning. */
+  if (!idx_find(ld->idx, "screening.challenge_at", 0) &&
+      cfg->screening.challenge_at > cfg->screening.block_at)
+    cfg->screening.challenge_at = cfg->screening.block_at;
+  if (cfg->screening.challenge_at > cfg->screening.block_at)
+    return fail_key(ld, VS_ERR_INVAL, "screening.challenge_at",
+                    "challenge_at (%u) must not be above block_at (%u)",
+                    (unsigned)cfg->screening.challenge_at,
+                    (unsigned)cfg->screening.block_at);
+  if (cfg->screening.block_audio_url[0]) {
+    rc = check_url(ld, "screening.block_audio_url",
+                   cfg->screening.block_audio_url, false);
+    if (rc)
+      return rc;
+  } else if (cfg->screening.block_action == BLOCK_ACTION_PLAY) {
+    if (idx_find(ld->idx, "screening.block_audio_url", 0))
+      return fail_key(ld, VS_ERR_INVAL, "screening.block_audio_url",
+                      "must not be empty when block_action is play");
+    return fail_key(ld, VS_ERR_INVAL, "screening.block_action",
+                    "play needs screening.block_audio_url, the https:// URL "
+                    "of the audio to play");
+  }
+  n = count_of(cfg->screening.challenge.message, "{digit}");
+  if (n == 0)
+    return fail_key(ld, VS_ERR_INVAL, "screening.challenge.message",
+                    "must contain {digit}, where the key to press is spoken");
+  if (n > 1)
+    return fail_key(ld, VS_ERR_INVAL, "screening.challenge.message",
+                    "contains {digit} %u times; it must appear exactly once",
+                    n);
   return VS_OK;
 }
 
@@ -1485,12 +1661,30 @@ static int finish(struct loader *ld, struct config *cfg)
   if (!rc)
     rc = check_fields(ld, cfg);
   if (!rc)
+    rc = check_screening(ld, cfg);
+  if (!rc)
     rc = check_options(ld, cfg);
   if (!rc && !cfg->menu.greeting)
     rc = build_greeting(ld, cfg);
   if (!rc)
     rc = check_credentials(ld, cfg);
   return rc;
+}
+
+/*
+ * The policy version: 64-bit FNV-1a of the file's bytes exactly as read,
+ * as 16 lowercase hex digits. It names the contents, not the meaning: any
+ * change, a comment's included, gives a new version.
+ */
+static void policy_version(char out[17], const uint8_t *data, size_t len)
+{
+  uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+  for (size_t i = 0; i < len; i++) {
+    h ^= data[i];
+    h *= UINT64_C(0x100000001b3);
+  }
+  snprintf(out, 17, "%016" PRIx64, h);
 }
 
 /*
@@ -1581,6 +1775,7 @@ int config_load(const char *path, struct config **out, char *err,
       goto out;
     }
   }
+  policy_version(cfg->policy_version, data, file.len);
   rc = finish(&ld, cfg);
   if (rc)
     goto out;
@@ -1617,7 +1812,11 @@ void config_free(struct config *cfg)
   free(cfg->telesign.virtual_number);
   free(cfg->telesign.account_lifecycle_event);
   free(cfg->telesign.ca_file);
+  free(cfg->screening.default_country);
   free(cfg->screening.block_message);
+  free(cfg->screening.block_audio_url);
+  free(cfg->screening.challenge.message);
+  free(cfg->screening.challenge.retry_message);
   free(cfg->menu.greeting);
   free(cfg->menu.language);
   free(cfg->menu.invalid_message);

@@ -33,9 +33,29 @@ enum config_auth {
   AUTH_BASIC /* HTTP Basic customer_id:api_key */
 };
 
-enum config_on_error {
-  ON_ERROR_ALLOW, /* give the caller the menu */
-  ON_ERROR_BLOCK  /* give the caller the block answer */
+/* What the screening pipeline can decide for a caller. */
+enum config_verdict {
+  VERDICT_ALLOW,     /* the menu */
+  VERDICT_CHALLENGE, /* "to be connected, press D" first */
+  VERDICT_BLOCK      /* the block answer (screening.block_action) */
+};
+
+/* How a score becomes a verdict (screening.decide_by). */
+enum config_decide_by {
+  DECIDE_BY_SCORE,         /* block_at and challenge_at thresholds */
+  DECIDE_BY_RECOMMENDATION /* TeleSign's allow / flag / block */
+};
+
+/* What a blocked caller gets (screening.block_action). */
+enum config_block_action {
+  BLOCK_ACTION_MESSAGE, /* speak block_message, then hang up */
+  BLOCK_ACTION_HANGUP,  /* hang up at once, nothing spoken */
+  BLOCK_ACTION_PLAY     /* play block_audio_url (e.g. a SIT tone), hang up */
+};
+
+enum config_mode {
+  MODE_ENFORCE, /* callers get what the pipeline decides */
+  MODE_SHADOW   /* decisions are recorded, but every caller gets the menu */
 };
 
 enum config_caller_id {
@@ -52,6 +72,10 @@ struct config_menu_option {
 
 struct config {
   char *path; /* the file this was loaded from */
+  /* 16 hex digits identifying the file's contents (a hash of its bytes),
+   * stored with every call it decides so that decisions can be traced to
+   * the policy that made them. */
+  char policy_version[17];
 
   struct {
     char *listen;             /* "host:port"; default "127.0.0.1:8080" */
@@ -76,9 +100,32 @@ struct config {
   } telesign;
 
   struct {
-    uint32_t block_at;                   /* default 600, 0..1000 */
-    enum config_on_error on_score_error; /* default allow */
-    char *block_message; /* default "We are unable to take your call." */
+    enum config_mode mode;                 /* default enforce */
+    char *default_country;                 /* for national numbers; "1" */
+    enum config_verdict anonymous;         /* unscorable callers; challenge */
+    enum config_decide_by decide_by;       /* default score */
+    uint32_t block_at;                     /* default 600, 0..1000 */
+    uint32_t challenge_at;                 /* default 400, 0..block_at */
+    enum config_verdict on_score_error;    /* default challenge */
+    uint32_t score_cache_ttl_s;            /* default 86400; 0 = no cache */
+    enum config_block_action block_action; /* default message */
+    char *block_message;   /* default "We are unable to take your call." */
+    char *block_audio_url; /* https URL; required for block_action play */
+    struct {
+      uint32_t window_s;          /* default 600, 1..86400 */
+      uint32_t max_calls;         /* default 5; 0 = velocity check off */
+      enum config_verdict action; /* default challenge */
+    } velocity;
+    struct {
+      /* Spoken with the digit in place of "{digit}"; default
+       * "To be connected, press {digit}." */
+      char *message;
+      char *retry_message;       /* default "That was not the right key." */
+      uint32_t attempts;         /* default 2, 1..5 */
+      uint32_t pass_ttl_s;       /* default 2592000 (30 days) */
+      uint32_t fail_block_after; /* default 3; 0 = never blocklist */
+      uint32_t fail_block_ttl_s; /* default 604800 (7 days) */
+    } challenge;
   } screening;
 
   struct {

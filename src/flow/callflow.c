@@ -7,28 +7,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "../ivr/ivr.h"
-#include "../screen/decide.h"
 #include "../screen/phone.h"
+#include "../screen/screening.h"
 #include "../store/store.h"
-#include "../telesign/score.h"
 #include "../util/err.h"
 #include "../util/log.h"
 #include "callflow.h"
-
-/*
- * Country code given to national numbers. NANP until the screening policy
- * makes it a setting (screening.default_country).
- */
-#define DEFAULT_COUNTRY "1"
 
 struct flow {
   const struct config *cfg;
   struct loop *loop;
   struct store *store;
-  struct score_client *scores;
+  struct screening *screening;
   size_t pending;
 };
 
@@ -52,6 +46,21 @@ static int64_t unix_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * A uniformly random digit for a challenge. Bytes of 250 and above are
+ * drawn again so that no digit is likelier than another; if the kernel's
+ * generator fails, a clock-derived digit still varies between calls.
+ */
+static char random_digit(void)
+{
+  unsigned char b;
+
+  for (int i = 0; i < 16; i++)
+    if (getrandom(&b, 1, 0) == 1 && b < 250)
+      return (char)('0' + b % 10);
+  return (char)('0' + (unsigned)(unix_ms() % 10));
+}
+
 void flow_reply_clear(struct flow_reply *r)
 {
   free(r->body);
@@ -59,7 +68,7 @@ void flow_reply_clear(struct flow_reply *r)
 }
 
 int flow_create(const struct config *cfg, struct loop *loop,
-                struct store *store, struct score_client *scores,
+                struct store *store, struct screening *screening,
                 struct flow **out)
 {
   struct flow *f = calloc(1, sizeof(*f));
@@ -69,9 +78,14 @@ int flow_create(const struct config *cfg, struct loop *loop,
   f->cfg = cfg;
   f->loop = loop;
   f->store = store;
-  f->scores = scores;
+  f->screening = screening;
   *out = f;
   return VS_OK;
+}
+
+void flow_set_config(struct flow *f, const struct config *cfg)
+{
+  f->cfg = cfg;
 }
 
 void flow_destroy(struct flow *f)
@@ -119,6 +133,21 @@ static void save(struct flow *f, struct call *c)
               vs_strerror(rc));
 }
 
+static struct pending *pending_new(struct flow *f,
+                                   const struct voice_event *ev,
+                                   flow_reply_cb cb, void *arg)
+{
+  struct pending *p = calloc(1, sizeof(*p));
+
+  if (!p)
+    return NULL;
+  p->flow = f;
+  p->ev = *ev;
+  p->cb = cb;
+  p->arg = arg;
+  return p;
+}
+
 static void finish_pending(struct pending *p, struct flow_reply *r)
 {
   struct flow *f = p->flow;
@@ -130,36 +159,27 @@ static void finish_pending(struct pending *p, struct flow_reply *r)
 
 /* ---- incoming_call --------------------------------------------------- */
 
+/* The first answer to a decided call: record it and say it. */
 static void screened(struct flow *f, struct call *c, struct flow_reply *r)
 {
   struct ivr_answer ans;
 
-  ivr_start(f->cfg, c, &ans);
+  ivr_start(f->cfg, c, random_digit(), &ans);
   save(f, c);
-  log_info("call screened|ref=%s caller=%s decision=%s reason=%s score=%d "
-           "score_ms=%d",
+  log_info("call screened|ref=%s caller=%s decision=%s reason=%s%s score=%d "
+           "source=%s",
            c->ref, c->caller[0] ? c->caller : "-",
-           call_decision_name(c->decision), c->reason, c->score, c->score_ms);
+           call_decision_name(c->decision), c->reason,
+           c->shadow ? " shadow=1" : "", c->score,
+           c->score_source[0] ? c->score_source : "-");
   reply_action(r, &ans.action);
 }
 
-static void on_score(void *arg, const struct score_result *res)
+static void on_decided(void *arg, struct call *c)
 {
   struct pending *p = arg;
-  struct call *c = &p->call;
-  struct decision d;
   struct flow_reply r;
 
-  decide_on_score(p->flow->cfg, res, &d);
-  c->decision = d.verdict;
-  CALL_SET(c->reason, d.reason);
-  c->score = res->score;
-  c->score_ms = res->elapsed_ms;
-  CALL_SET(c->risk_level, res->level);
-  CALL_SET(c->recommendation, res->recommendation);
-  CALL_SET(c->phone_type, res->phone_type);
-  CALL_SET(c->score_ref, res->ref);
-  CALL_SET(c->score_error, res->error);
   screened(p->flow, c, &r);
   finish_pending(p, &r);
 }
@@ -171,53 +191,37 @@ static enum flow_status on_incoming(struct flow *f,
 {
   const struct call *known = store_call_find(f->store, ev->ref);
   struct ivr_answer ans;
-  struct decision d;
-  enum phone_result pr;
   struct pending *p;
-  struct call c;
+  struct call dup;
 
-  /* TeleSign may deliver an event twice; the decision already made stands
-   * and no second lookup is paid for. */
+  /* TeleSign may deliver an event twice; the decision already made stands,
+   * with the same challenge digit, and no second lookup is paid for. */
   if (known && known->decision != CALL_DECISION_NONE) {
-    c = *known;
-    ivr_start(f->cfg, &c, &ans);
+    dup = *known;
+    ivr_start(f->cfg, &dup,
+              dup.challenge_digit[0] ? dup.challenge_digit[0] : random_digit(),
+              &ans);
     reply_action(now, &ans.action);
     return FLOW_DONE;
   }
-  call_init(&c, ev->ref);
-  c.started_ms = unix_ms();
-  CALL_SET(c.caller_raw, ev->from);
-  CALL_SET(c.to, ev->to);
-  pr = phone_normalise(ev->from, DEFAULT_COUNTRY, c.caller);
-  if (pr != PHONE_OK) {
-    decide_unscorable(f->cfg, pr, &d);
-    goto decided;
-  }
-  p = calloc(1, sizeof(*p));
-  if (p) {
-    p->flow = f;
-    p->ev = *ev;
-    p->call = c;
-    p->cb = cb;
-    p->arg = arg;
-    if (score_lookup(f->scores, c.caller, on_score, p) == VS_OK) {
-      f->pending++;
-      return FLOW_PENDING;
-    }
-    free(p);
-  }
-  /* Without memory for a lookup the caller is treated as a failed lookup
-   * would be: the configured on_score_error answer. */
-  {
-    struct score_result res = {.failure = SCORE_FAIL_INTERNAL, .score = -1};
+  p = pending_new(f, ev, cb, arg);
+  if (!p) {
+    struct voice_action hangup = {.kind = VOICE_ACTION_HANGUP};
 
-    snprintf(res.error, sizeof(res.error), "internal");
-    decide_on_score(f->cfg, &res, &d);
+    log_error("out of memory screening a call|ref=%s", ev->ref);
+    reply_action(now, &hangup);
+    return FLOW_DONE;
   }
-decided:
-  c.decision = d.verdict;
-  CALL_SET(c.reason, d.reason);
-  screened(f, &c, now);
+  call_init(&p->call, ev->ref);
+  p->call.started_ms = unix_ms();
+  CALL_SET(p->call.caller_raw, ev->from);
+  CALL_SET(p->call.to, ev->to);
+  if (!screening_decide(f->screening, &p->call, on_decided, p)) {
+    f->pending++;
+    return FLOW_PENDING;
+  }
+  screened(f, &p->call, now);
+  free(p);
   return FLOW_DONE;
 }
 
@@ -235,7 +239,14 @@ static void advance(struct flow *f, const struct voice_event *ev,
   switch (ev->type) {
   case VOICE_EVENT_SPEAK_COMPLETED:
   case VOICE_EVENT_PLAY_COMPLETED:
-    ivr_on_prompt_done(f->cfg, c, ev, &ans);
+    ivr_on_prompt_done(f->cfg, c, ev, random_digit(), &ans);
+    if (ans.outcome == IVR_OUTCOME_CHALLENGE_PASSED)
+      screening_challenge_passed(f->screening, c);
+    else if (ans.outcome == IVR_OUTCOME_CHALLENGE_FAILED)
+      screening_challenge_failed(f->screening, c);
+    if (ans.outcome != IVR_OUTCOME_NONE)
+      log_info("challenge %s|ref=%s caller=%s tries=%u", c->challenge_result,
+               c->ref, c->caller[0] ? c->caller : "-", c->challenge_tries);
     break;
   case VOICE_EVENT_DIAL_COMPLETED:
     ivr_on_dial_done(f->cfg, c, ev, &ans);
@@ -280,7 +291,7 @@ static void unknown_call(struct flow *f, const struct voice_event *ev,
   c.started_ms = unix_ms();
   CALL_SET(c.caller_raw, ev->from);
   CALL_SET(c.to, ev->to);
-  phone_normalise(ev->from, DEFAULT_COUNTRY, c.caller);
+  phone_normalise(ev->from, f->cfg->screening.default_country, c.caller);
   CALL_SET(c.reason, "unknown_call");
   advance(f, ev, &c, r);
 }
@@ -321,20 +332,12 @@ enum flow_status flow_handle(struct flow *f, const struct voice_event *ev,
     advance(f, ev, &c, now);
     return FLOW_DONE;
   }
-  p = calloc(1, sizeof(*p));
-  if (!p)
-    goto no_load;
-  p->flow = f;
-  p->ev = *ev;
-  p->cb = cb;
-  p->arg = arg;
-  if (store_call_load(f->store, ev->ref, on_loaded, p)) {
-    free(p);
-    goto no_load;
+  p = pending_new(f, ev, cb, arg);
+  if (p && store_call_load(f->store, ev->ref, on_loaded, p) == VS_OK) {
+    f->pending++;
+    return FLOW_PENDING;
   }
-  f->pending++;
-  return FLOW_PENDING;
-no_load:
+  free(p);
   unknown_call(f, ev, now);
   return FLOW_DONE;
 }

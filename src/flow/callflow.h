@@ -1,10 +1,10 @@
 /*
  * The call flow: what to answer to each TeleSign event.
  *
- * It ties the modules together for one event: the caller's number is
- * normalised (screen/phone), scored (telesign/score), decided
- * (screen/decide), the IVR advances (ivr/ivr) and the call record is saved
- * (store/store). docs/architecture.md walks through one call.
+ * It ties the modules together for one event: a new caller is screened
+ * (screen/screening: lists, velocity, pass, Score), the IVR advances
+ * (ivr/ivr) and the call record is saved (store/store).
+ * docs/architecture.md walks through one call.
  *
  * The flow, its pending operations and the call records it edits belong to
  * the loop thread.
@@ -20,7 +20,7 @@
 
 struct loop;
 struct store;
-struct score_client;
+struct screening;
 struct flow;
 
 /* The HTTP answer to an event. `body` is malloc'd and owned by the struct. */
@@ -39,12 +39,18 @@ void flow_reply_clear(struct flow_reply *r);
 typedef void (*flow_reply_cb)(void *arg, struct flow_reply *reply);
 
 /*
- * Creates the flow. `cfg`, `store` and `scores` are borrowed and must
- * outlive it. Returns 0 or VS_ERR_NOMEM.
+ * Creates the flow. `cfg` (see flow_set_config), `store` and `screening`
+ * are borrowed and must outlive it. Returns 0 or VS_ERR_NOMEM.
  */
 int flow_create(const struct config *cfg, struct loop *loop,
-                struct store *store, struct score_client *scores,
+                struct store *store, struct screening *screening,
                 struct flow **out);
+
+/*
+ * Switches to a new config (a reload). Calls in progress carry on with
+ * it from their next event; `cfg` is borrowed.
+ */
+void flow_set_config(struct flow *f, const struct config *cfg);
 
 /* Frees the flow; no operation may be pending (see flow_pending). */
 void flow_destroy(struct flow *f);

@@ -455,6 +455,11 @@ fail_free:
   return rc;
 }
 
+void webhook_set_config(struct webhook *w, const struct config *cfg)
+{
+  w->cfg = cfg;
+}
+
 uint16_t webhook_port(const struct webhook *w)
 {
   return w->port;

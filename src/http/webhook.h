@@ -37,6 +37,13 @@ int webhook_create(struct loop *loop, const struct config *cfg,
                    struct flow *flow, struct store *store,
                    struct webhook **out, char *err, size_t errlen);
 
+/*
+ * Switches to a new config (a reload): the webhook path, body limit and
+ * /health take it from the next request. The listening address, the
+ * connection limit and the idle timeout stay as they were at start.
+ */
+void webhook_set_config(struct webhook *w, const struct config *cfg);
+
 /* The port actually bound (useful with port 0). */
 uint16_t webhook_port(const struct webhook *w);
 

@@ -9,11 +9,17 @@
  * The flow, with menu.attempts = 3:
  *
  *   allowed  -> speak greeting, collect 1 digit              [menu]
+ *   challenged -> "to be connected, press D", collect 1      [challenge]
+ *   challenge + D        -> the menu (and a pass for the number)
+ *   challenge + other    -> retry with a new D, until challenge.attempts,
+ *                           then the block answer
+ *   (in shadow mode every caller is treated as allowed)
  *   menu + known digit   -> dial the department             [dialling]
  *   menu + no digit      -> greeting again, until attempts, then goodbye
  *   menu + unknown digit -> "not a valid choice" + greeting, same limit
  *   dialling + dial_completed not answered -> "no one is available"
- *   blocked  -> speak block message                          [blocking]
+ *   blocked  -> block_action: speak block_message or play
+ *               block_audio_url [blocking], or hang up at once [hungup]
  *   blocking/goodbye/unavailable + speak_completed -> hangup [hungup]
  *   anything else -> hangup
  *
@@ -27,22 +33,35 @@
 #include "../store/call.h"
 #include "../telesign/voice.h"
 
+/* What a transition means for the screening state, beyond the call. */
+enum ivr_outcome {
+  IVR_OUTCOME_NONE = 0,
+  IVR_OUTCOME_CHALLENGE_PASSED,
+  IVR_OUTCOME_CHALLENGE_FAILED
+};
+
 struct ivr_answer {
   struct voice_action action;
+  enum ivr_outcome outcome;
   char text[2100]; /* storage for composed messages */
 };
 
 /*
- * First answer for a call whose decision has been made: the menu for
- * CALL_DECISION_ALLOW, the block message otherwise. The score is never
- * spoken.
+ * First answer for a call whose decision has been made: the menu, the
+ * challenge or the block answer. `digit` ('0'..'9') is the one to ask for
+ * if a challenge prompt is spoken; the caller draws it at random, which
+ * keeps this module free of I/O. The score is never spoken.
  */
-void ivr_start(const struct config *cfg, struct call *call,
+void ivr_start(const struct config *cfg, struct call *call, char digit,
                struct ivr_answer *ans);
 
-/* speak_completed or play_completed, with the digits TeleSign collected. */
+/*
+ * speak_completed or play_completed, with the digits TeleSign collected.
+ * `digit` as for ivr_start(), for a challenge retry.
+ */
 void ivr_on_prompt_done(const struct config *cfg, struct call *call,
-                        const struct voice_event *ev, struct ivr_answer *ans);
+                        const struct voice_event *ev, char digit,
+                        struct ivr_answer *ans);
 
 /* dial_completed. */
 void ivr_on_dial_done(const struct config *cfg, struct call *call,

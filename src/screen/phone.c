@@ -177,6 +177,14 @@ enum phone_result phone_normalise(const char *raw, const char *default_country,
    */
   if (nanp && (plus || international) && n == 10 && d[0] >= '2')
     return PHONE_INVALID;
+  /*
+   * Country code 1 is the NANP, whatever the default: its area code and
+   * exchange never start with 0 or 1 (those are operator and trunk
+   * prefixes there), so such a number is a typo or a spoofed caller ID,
+   * and a Score lookup or list entry for it would be wasted.
+   */
+  if (n == 11 && d[0] == '1' && (d[1] < '2' || d[4] < '2'))
+    return PHONE_INVALID;
 
   memcpy(out, d, n);
   out[n] = '\0';

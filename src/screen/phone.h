@@ -80,6 +80,10 @@ int phone_country_code_valid(const char *cc);
  *     came from a '+' or international prefix: as bare digits it would be
  *     read back as a US number, and guessing either way could score the
  *     wrong subscriber.
+ *  8. An eleven-digit result starting with country code 1 (NANP, with any
+ *     default) whose area code or exchange (the digits after the "1" and
+ *     after "1NPA") starts with 0 or 1 -> PHONE_INVALID, as no NANP number
+ *     does: "+1 111 555 1234" and "1 212 155 1234" are refused.
  *
  * An invalid `default_country` (see phone_country_code_valid) gives
  * PHONE_INVALID for every input.

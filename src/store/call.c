@@ -5,9 +5,10 @@
 
 static const char *const step_names[] = {
     "new",       "menu",        "blocking", "goodbye", "dialling",
-    "connected", "unavailable", "hungup",   "ended"};
+    "connected", "unavailable", "hungup",   "ended",   "challenge"};
 
-static const char *const decision_names[] = {"none", "allow", "block"};
+static const char *const decision_names[] = {"none", "allow", "block",
+                                             "challenge"};
 
 void call_init(struct call *c, const char *ref)
 {

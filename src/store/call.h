@@ -29,13 +29,16 @@ enum call_step {
   CALL_STEP_CONNECTED,   /* department answered */
   CALL_STEP_UNAVAILABLE, /* "no one is available" spoken, hang up next */
   CALL_STEP_HUNGUP,      /* we sent hangup */
-  CALL_STEP_ENDED        /* call_completed received */
+  CALL_STEP_ENDED,       /* call_completed received */
+  CALL_STEP_CHALLENGE    /* "press D" spoken, waiting for the digit */
 };
 
+/* The screening pipeline's verdict for the call. */
 enum call_decision {
   CALL_DECISION_NONE = 0, /* not decided yet */
   CALL_DECISION_ALLOW,
-  CALL_DECISION_BLOCK
+  CALL_DECISION_BLOCK,
+  CALL_DECISION_CHALLENGE
 };
 
 struct call {
@@ -48,7 +51,15 @@ struct call {
   enum call_step step;
   uint32_t attempts; /* menu prompts spoken so far */
   enum call_decision decision;
-  char reason[96];                /* why, e.g. "score:742>=600" */
+  char reason[96];                /* the deciding step, "score:742>=600" */
+  char trace[256];                /* every step evaluated, in order */
+  char policy_version[17];        /* config that decided (hash) */
+  int shadow;                     /* decided in shadow mode: menu given */
+  int32_t velocity_count;         /* calls in the window, this one too */
+  char score_source[8];           /* "api", "cache" or "" (no score) */
+  char challenge_digit[2];        /* the digit asked for, "" if none */
+  uint32_t challenge_tries;       /* challenge prompts spoken */
+  char challenge_result[8];       /* "passed", "failed" or "" */
   int32_t score;                  /* 0..1000, or -1 when none */
   char risk_level[16];            /* TeleSign risk.level */
   char recommendation[16];        /* TeleSign risk.recommendation */

@@ -4,7 +4,10 @@
  * Two threads meet here. The loop thread calls the public functions and
  * owns the cache of live calls; the worker thread owns the backend handle
  * and does all the I/O. They share one bounded FIFO of operations and one
- * list of completed loads, both under `lock`.
+ * list of completed loads, both under `lock`. Operations are writes (of a
+ * call, a list entry, a list delete or a number record) and loads (of a
+ * call, or of the whole screening state); they all share the one queue, so
+ * that every kind is ordered with every other.
  *
  * Group commit. The worker takes everything queued at once and runs it as
  * one batch in one transaction: at a high call rate the queue fills while
@@ -17,6 +20,9 @@
  * reports itself unhealthy until a batch commits again, and the worker goes
  * on with the next batch. Retrying the same batch would block every later
  * record behind a disk that may stay broken.
+ *
+ * The list tools at the end of the file run on the caller's thread with a
+ * connection of their own; they share nothing with a store.
  *
  * Bounds. `held` counts every operation admitted and not finished (a save
  * until its batch is done, a load until its callback has run) and never
@@ -37,6 +43,7 @@
 #include "../util/err.h"
 #include "../util/log.h"
 #include "call.h"
+#include "records.h"
 #include "store.h"
 #include "store_backend.h"
 #include "store_sqlite.h"
@@ -47,11 +54,40 @@
 #define STORE_LOG_EVERY_MS  1000       /* at most one line per second */
 #define STORE_WHY_SIZE      256
 
-enum store_op_kind { STORE_OP_SAVE, STORE_OP_LOAD };
+/*
+ * Recent calls a state load returns at most. Velocity needs no more than
+ * NUMBERS_VELOCITY_RING (32) calls for each of the numbers the screening
+ * module keeps (100,000 by default), and a window at a high call rate
+ * could otherwise hold far more rows than memory: past the ceiling the
+ * oldest calls are left out (and logged), which undercounts only numbers
+ * that called long ago in the window. 48 bytes each: 192 MiB at most.
+ */
+#define STORE_STATE_MAX_RECENT (4u << 20)
+
+enum store_op_kind {
+  STORE_OP_SAVE,        /* a call record */
+  STORE_OP_LOAD,        /* a call record */
+  STORE_OP_LIST_SAVE,   /* upsert of a list entry */
+  STORE_OP_LIST_DELETE, /* removal of a list entry (kind, entry) */
+  STORE_OP_NUMBER_SAVE, /* upsert of a number record */
+  STORE_OP_STATE        /* store_state_load() */
+};
+
+/* The answer of a state load, grown by the worker as rows arrive. */
+struct state_buf {
+  struct list_entry *lists;
+  size_t nlists, lists_cap;
+  struct number_record *numbers;
+  size_t nnumbers, numbers_cap;
+  struct store_recent_call *recent;
+  size_t nrecent, recent_cap;
+  int failed;    /* a row could not be kept: out of memory */
+  int truncated; /* calls older than the last one kept were left out */
+};
 
 /*
  * One operation. The loop thread creates it. While queued and in a batch
- * it belongs to the worker, which frees a save when its batch is done and
+ * it belongs to the worker, which frees a write when its batch is done and
  * moves a load to the completion list; from there the loop thread runs the
  * load's callback and frees it. A load answered from the cache never
  * leaves the loop thread.
@@ -59,13 +95,22 @@ enum store_op_kind { STORE_OP_SAVE, STORE_OP_LOAD };
 struct store_op {
   struct store_op *next;
   enum store_op_kind kind;
-  int rc;             /* load: the result */
-  int from_cache;     /* load: answered from the cache, not the database */
-  uint64_t cache_gen; /* load: st->cache_gen when it was issued */
-  store_load_cb cb;
+  int rc;                  /* loads: the result */
+  int from_cache;          /* call load: answered from the cache, not the DB */
+  uint64_t cache_gen;      /* call load: st->cache_gen when it was issued */
+  store_load_cb cb;        /* call load */
+  store_state_cb state_cb; /* state load */
   void *arg;
-  char ref[CALL_REF_SIZE]; /* load: the record asked for */
-  struct call call;        /* save: the record; load: the answer */
+  char ref[CALL_REF_SIZE]; /* call load: the record asked for */
+  union {
+    struct call call;            /* call save: the record; load: answer */
+    struct list_entry list;      /* list save; delete: kind and entry */
+    struct number_record number; /* number save */
+    struct {
+      struct store_state_query q;
+      struct state_buf buf;
+    } state; /* state load: the question, then the answer */
+  };
 };
 
 /*
@@ -327,6 +372,31 @@ static void cache_loaded(struct store *st, const struct store_op *op)
 
 /* ---- completions (loop thread) --------------------------------------- */
 
+static void state_buf_free(struct state_buf *buf)
+{
+  free(buf->lists);
+  free(buf->numbers);
+  free(buf->recent);
+  memset(buf, 0, sizeof(*buf));
+}
+
+/* Runs a state load's callback with a view of its arrays. */
+static void store_deliver_state(struct store_op *op)
+{
+  struct state_buf *buf = &op->state.buf;
+  struct store_state state = {
+      .lists = buf->lists,
+      .nlists = buf->nlists,
+      .numbers = buf->numbers,
+      .nnumbers = buf->nnumbers,
+      .recent = buf->recent,
+      .nrecent = buf->nrecent,
+  };
+
+  op->state_cb(op->arg, op->rc, op->rc == VS_OK ? &state : NULL);
+  state_buf_free(buf);
+}
+
 /*
  * Runs the callbacks of a detached list of loads and frees them. The slot
  * of each is given back before its callback, so that a callback may issue
@@ -337,10 +407,15 @@ static void store_deliver(struct store *st, struct store_op *op)
   while (op) {
     struct store_op *next = op->next;
 
-    if (op->rc == VS_OK)
-      cache_loaded(st, op);
-    atomic_fetch_sub(&st->held, 1);
-    op->cb(op->arg, op->rc, op->rc == VS_OK ? &op->call : NULL);
+    if (op->kind == STORE_OP_STATE) {
+      atomic_fetch_sub(&st->held, 1);
+      store_deliver_state(op);
+    } else {
+      if (op->rc == VS_OK)
+        cache_loaded(st, op);
+      atomic_fetch_sub(&st->held, 1);
+      op->cb(op->arg, op->rc, op->rc == VS_OK ? &op->call : NULL);
+    }
     free(op);
     op = next;
   }
@@ -381,7 +456,7 @@ static void store_log_failure(struct store *st, int rc, const char *why,
 
   st->fails_unlogged++;
   if (!st->failing || now - st->fail_log_ms >= STORE_LOG_EVERY_MS) {
-    log_error("store batch rolled back, call records lost|backend=%s "
+    log_error("store batch rolled back, records lost|backend=%s "
               "error=\"%s\" code=\"%s\" ops=%zu saves_lost=%zu "
               "failed_batches=%llu",
               st->ops->name, why, vs_strerror(rc), ops, saves,
@@ -390,6 +465,155 @@ static void store_log_failure(struct store *st, int rc, const char *why,
     st->fails_unlogged = 0;
   }
   st->failing = 1;
+}
+
+/*
+ * Doubles a full array of *cap elements of `size` bytes. Returns the new
+ * array, or NULL with the old one left as it was.
+ */
+static void *grow(void *arr, size_t *cap, size_t size)
+{
+  size_t want = *cap ? *cap * 2 : 64;
+  void *bigger;
+
+  if (want > SIZE_MAX / size)
+    return NULL;
+  bigger = realloc(arr, want * size);
+  if (bigger)
+    *cap = want;
+  return bigger;
+}
+
+static int state_add_list(void *arg, const struct list_entry *e)
+{
+  struct state_buf *buf = arg;
+
+  if (buf->nlists == buf->lists_cap) {
+    struct list_entry *bigger =
+        grow(buf->lists, &buf->lists_cap, sizeof(*bigger));
+
+    if (!bigger) {
+      buf->failed = 1;
+      return VS_ERR_NOMEM;
+    }
+    buf->lists = bigger;
+  }
+  buf->lists[buf->nlists++] = *e;
+  return VS_OK;
+}
+
+static int state_add_number(void *arg, const struct number_record *r)
+{
+  struct state_buf *buf = arg;
+
+  if (buf->nnumbers == buf->numbers_cap) {
+    struct number_record *bigger =
+        grow(buf->numbers, &buf->numbers_cap, sizeof(*bigger));
+
+    if (!bigger) {
+      buf->failed = 1;
+      return VS_ERR_NOMEM;
+    }
+    buf->numbers = bigger;
+  }
+  buf->numbers[buf->nnumbers++] = *r;
+  return VS_OK;
+}
+
+/*
+ * Calls arrive newest first; one past the ceiling is asked for only to
+ * learn whether any were left out.
+ */
+static int state_add_recent(void *arg, const char *caller, int64_t started_ms)
+{
+  struct state_buf *buf = arg;
+  struct store_recent_call *r;
+
+  if (buf->nrecent >= STORE_STATE_MAX_RECENT) {
+    buf->truncated = 1;
+    return VS_OK;
+  }
+  if (buf->nrecent == buf->recent_cap) {
+    r = grow(buf->recent, &buf->recent_cap, sizeof(*r));
+    if (!r) {
+      buf->failed = 1;
+      return VS_ERR_NOMEM;
+    }
+    buf->recent = r;
+  }
+  r = &buf->recent[buf->nrecent++];
+  call_set(r->caller, sizeof(r->caller), caller);
+  r->started_ms = started_ms;
+  return VS_OK;
+}
+
+/*
+ * Runs a state load in the batch's transaction and leaves its answer in
+ * op->rc. Returns what fails the batch: only the database failing, not a
+ * row we cannot read or memory we cannot get for this one load (its
+ * prunes are then still worth committing: they are right whatever reads
+ * them).
+ */
+static int store_read_state(struct store *st, struct store_op *op)
+{
+  struct state_buf *buf = &op->state.buf;
+  const struct store_state_sink sink = {state_add_list, state_add_number,
+                                        state_add_recent, buf};
+  int rc;
+
+  rc = st->ops->load_state(st->handle, &op->state.q, &sink);
+  if (buf->failed || rc == VS_ERR_PROTO) {
+    if (rc == VS_ERR_PROTO)
+      log_error("store cannot read the screening state|backend=%s "
+                "error=\"%s\"",
+                st->ops->name, st->ops->errmsg(st->handle));
+    op->rc = buf->failed ? VS_ERR_NOMEM : rc;
+    state_buf_free(buf);
+    return VS_OK;
+  }
+  op->rc = rc;
+  if (rc != VS_OK) {
+    state_buf_free(buf);
+    return rc;
+  }
+  /* Oldest first, as velocity counters are rebuilt. */
+  for (size_t i = 0, j = buf->nrecent; i + 1 < j; i++, j--) {
+    struct store_recent_call t = buf->recent[i];
+
+    buf->recent[i] = buf->recent[j - 1];
+    buf->recent[j - 1] = t;
+  }
+  if (buf->truncated)
+    log_warn("store state load left out older recent calls|kept=%zu "
+             "oldest_kept_ms=%lld",
+             buf->nrecent, (long long)buf->recent[0].started_ms);
+  return VS_OK;
+}
+
+/* Runs one write; an absent entry is a delete already done. */
+static int store_write(struct store *st, const struct store_op *op)
+{
+  const struct store_backend_ops *ops = st->ops;
+  int rc;
+
+  switch (op->kind) {
+  case STORE_OP_SAVE:
+    return ops->save_call(st->handle, &op->call);
+  case STORE_OP_LIST_SAVE:
+    return ops->save_list(st->handle, &op->list);
+  case STORE_OP_LIST_DELETE:
+    rc = ops->delete_list(st->handle, op->list.kind, op->list.entry);
+    return rc == VS_ERR_NOTFOUND ? VS_OK : rc;
+  case STORE_OP_NUMBER_SAVE:
+    return ops->save_number(st->handle, &op->number);
+  default:
+    return VS_ERR_INVAL;
+  }
+}
+
+static int is_write(const struct store_op *op)
+{
+  return op->kind != STORE_OP_LOAD && op->kind != STORE_OP_STATE;
 }
 
 /*
@@ -414,10 +638,15 @@ static void store_run_batch(struct store *st, struct store_op *batch,
   rc = ops->begin(st->handle);
   for (op = batch; op; op = op->next) {
     n++;
-    if (op->kind == STORE_OP_SAVE) {
+    if (is_write(op)) {
       saves++;
       if (rc == VS_OK)
-        rc = ops->save_call(st->handle, &op->call);
+        rc = store_write(st, op);
+    } else if (op->kind == STORE_OP_STATE) {
+      if (rc == VS_OK) {
+        rc = store_read_state(st, op);
+        loaded++;
+      }
     } else if (rc == VS_OK) {
       op->rc = ops->load_call(st->handle, op->ref, &op->call);
       loaded++;
@@ -446,12 +675,17 @@ static void store_run_batch(struct store *st, struct store_op *batch,
 
   for (op = batch; op; op = next) {
     next = op->next;
-    if (op->kind == STORE_OP_SAVE) {
+    if (is_write(op)) {
       free(op);
       continue;
     }
-    if (rc != VS_OK)
+    /* Nothing read in a batch that failed is delivered: it may be a state
+     * the database no longer holds. */
+    if (rc != VS_OK) {
       op->rc = rc;
+      if (op->kind == STORE_OP_STATE)
+        state_buf_free(&op->state.buf);
+    }
     op->next = NULL;
     if (last)
       last->next = op;
@@ -545,7 +779,7 @@ static void store_drop(struct store *st)
   stat_add(&st->stats.dropped, 1);
   st->drops_unlogged++;
   if (now - st->drop_log_ms >= STORE_LOG_EVERY_MS) {
-    log_error("store queue full, call records dropped|dropped=%llu "
+    log_error("store queue full, records dropped|dropped=%llu "
               "queue_max=%zu",
               (unsigned long long)st->drops_unlogged, st->queue_max);
     st->drop_log_ms = now;
@@ -566,6 +800,32 @@ static int store_admit(struct store *st)
   return VS_OK;
 }
 
+/*
+ * Admits and allocates a write of `kind` for the caller to fill and push.
+ * A write refused at the ceiling is dropped and counted; one refused
+ * because the store is closing is not a drop.
+ */
+static int store_new_write(struct store *st, enum store_op_kind kind,
+                           struct store_op **out)
+{
+  struct store_op *op;
+
+  if (st->closing)
+    return VS_ERR_BUSY;
+  if (store_admit(st)) {
+    store_drop(st);
+    return VS_ERR_BUSY;
+  }
+  op = malloc(sizeof(*op));
+  if (!op) {
+    atomic_fetch_sub(&st->held, 1);
+    return VS_ERR_NOMEM;
+  }
+  op->kind = kind;
+  *out = op;
+  return VS_OK;
+}
+
 int store_call_save(struct store *st, const struct call *call)
 {
   struct store_op *op;
@@ -577,19 +837,10 @@ int store_call_save(struct store *st, const struct call *call)
     return VS_ERR_INVAL;
   if (st->closing)
     return VS_ERR_BUSY;
-  rc = store_admit(st);
+  rc = store_new_write(st, STORE_OP_SAVE, &op);
   if (rc == VS_OK) {
-    op = malloc(sizeof(*op));
-    if (op) {
-      op->kind = STORE_OP_SAVE;
-      op->call = *call;
-      store_push(st, op);
-    } else {
-      atomic_fetch_sub(&st->held, 1);
-      rc = VS_ERR_NOMEM;
-    }
-  } else {
-    store_drop(st);
+    op->call = *call;
+    store_push(st, op);
   }
   /*
    * The cache follows the call even when the write was refused: the call
@@ -647,6 +898,92 @@ int store_call_load(struct store *st, const char *ref, store_load_cb cb,
     st->ready_head = op;
   st->ready_tail = op;
   loop_defer(st->loop, &st->ready_task, store_ready_cb, st);
+  return VS_OK;
+}
+
+/* A key that is set and fits its field (a longer one would be cut into
+ * another key). */
+static int key_valid(const char *key, size_t size)
+{
+  return key && key[0] && memchr(key, '\0', size);
+}
+
+static int kind_valid(int kind)
+{
+  return kind == LIST_ALLOW || kind == LIST_BLOCK;
+}
+
+int store_list_save(struct store *st, const struct list_entry *e)
+{
+  struct store_op *op;
+  int rc;
+
+  if (!e || !kind_valid((int)e->kind) ||
+      !key_valid(e->entry, sizeof(e->entry)))
+    return VS_ERR_INVAL;
+  rc = store_new_write(st, STORE_OP_LIST_SAVE, &op);
+  if (rc)
+    return rc;
+  op->list = *e;
+  store_push(st, op);
+  return VS_OK;
+}
+
+int store_list_delete(struct store *st, enum list_kind kind, const char *entry)
+{
+  struct store_op *op;
+  int rc;
+
+  if (!kind_valid((int)kind) || !key_valid(entry, LIST_ENTRY_SIZE))
+    return VS_ERR_INVAL;
+  rc = store_new_write(st, STORE_OP_LIST_DELETE, &op);
+  if (rc)
+    return rc;
+  memset(&op->list, 0, sizeof(op->list));
+  op->list.kind = kind;
+  CALL_SET(op->list.entry, entry);
+  store_push(st, op);
+  return VS_OK;
+}
+
+int store_number_save(struct store *st, const struct number_record *r)
+{
+  struct store_op *op;
+  int rc;
+
+  if (!r || !key_valid(r->number, sizeof(r->number)))
+    return VS_ERR_INVAL;
+  rc = store_new_write(st, STORE_OP_NUMBER_SAVE, &op);
+  if (rc)
+    return rc;
+  op->number = *r;
+  store_push(st, op);
+  return VS_OK;
+}
+
+int store_state_load(struct store *st, int64_t now_ms, int64_t score_since_ms,
+                     int64_t recent_since_ms, store_state_cb cb, void *arg)
+{
+  struct store_op *op;
+
+  if (!cb)
+    return VS_ERR_INVAL;
+  if (store_admit(st))
+    return VS_ERR_BUSY;
+  op = calloc(1, sizeof(*op));
+  if (!op) {
+    atomic_fetch_sub(&st->held, 1);
+    return VS_ERR_NOMEM;
+  }
+  op->kind = STORE_OP_STATE;
+  op->rc = VS_OK;
+  op->state_cb = cb;
+  op->arg = arg;
+  op->state.q.now_ms = now_ms;
+  op->state.q.score_since_ms = score_since_ms;
+  op->state.q.recent_since_ms = recent_since_ms;
+  op->state.q.max_recent = STORE_STATE_MAX_RECENT + 1;
+  store_push(st, op);
   return VS_OK;
 }
 
@@ -859,12 +1196,119 @@ int store_calls_list(const char *path, const struct store_query *q,
     q = &everything;
   if (q->decision && call_decision_parse(q->decision) < 0)
     return vs_fail(err, errlen, VS_ERR_INVAL,
-                   "unknown decision '%s': use allow, block or none",
+                   "unknown decision '%s': use allow, block, challenge or "
+                   "none",
                    q->decision);
   rc = ops->open_readonly(path, &handle, err, errlen);
   if (rc)
     return rc;
   rc = ops->list_calls(handle, q, cb, arg);
+  if (rc)
+    vs_fail(err, errlen, rc, "%s", ops->errmsg(handle));
+  ops->close(handle);
+  return rc;
+}
+
+/*
+ * The list tools open the database read-write, creating and migrating it
+ * if needed, with the same backend open() as a server: a first `list add`
+ * may come before the first `serve`. A running server holds its write lock
+ * only for the length of a batch, which the busy timeout waits out.
+ */
+static int tool_open(const char *path, void **handle, char *err, size_t errlen)
+{
+  if (!path || !*path)
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store path is not set");
+  return store_sqlite_ops.open(path, handle, err, errlen);
+}
+
+int store_lists_put(const char *path, const struct list_entry *entries,
+                    size_t n, char *err, size_t errlen)
+{
+  const struct store_backend_ops *ops = &store_sqlite_ops;
+  void *handle;
+  int rc;
+
+  if (n && !entries)
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store_lists_put: no entries");
+  /* All checked first: one bad entry must not leave the others half in. */
+  for (size_t i = 0; i < n; i++) {
+    const struct list_entry *e = &entries[i];
+
+    if (!kind_valid((int)e->kind))
+      return vs_fail(err, errlen, VS_ERR_INVAL,
+                     "list entry %zu has an unknown kind %d", i + 1,
+                     (int)e->kind);
+    if (!key_valid(e->entry, sizeof(e->entry)))
+      return vs_fail(err, errlen, VS_ERR_INVAL,
+                     "list entry %zu is empty or longer than %d characters",
+                     i + 1, LIST_ENTRY_SIZE - 1);
+  }
+  rc = tool_open(path, &handle, err, errlen);
+  if (rc)
+    return rc;
+  rc = ops->begin(handle);
+  if (rc)
+    goto fail_rollback;
+  for (size_t i = 0; i < n; i++) {
+    rc = ops->save_list(handle, &entries[i]);
+    if (rc)
+      goto fail_rollback;
+  }
+  rc = ops->commit(handle);
+  if (rc)
+    goto fail_rollback;
+  ops->close(handle);
+  return VS_OK;
+
+fail_rollback:
+  /* The message first: the rollback may replace it. */
+  vs_fail(err, errlen, rc, "%s", ops->errmsg(handle));
+  ops->rollback(handle);
+  ops->close(handle);
+  return rc;
+}
+
+int store_lists_delete(const char *path, enum list_kind kind,
+                       const char *entry, char *err, size_t errlen)
+{
+  const struct store_backend_ops *ops = &store_sqlite_ops;
+  void *handle;
+  int rc;
+
+  if (!kind_valid((int)kind))
+    return vs_fail(err, errlen, VS_ERR_INVAL, "unknown list kind %d",
+                   (int)kind);
+  if (!key_valid(entry, LIST_ENTRY_SIZE))
+    return vs_fail(err, errlen, VS_ERR_INVAL,
+                   "list entry is empty or longer than %d characters",
+                   LIST_ENTRY_SIZE - 1);
+  rc = tool_open(path, &handle, err, errlen);
+  if (rc)
+    return rc;
+  /* One statement: its own transaction. */
+  rc = ops->delete_list(handle, kind, entry);
+  if (rc)
+    vs_fail(err, errlen, rc, "%s", ops->errmsg(handle));
+  ops->close(handle);
+  return rc;
+}
+
+int store_lists_read(const char *path, int kind, store_list_cb cb, void *arg,
+                     char *err, size_t errlen)
+{
+  const struct store_backend_ops *ops = &store_sqlite_ops;
+  void *handle;
+  int rc;
+
+  if (kind >= 0 && !kind_valid(kind))
+    return vs_fail(err, errlen, VS_ERR_INVAL, "unknown list kind %d", kind);
+  if (!cb)
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store_lists_read: no callback");
+  rc = tool_open(path, &handle, err, errlen);
+  if (rc)
+    return rc;
+  rc = ops->read_lists(handle, kind, cb, arg);
   if (rc)
     vs_fail(err, errlen, rc, "%s", ops->errmsg(handle));
   ops->close(handle);

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "call.h"
+#include "records.h"
 
 struct loop;
 struct store;
@@ -86,6 +87,51 @@ int store_call_load(struct store *st, const char *ref, store_load_cb cb,
  */
 int store_call_save(struct store *st, const struct call *call);
 
+/* ---- screening state: lists and caller numbers ---------------------- */
+
+/*
+ * Queue an upsert of a list entry (key: kind + entry) or of a number's
+ * record (key: number), or the removal of a list entry. Copied; same
+ * returns and ordering as store_call_save(). These records have no
+ * in-memory cache in the store: the screening module keeps its own.
+ */
+int store_list_save(struct store *st, const struct list_entry *e);
+int store_list_delete(struct store *st, enum list_kind kind,
+                      const char *entry);
+int store_number_save(struct store *st, const struct number_record *r);
+
+/*
+ * Everything the screening pipeline needs at start or on reload, read in
+ * one batch by the worker. Arrays are borrowed until the callback returns.
+ */
+struct store_state {
+  const struct list_entry *lists; /* unexpired entries of both kinds */
+  size_t nlists;
+  const struct number_record *numbers; /* with an unexpired pass, any
+                                          challenge failure, or a score
+                                          fetched within the cache TTL */
+  size_t nnumbers;
+  const struct store_recent_call {
+    char caller[CALL_NUMBER_SIZE];
+    int64_t started_ms;
+  } * recent; /* calls started at or after `recent_since_ms`, oldest first,
+                 for rebuilding velocity counters */
+  size_t nrecent;
+};
+
+typedef void (*store_state_cb)(void *arg, int rc,
+                               const struct store_state *state);
+
+/*
+ * Loads the screening state as of `now_ms`: lists not expired, numbers
+ * worth keeping (score fetched at or after `score_since_ms`), and calls
+ * started at or after `recent_since_ms`. Callback contract as for
+ * store_call_load(). Expired list entries and number records with nothing
+ * left worth keeping are deleted from the database in the same batch.
+ */
+int store_state_load(struct store *st, int64_t now_ms, int64_t score_since_ms,
+                     int64_t recent_since_ms, store_state_cb cb, void *arg);
+
 /* 1 while the last batch committed, 0 after a database error. */
 int store_healthy(const struct store *st);
 
@@ -95,10 +141,11 @@ size_t store_queue_depth(const struct store *st);
 /* ---- for tools: synchronous, any thread but the loop's --------------- */
 
 struct store_query {
-  unsigned limit;       /* most recent first; 0 = no limit */
+  unsigned limit;       /* newest first (see oldest_first); 0 = none */
   int64_t since_ms;     /* only calls started at or after; 0 = all */
   const char *caller;   /* exact normalised number, or NULL */
-  const char *decision; /* "allow", "block", or NULL */
+  const char *decision; /* "allow", "block", "challenge", or NULL */
+  int oldest_first;     /* replay reads history forwards */
 };
 
 /* Called once per matching record; return non-zero to stop. */
@@ -111,5 +158,24 @@ typedef int (*store_row_cb)(void *arg, const struct call *call);
  */
 int store_calls_list(const char *path, const struct store_query *q,
                      store_row_cb cb, void *arg, char *err, size_t errlen);
+
+/*
+ * List management for tools (the `list` command), synchronous on the
+ * calling thread with a connection of its own (SQLite's busy timeout lets
+ * it wait for a running server's batch). The database is created if
+ * missing. Each returns 0 or a negative vs_err code with the reason in
+ * `err`; delete returns VS_ERR_NOTFOUND when there was no such entry.
+ */
+int store_lists_put(const char *path, const struct list_entry *entries,
+                    size_t n, char *err, size_t errlen);
+int store_lists_delete(const char *path, enum list_kind kind,
+                       const char *entry, char *err, size_t errlen);
+
+/* Called once per entry, ordered by kind then entry; non-zero stops. */
+typedef int (*store_list_cb)(void *arg, const struct list_entry *e);
+
+/* Entries of `kind` (or both when kind < 0), expired ones included. */
+int store_lists_read(const char *path, int kind, store_list_cb cb, void *arg,
+                     char *err, size_t errlen);
 
 #endif

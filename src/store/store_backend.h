@@ -17,7 +17,13 @@
  *     own and the loop thread never waits on the disk;
  *   - a read-only handle (open_readonly) belongs to the tool thread that
  *     called store_calls_list(), which opens it, calls list_calls and
- *     errmsg, and closes it.
+ *     errmsg, and closes it;
+ *   - the list tools (store_lists_put, _delete, _read) open a read-write
+ *     handle of their own on the calling thread, with no store and no
+ *     worker, use it for begin/commit/rollback, save_list, delete_list,
+ *     read_lists and errmsg, and close it. The database may meanwhile be
+ *     open in a server: the backend must let the two wait for each other's
+ *     transactions (SQLite: WAL and a busy timeout) rather than fail.
  *
  * Return values are 0 or a negative vs_err code (util/err.h). An op that
  * fails leaves one sentence describing why in the handle, which errmsg()
@@ -30,9 +36,30 @@
 #include <stdint.h>
 
 #include "call.h"
+#include "records.h"
 #include "store.h"
 
 struct loop;
+
+/* What load_state() reads; see store_state_load() in store.h. */
+struct store_state_query {
+  int64_t now_ms;          /* lists and passes expire at or before this */
+  int64_t score_since_ms;  /* scores fetched before this are stale */
+  int64_t recent_since_ms; /* calls started at or after this */
+  size_t max_recent;       /* at most this many calls, 0 = none */
+};
+
+/*
+ * Where load_state() delivers rows, borrowed for the call. Each callback
+ * returns 0 to go on or a negative vs_err code, which stops load_state()
+ * and becomes its return value (the caller knows it was its own).
+ */
+struct store_state_sink {
+  int (*list)(void *arg, const struct list_entry *e);
+  int (*number)(void *arg, const struct number_record *r);
+  int (*recent)(void *arg, const char *caller, int64_t started_ms);
+  void *arg;
+};
 
 struct store_backend_ops {
   const char *name; /* "sqlite", for logs */
@@ -100,13 +127,51 @@ struct store_backend_ops {
   int (*load_call)(void *handle, const char *ref, struct call *out);
 
   /*
-   * Calls `cb` with each record matching `q`, newest started_ms first,
+   * Calls `cb` with each record matching `q`, newest started_ms first
+   * (oldest first with q->oldest_first; q->limit then keeps the oldest),
    * until the records run out or cb returns non-zero (which is not an
    * error). The record passed to cb is borrowed until it returns. `q` has
    * been checked by the caller (q->decision is a known name or NULL).
    */
   int (*list_calls)(void *handle, const struct store_query *q, store_row_cb cb,
                     void *arg);
+
+  /*
+   * Upserts a list entry (key: kind + entry) or a number's record (key:
+   * number), replacing every field. Borrowed for the call.
+   */
+  int (*save_list)(void *handle, const struct list_entry *e);
+  int (*save_number)(void *handle, const struct number_record *r);
+
+  /*
+   * Removes a list entry. VS_ERR_NOTFOUND when there was none, which is
+   * not an error of the batch (a queued delete of an absent entry has
+   * nothing left to do).
+   */
+  int (*delete_list)(void *handle, enum list_kind kind, const char *entry);
+
+  /*
+   * The screening state, in the caller's transaction, in this order:
+   * first deletes the list entries expired at q->now_ms and the number
+   * records with nothing worth keeping (no pass expiring after now, no
+   * challenge failure, no score fetched at or after q->score_since_ms);
+   * then passes to the sink every unexpired list entry, ordered by kind
+   * then entry; every number record worth keeping, ordered by number; and
+   * the caller and start of up to q->max_recent calls that have a caller
+   * and started at or after q->recent_since_ms, NEWEST first, so that the
+   * limit keeps the calls that matter for velocity (the store reverses
+   * them). Returns 0, VS_ERR_PROTO for a row it cannot read (not an error
+   * of the batch), a sink's code, or another code, which fails the batch.
+   */
+  int (*load_state)(void *handle, const struct store_state_query *q,
+                    const struct store_state_sink *sink);
+
+  /*
+   * Calls `cb` with each list entry of `kind` (both when kind < 0),
+   * expired ones included, ordered by kind then entry, until cb returns
+   * non-zero (not an error). For the list tools, outside any batch.
+   */
+  int (*read_lists)(void *handle, int kind, store_list_cb cb, void *arg);
 
   /*
    * The reason for the last failure on `handle`, as one sentence. The
@@ -137,9 +202,11 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
 struct store_stats {
   uint64_t batches;   /* transactions begun by the worker, one per batch */
   uint64_t failed;    /* of those, rolled back after an error */
-  uint64_t saved;     /* records written by committed batches */
+  uint64_t saved;     /* records written (saves of calls, list entries
+                         and numbers, list deletes) by committed batches */
   uint64_t lost;      /* records in failed batches, not written */
-  uint64_t loaded;    /* loads answered by the database, found or not */
+  uint64_t loaded;    /* loads (of a call or of the screening state)
+                         answered by the database, found or not */
   uint64_t dropped;   /* saves refused with VS_ERR_BUSY */
   uint64_t evicted;   /* live calls pushed out of a full cache */
   uint64_t max_batch; /* operations in the largest batch so far */

@@ -8,6 +8,11 @@
  * tens of thousands per second; the store's group commit already makes each
  * transaction cover a whole batch.
  *
+ * Tables. `calls` holds the call records; `lists` the allow and block
+ * entries and `numbers` what is known of each caller number (both since
+ * schema version 2). Lists and numbers are small and read whole at start;
+ * calls grow with traffic and are only ever read through an index.
+ *
  * Schema. The version of the schema is kept in a one-row table,
  * schema_version, and the migrations below are applied in order, all in one
  * transaction, by open(): a later change adds an entry to `migrations` and
@@ -34,6 +39,7 @@
 #include "../util/err.h"
 #include "../util/log.h"
 #include "call.h"
+#include "records.h"
 #include "store_sqlite.h"
 
 #define SQLITE_BUSY_MS   5000 /* how long a connection waits for a lock */
@@ -68,6 +74,15 @@ enum col {
   COL_STATUS,
   COL_DURATION_S,
   COL_ENDED_MS,
+  /* Added by migration 2, hence at the end. */
+  COL_TRACE,
+  COL_POLICY_VERSION,
+  COL_SHADOW,
+  COL_VELOCITY_COUNT,
+  COL_SCORE_SOURCE,
+  COL_CHALLENGE_DIGIT,
+  COL_CHALLENGE_TRIES,
+  COL_CHALLENGE_RESULT,
   COL_COUNT
 };
 
@@ -75,7 +90,9 @@ enum col {
   "ref, caller_raw, caller, to_number, started_ms, updated_ms, step, "        \
   "attempts, decision, reason, score, risk_level, recommendation, "           \
   "phone_type, score_ref, score_error, score_ms, digits, department, "        \
-  "dialled, dial_status, status, duration_s, ended_ms"
+  "dialled, dial_status, status, duration_s, ended_ms, trace, "               \
+  "policy_version, shadow, velocity_count, score_source, challenge_digit, "   \
+  "challenge_tries, challenge_result"
 
 /*
  * The schema, one migration per entry. Text columns are NOT NULL with ''
@@ -113,7 +130,51 @@ static const char *const migrations[] = {
     " ended_ms INTEGER);"
     "CREATE INDEX calls_started_ms ON calls (started_ms);"
     "CREATE INDEX calls_caller ON calls (caller, started_ms);"
-    "CREATE INDEX calls_decision ON calls (decision, started_ms);"};
+    "CREATE INDEX calls_decision ON calls (decision, started_ms);",
+
+    /*
+     * 2: the screening pipeline. New columns of calls come with defaults,
+     * so that the rows written by version 1 read back as records that
+     * were never screened. velocity_count is NOT NULL: 0 calls in the
+     * window is what a version-1 row means, not "unknown". Table lists
+     * holds both kinds; numbers holds what a challenge or a Score lookup
+     * taught us about a caller. Their timestamps whose 0 means "none"
+     * (expires_ms, pass_expires_ms, last_failure_ms, score_fetched_ms)
+     * are NULL instead, like ended_ms. Velocity is rebuilt from calls by
+     * started_ms (index calls_started_ms) and per caller by calls_caller
+     * (caller, started_ms), which migration 1 already created.
+     */
+    "ALTER TABLE calls ADD COLUMN trace TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE calls ADD COLUMN policy_version TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE calls ADD COLUMN shadow INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE calls ADD COLUMN velocity_count INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE calls ADD COLUMN score_source TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE calls ADD COLUMN challenge_digit TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE calls ADD COLUMN challenge_tries INTEGER NOT NULL "
+    "DEFAULT 0;"
+    "ALTER TABLE calls ADD COLUMN challenge_result TEXT NOT NULL "
+    "DEFAULT '';"
+    "CREATE TABLE lists ("
+    " kind TEXT NOT NULL CHECK (kind IN ('allow', 'block')),"
+    " entry TEXT NOT NULL,"
+    " note TEXT NOT NULL DEFAULT '',"
+    " source TEXT NOT NULL DEFAULT '',"
+    " created_ms INTEGER NOT NULL DEFAULT 0,"
+    " expires_ms INTEGER,"
+    " PRIMARY KEY (kind, entry)) WITHOUT ROWID;"
+    "CREATE INDEX lists_expires_ms ON lists (expires_ms)"
+    " WHERE expires_ms IS NOT NULL;"
+    "CREATE TABLE numbers ("
+    " number TEXT PRIMARY KEY NOT NULL,"
+    " pass_expires_ms INTEGER,"
+    " challenge_failures INTEGER NOT NULL DEFAULT 0,"
+    " last_failure_ms INTEGER,"
+    " score_fetched_ms INTEGER,"
+    " score INTEGER,"
+    " risk_level TEXT NOT NULL DEFAULT '',"
+    " recommendation TEXT NOT NULL DEFAULT '',"
+    " phone_type TEXT NOT NULL DEFAULT '',"
+    " score_ref TEXT NOT NULL DEFAULT '');"};
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -131,7 +192,8 @@ static const char sql_version_set[] =
 static const char sql_upsert[] =
     "INSERT INTO calls (" CALL_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
     "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-    "?21, ?22, ?23, ?24) ON CONFLICT (ref) DO UPDATE SET "
+    "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) "
+    "ON CONFLICT (ref) DO UPDATE SET "
     "caller_raw = excluded.caller_raw, caller = excluded.caller, "
     "to_number = excluded.to_number, started_ms = excluded.started_ms, "
     "updated_ms = excluded.updated_ms, step = excluded.step, "
@@ -144,35 +206,148 @@ static const char sql_upsert[] =
     "digits = excluded.digits, department = excluded.department, "
     "dialled = excluded.dialled, dial_status = excluded.dial_status, "
     "status = excluded.status, duration_s = excluded.duration_s, "
-    "ended_ms = excluded.ended_ms";
+    "ended_ms = excluded.ended_ms, trace = excluded.trace, "
+    "policy_version = excluded.policy_version, shadow = excluded.shadow, "
+    "velocity_count = excluded.velocity_count, "
+    "score_source = excluded.score_source, "
+    "challenge_digit = excluded.challenge_digit, "
+    "challenge_tries = excluded.challenge_tries, "
+    "challenge_result = excluded.challenge_result";
 
 static const char sql_select[] =
     "SELECT " CALL_COLUMNS " FROM calls WHERE ref = ?1";
 
 /*
- * list_calls() has one statement per combination of filters, each a
- * constant, so that SQLite plans every one with the index that fits
+ * list_calls() has one statement per combination of filters and order,
+ * each a constant, so that SQLite plans every one with the index that fits
  * instead of a catch-all "(?1 IS NULL OR caller = ?1)" that defeats them.
- * rowid breaks ties between calls started in the same millisecond.
+ * rowid breaks ties between calls started in the same millisecond, in the
+ * direction of the order, so oldest first is exactly newest first reversed.
+ * The limit applies to the order asked for: oldest first with a limit gives
+ * the oldest matching calls (the next page starts after the last one).
  */
-enum { LIST_SINCE = 1, LIST_CALLER = 2, LIST_DECISION = 4, LIST_VARIANTS = 8 };
+enum {
+  LIST_SINCE = 1,
+  LIST_CALLER = 2,
+  LIST_DECISION = 4,
+  LIST_OLDEST = 8,
+  LIST_VARIANTS = 16
+};
 
-#define LIST_FROM  "SELECT " CALL_COLUMNS " FROM calls"
-#define LIST_ORDER " ORDER BY started_ms DESC, rowid DESC LIMIT :limit"
-#define W_SINCE    "started_ms >= :since"
-#define W_CALLER   "caller = :caller"
-#define W_DECISION "decision = :decision"
+#define LIST_FROM   "SELECT " CALL_COLUMNS " FROM calls"
+#define LIST_NEWEST " ORDER BY started_ms DESC, rowid DESC LIMIT :limit"
+#define LIST_OLD    " ORDER BY started_ms ASC, rowid ASC LIMIT :limit"
+#define W_SINCE     "started_ms >= :since"
+#define W_CALLER    "caller = :caller"
+#define W_DECISION  "decision = :decision"
 
-static const char *const sql_list[LIST_VARIANTS] = {
-    LIST_FROM LIST_ORDER,
-    LIST_FROM " WHERE " W_SINCE LIST_ORDER,
-    LIST_FROM " WHERE " W_CALLER LIST_ORDER,
-    LIST_FROM " WHERE " W_SINCE " AND " W_CALLER LIST_ORDER,
-    LIST_FROM " WHERE " W_DECISION LIST_ORDER,
-    LIST_FROM " WHERE " W_SINCE " AND " W_DECISION LIST_ORDER,
-    LIST_FROM " WHERE " W_CALLER " AND " W_DECISION LIST_ORDER,
-    LIST_FROM " WHERE " W_SINCE " AND " W_CALLER
-              " AND " W_DECISION LIST_ORDER};
+/* The eight filters, in the bit order of LIST_SINCE..LIST_DECISION. */
+#define LIST_FILTERS(order)                                                   \
+  LIST_FROM order, LIST_FROM " WHERE " W_SINCE order,                         \
+      LIST_FROM " WHERE " W_CALLER order,                                     \
+      LIST_FROM " WHERE " W_SINCE " AND " W_CALLER order,                     \
+      LIST_FROM " WHERE " W_DECISION order,                                   \
+      LIST_FROM " WHERE " W_SINCE " AND " W_DECISION order,                   \
+      LIST_FROM " WHERE " W_CALLER " AND " W_DECISION order,                  \
+      LIST_FROM " WHERE " W_SINCE " AND " W_CALLER " AND " W_DECISION order
+
+static const char *const sql_list[LIST_VARIANTS] = {LIST_FILTERS(LIST_NEWEST),
+                                                    LIST_FILTERS(LIST_OLD)};
+
+/* The SQL of the screening state (schema version 2). */
+
+/* Columns of `lists`, in this order in every statement below. */
+enum {
+  LCOL_KIND,
+  LCOL_ENTRY,
+  LCOL_NOTE,
+  LCOL_SOURCE,
+  LCOL_CREATED_MS,
+  LCOL_EXPIRES_MS,
+  LCOL_COUNT
+};
+
+#define LIST_COLUMNS "kind, entry, note, source, created_ms, expires_ms"
+
+static const char sql_list_upsert[] =
+    "INSERT INTO lists (" LIST_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+    "ON CONFLICT (kind, entry) DO UPDATE SET note = excluded.note, "
+    "source = excluded.source, created_ms = excluded.created_ms, "
+    "expires_ms = excluded.expires_ms";
+
+static const char sql_list_delete[] =
+    "DELETE FROM lists WHERE kind = ?1 AND entry = ?2";
+
+/* "Expired" is expires_ms <= now: an entry is gone at its expiry time. */
+static const char sql_list_prune[] =
+    "DELETE FROM lists WHERE expires_ms <= :now";
+
+static const char sql_list_live[] =
+    "SELECT " LIST_COLUMNS " FROM lists WHERE expires_ms IS NULL OR "
+    "expires_ms > :now ORDER BY kind, entry";
+
+/* For the tools: expired entries included. 'allow' sorts before 'block'. */
+static const char sql_list_all[] =
+    "SELECT " LIST_COLUMNS " FROM lists ORDER BY kind, entry";
+static const char sql_list_kind[] =
+    "SELECT " LIST_COLUMNS " FROM lists WHERE kind = ?1 ORDER BY entry";
+
+/* Columns of `numbers`, in this order in every statement below. */
+enum {
+  NCOL_NUMBER,
+  NCOL_PASS_EXPIRES_MS,
+  NCOL_CHALLENGE_FAILURES,
+  NCOL_LAST_FAILURE_MS,
+  NCOL_SCORE_FETCHED_MS,
+  NCOL_SCORE,
+  NCOL_RISK_LEVEL,
+  NCOL_RECOMMENDATION,
+  NCOL_PHONE_TYPE,
+  NCOL_SCORE_REF,
+  NCOL_COUNT
+};
+
+#define NUMBER_COLUMNS                                                        \
+  "number, pass_expires_ms, challenge_failures, last_failure_ms, "            \
+  "score_fetched_ms, score, risk_level, recommendation, phone_type, "         \
+  "score_ref"
+
+static const char sql_number_upsert[] =
+    "INSERT INTO numbers (" NUMBER_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+    "?6, ?7, ?8, ?9, ?10) ON CONFLICT (number) DO UPDATE SET "
+    "pass_expires_ms = excluded.pass_expires_ms, "
+    "challenge_failures = excluded.challenge_failures, "
+    "last_failure_ms = excluded.last_failure_ms, "
+    "score_fetched_ms = excluded.score_fetched_ms, "
+    "score = excluded.score, risk_level = excluded.risk_level, "
+    "recommendation = excluded.recommendation, "
+    "phone_type = excluded.phone_type, score_ref = excluded.score_ref";
+
+/*
+ * A record is worth keeping with a pass that expires after now, a failed
+ * challenge, or a score fetched at or after :since. The NULLs of "none"
+ * make a comparison NULL, so each is folded to false: the prune below is
+ * then exactly the complement of the select, with no row in neither.
+ */
+#define NUMBER_KEEP                                                           \
+  "(IFNULL(pass_expires_ms > :now, 0) OR challenge_failures > 0 OR "          \
+  "IFNULL(score_fetched_ms >= :since, 0))"
+
+static const char sql_number_prune[] =
+    "DELETE FROM numbers WHERE NOT " NUMBER_KEEP;
+
+static const char sql_number_live[] =
+    "SELECT " NUMBER_COLUMNS " FROM numbers WHERE " NUMBER_KEEP
+    " ORDER BY number";
+
+/*
+ * Calls with no caller ("" when the number was unscorable) count towards
+ * no one's velocity, so they are not read. Newest first with the limit, so
+ * that a limit drops the oldest (see load_state in store_backend.h).
+ */
+static const char sql_recent[] =
+    "SELECT caller, started_ms FROM calls WHERE started_ms >= :since AND "
+    "caller <> '' ORDER BY started_ms DESC, rowid DESC LIMIT :limit";
 
 /* The text fields of struct call that map to a column one for one. */
 struct text_col {
@@ -201,10 +376,15 @@ static const struct text_col text_cols[] = {
     TEXT_COL(COL_DEPARTMENT, department),
     TEXT_COL(COL_DIALLED, dialled),
     TEXT_COL(COL_DIAL_STATUS, dial_status),
-    TEXT_COL(COL_STATUS, status)};
+    TEXT_COL(COL_STATUS, status),
+    TEXT_COL(COL_TRACE, trace),
+    TEXT_COL(COL_POLICY_VERSION, policy_version),
+    TEXT_COL(COL_SCORE_SOURCE, score_source),
+    TEXT_COL(COL_CHALLENGE_DIGIT, challenge_digit),
+    TEXT_COL(COL_CHALLENGE_RESULT, challenge_result)};
 
-/* The other nine: step, decision and seven integers, handled by name. */
-_Static_assert(sizeof(text_cols) / sizeof(text_cols[0]) + 9 == COL_COUNT,
+/* The other twelve: step, decision and ten integers, handled by name. */
+_Static_assert(sizeof(text_cols) / sizeof(text_cols[0]) + 12 == COL_COUNT,
                "every column of calls is bound and read");
 
 /*
@@ -220,7 +400,18 @@ struct sqlite_backend {
   sqlite3_stmt *rollback;
   sqlite3_stmt *upsert;
   sqlite3_stmt *select;
-  sqlite3_stmt *list[LIST_VARIANTS]; /* prepared on first use */
+  sqlite3_stmt *list_upsert;
+  sqlite3_stmt *list_delete;
+  sqlite3_stmt *number_upsert;
+  sqlite3_stmt *list[LIST_VARIANTS]; /* prepared on first use, as below */
+  /* Used at start and on reload, or by the list tools only. */
+  sqlite3_stmt *list_prune;
+  sqlite3_stmt *list_live;
+  sqlite3_stmt *number_prune;
+  sqlite3_stmt *number_live;
+  sqlite3_stmt *recent;
+  sqlite3_stmt *list_all;
+  sqlite3_stmt *list_kind;
   char err[SQLITE_ERR_SIZE];
 };
 
@@ -314,8 +505,18 @@ static void backend_free(struct sqlite_backend *b)
   sqlite3_finalize(b->rollback);
   sqlite3_finalize(b->upsert);
   sqlite3_finalize(b->select);
+  sqlite3_finalize(b->list_upsert);
+  sqlite3_finalize(b->list_delete);
+  sqlite3_finalize(b->number_upsert);
   for (int i = 0; i < LIST_VARIANTS; i++)
     sqlite3_finalize(b->list[i]);
+  sqlite3_finalize(b->list_prune);
+  sqlite3_finalize(b->list_live);
+  sqlite3_finalize(b->number_prune);
+  sqlite3_finalize(b->number_live);
+  sqlite3_finalize(b->recent);
+  sqlite3_finalize(b->list_all);
+  sqlite3_finalize(b->list_kind);
   sqlite3_close_v2(b->db);
   free(b);
 }
@@ -531,6 +732,12 @@ static int prepare_rw(struct sqlite_backend *b, const char *path, char *err,
     rc = prepare(b, sql_upsert, keep, &b->upsert);
   if (rc == SQLITE_OK)
     rc = prepare(b, sql_select, keep, &b->select);
+  if (rc == SQLITE_OK)
+    rc = prepare(b, sql_list_upsert, keep, &b->list_upsert);
+  if (rc == SQLITE_OK)
+    rc = prepare(b, sql_list_delete, keep, &b->list_delete);
+  if (rc == SQLITE_OK)
+    rc = prepare(b, sql_number_upsert, keep, &b->number_upsert);
   if (rc != SQLITE_OK)
     return vs_fail(err, errlen, sqlite_code(rc),
                    "cannot prepare the statements of %s: %s", path,
@@ -541,6 +748,11 @@ static int prepare_rw(struct sqlite_backend *b, const char *path, char *err,
                    "internal error: the SQL of the calls table does not "
                    "match its %d fields",
                    COL_COUNT);
+  if (sqlite3_bind_parameter_count(b->list_upsert) != LCOL_COUNT ||
+      sqlite3_bind_parameter_count(b->number_upsert) != NCOL_COUNT)
+    return vs_fail(err, errlen, VS_ERR_INVAL,
+                   "internal error: the SQL of the lists or numbers table "
+                   "does not match its fields");
   return VS_OK;
 }
 
@@ -733,6 +945,13 @@ static int bind_call(sqlite3_stmt *s, const struct call *c)
     rc = bind_opt(s, COL_DURATION_S, c->duration_s, -1);
   if (rc == SQLITE_OK)
     rc = bind_opt(s, COL_ENDED_MS, c->ended_ms, 0);
+  /* A flag: any non-zero is stored as 1, so SQL can test shadow = 1. */
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int(s, COL_SHADOW + 1, c->shadow != 0);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(s, COL_VELOCITY_COUNT + 1, c->velocity_count);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(s, COL_CHALLENGE_TRIES + 1, c->challenge_tries);
   return rc;
 }
 
@@ -774,6 +993,11 @@ static int row_to_call(struct sqlite_backend *b, sqlite3_stmt *s,
   out->duration_s =
       (int32_t)column_clamp(s, COL_DURATION_S, INT32_MIN, INT32_MAX, -1);
   out->ended_ms = column_clamp(s, COL_ENDED_MS, INT64_MIN, INT64_MAX, 0);
+  out->shadow = sqlite3_column_int64(s, COL_SHADOW) != 0;
+  out->velocity_count =
+      (int32_t)column_clamp(s, COL_VELOCITY_COUNT, INT32_MIN, INT32_MAX, 0);
+  out->challenge_tries =
+      (uint32_t)column_clamp(s, COL_CHALLENGE_TRIES, 0, UINT32_MAX, 0);
   step = (const char *)sqlite3_column_text(s, COL_STEP);
   step_v = step ? call_step_parse(step) : -1;
   if (step_v < 0)
@@ -859,6 +1083,8 @@ static int sqlite_list_calls(void *handle, const struct store_query *q,
     variant |= LIST_CALLER;
   if (q->decision)
     variant |= LIST_DECISION;
+  if (q->oldest_first)
+    variant |= LIST_OLDEST;
   if (!b->list[variant]) {
     rc = prepare(b, sql_list[variant], SQLITE_PREPARE_PERSISTENT,
                  &b->list[variant]);
@@ -891,6 +1117,372 @@ reset:
   return ret;
 }
 
+/* ---- lists and numbers ---------------------------------------------- */
+
+/*
+ * Prepares a statement that only some handles need (the state load, the
+ * list tools) on its first use, and keeps it for the next.
+ */
+static int lazy_prepare(struct sqlite_backend *b, const char *sql,
+                        sqlite3_stmt **s, const char *what)
+{
+  int rc;
+
+  if (*s)
+    return VS_OK;
+  rc = prepare(b, sql, SQLITE_PREPARE_PERSISTENT, s);
+  if (rc != SQLITE_OK)
+    return sqlite_fail(b, rc, what);
+  return VS_OK;
+}
+
+static int bind_list_entry(sqlite3_stmt *s, const struct list_entry *e)
+{
+  int rc = sqlite3_bind_text(s, LCOL_KIND + 1, list_kind_name(e->kind), -1,
+                             SQLITE_STATIC);
+
+  if (rc == SQLITE_OK)
+    rc = bind_text(s, LCOL_ENTRY, e->entry, sizeof(e->entry));
+  if (rc == SQLITE_OK)
+    rc = bind_text(s, LCOL_NOTE, e->note, sizeof(e->note));
+  if (rc == SQLITE_OK)
+    rc = bind_text(s, LCOL_SOURCE, e->source, sizeof(e->source));
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(s, LCOL_CREATED_MS + 1, e->created_ms);
+  if (rc == SQLITE_OK)
+    rc = bind_opt(s, LCOL_EXPIRES_MS, e->expires_ms, 0);
+  return rc;
+}
+
+/* Fills *out from a row of LIST_COLUMNS; an unknown kind is refused. */
+static int row_to_list_entry(struct sqlite_backend *b, sqlite3_stmt *s,
+                             struct list_entry *out)
+{
+  const char *kind = (const char *)sqlite3_column_text(s, LCOL_KIND);
+  int kind_v = list_kind_parse(kind);
+
+  memset(out, 0, sizeof(*out));
+  call_set(out->entry, sizeof(out->entry),
+           (const char *)sqlite3_column_text(s, LCOL_ENTRY));
+  call_set(out->note, sizeof(out->note),
+           (const char *)sqlite3_column_text(s, LCOL_NOTE));
+  call_set(out->source, sizeof(out->source),
+           (const char *)sqlite3_column_text(s, LCOL_SOURCE));
+  out->created_ms = sqlite3_column_int64(s, LCOL_CREATED_MS);
+  out->expires_ms = column_clamp(s, LCOL_EXPIRES_MS, INT64_MIN, INT64_MAX, 0);
+  if (kind_v < 0)
+    return backend_fail(b, VS_ERR_PROTO,
+                        "list entry %s has an unknown kind '%s'", out->entry,
+                        kind ? kind : "");
+  out->kind = (enum list_kind)kind_v;
+  return VS_OK;
+}
+
+static int bind_number(sqlite3_stmt *s, const struct number_record *r)
+{
+  int rc = bind_text(s, NCOL_NUMBER, r->number, sizeof(r->number));
+
+  if (rc == SQLITE_OK)
+    rc = bind_opt(s, NCOL_PASS_EXPIRES_MS, r->pass_expires_ms, 0);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(s, NCOL_CHALLENGE_FAILURES + 1,
+                            r->challenge_failures);
+  if (rc == SQLITE_OK)
+    rc = bind_opt(s, NCOL_LAST_FAILURE_MS, r->last_failure_ms, 0);
+  if (rc == SQLITE_OK)
+    rc = bind_opt(s, NCOL_SCORE_FETCHED_MS, r->score_fetched_ms, 0);
+  if (rc == SQLITE_OK)
+    rc = bind_opt(s, NCOL_SCORE, r->score, -1);
+  if (rc == SQLITE_OK)
+    rc = bind_text(s, NCOL_RISK_LEVEL, r->risk_level, sizeof(r->risk_level));
+  if (rc == SQLITE_OK)
+    rc = bind_text(s, NCOL_RECOMMENDATION, r->recommendation,
+                   sizeof(r->recommendation));
+  if (rc == SQLITE_OK)
+    rc = bind_text(s, NCOL_PHONE_TYPE, r->phone_type, sizeof(r->phone_type));
+  if (rc == SQLITE_OK)
+    rc = bind_text(s, NCOL_SCORE_REF, r->score_ref, sizeof(r->score_ref));
+  return rc;
+}
+
+static void row_to_number(sqlite3_stmt *s, struct number_record *out)
+{
+  number_record_init(out, (const char *)sqlite3_column_text(s, NCOL_NUMBER));
+  out->pass_expires_ms =
+      column_clamp(s, NCOL_PASS_EXPIRES_MS, INT64_MIN, INT64_MAX, 0);
+  out->challenge_failures =
+      (uint32_t)column_clamp(s, NCOL_CHALLENGE_FAILURES, 0, UINT32_MAX, 0);
+  out->last_failure_ms =
+      column_clamp(s, NCOL_LAST_FAILURE_MS, INT64_MIN, INT64_MAX, 0);
+  out->score_fetched_ms =
+      column_clamp(s, NCOL_SCORE_FETCHED_MS, INT64_MIN, INT64_MAX, 0);
+  out->score = (int32_t)column_clamp(s, NCOL_SCORE, INT32_MIN, INT32_MAX, -1);
+  call_set(out->risk_level, sizeof(out->risk_level),
+           (const char *)sqlite3_column_text(s, NCOL_RISK_LEVEL));
+  call_set(out->recommendation, sizeof(out->recommendation),
+           (const char *)sqlite3_column_text(s, NCOL_RECOMMENDATION));
+  call_set(out->phone_type, sizeof(out->phone_type),
+           (const char *)sqlite3_column_text(s, NCOL_PHONE_TYPE));
+  call_set(out->score_ref, sizeof(out->score_ref),
+           (const char *)sqlite3_column_text(s, NCOL_SCORE_REF));
+}
+
+static int sqlite_save_list(void *handle, const struct list_entry *e)
+{
+  struct sqlite_backend *b = handle;
+  int rc;
+
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  rc = bind_list_entry(b->list_upsert, e);
+  if (rc != SQLITE_OK) {
+    rc = sqlite_fail(b, rc, "cannot bind a list entry");
+    sqlite3_clear_bindings(b->list_upsert);
+    return rc;
+  }
+  return run_stmt(b, b->list_upsert, "cannot save a list entry");
+}
+
+static int sqlite_delete_list(void *handle, enum list_kind kind,
+                              const char *entry)
+{
+  struct sqlite_backend *b = handle;
+  sqlite3_stmt *s = b->list_delete;
+  int rc;
+
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  rc = sqlite3_bind_text(s, 1, list_kind_name(kind), -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(s, 2, entry, (int)strnlen(entry, LIST_ENTRY_SIZE),
+                           SQLITE_STATIC);
+  if (rc != SQLITE_OK) {
+    rc = sqlite_fail(b, rc, "cannot bind a list entry");
+    sqlite3_clear_bindings(s);
+    return rc;
+  }
+  rc = run_stmt(b, s, "cannot delete a list entry");
+  if (rc == VS_OK && sqlite3_changes(b->db) == 0)
+    return backend_fail(b, VS_ERR_NOTFOUND, "no %s list entry '%.*s'",
+                        list_kind_name(kind), LIST_ENTRY_SIZE, entry);
+  return rc;
+}
+
+static int sqlite_save_number(void *handle, const struct number_record *r)
+{
+  struct sqlite_backend *b = handle;
+  int rc;
+
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  rc = bind_number(b->number_upsert, r);
+  if (rc != SQLITE_OK) {
+    rc = sqlite_fail(b, rc, "cannot bind a number record");
+    sqlite3_clear_bindings(b->number_upsert);
+    return rc;
+  }
+  return run_stmt(b, b->number_upsert, "cannot save a number record");
+}
+
+/* Binds :now and :since where a statement has them. */
+static int bind_state(sqlite3_stmt *s, int64_t now_ms, int64_t since_ms)
+{
+  int rc = bind_named_int(s, ":now", now_ms);
+
+  if (rc == SQLITE_OK)
+    rc = bind_named_int(s, ":since", since_ms);
+  return rc;
+}
+
+/* Runs a prune (a DELETE with :now and :since) and resets it. */
+static int run_prune(struct sqlite_backend *b, sqlite3_stmt *s, int64_t now_ms,
+                     int64_t since_ms, const char *what)
+{
+  int rc = bind_state(s, now_ms, since_ms);
+
+  if (rc != SQLITE_OK) {
+    rc = sqlite_fail(b, rc, what);
+    sqlite3_clear_bindings(s);
+    return rc;
+  }
+  return run_stmt(b, s, what);
+}
+
+/*
+ * The three reads of load_state(), each to the end of its rows or to the
+ * first error, a sink's included. The statement is reset either way.
+ */
+static int read_live_lists(struct sqlite_backend *b, int64_t now_ms,
+                           const struct store_state_sink *sink)
+{
+  sqlite3_stmt *s = b->list_live;
+  struct list_entry e;
+  int ret = VS_OK;
+  int rc = bind_state(s, now_ms, 0);
+
+  if (rc != SQLITE_OK) {
+    ret = sqlite_fail(b, rc, "cannot bind the read of the lists");
+    goto reset;
+  }
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    ret = row_to_list_entry(b, s, &e);
+    if (ret == VS_OK)
+      ret = sink->list(sink->arg, &e);
+    if (ret)
+      goto reset;
+  }
+  if (rc != SQLITE_DONE)
+    ret = sqlite_fail(b, rc, "cannot read the lists");
+
+reset:
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return ret;
+}
+
+static int read_live_numbers(struct sqlite_backend *b,
+                             const struct store_state_query *q,
+                             const struct store_state_sink *sink)
+{
+  sqlite3_stmt *s = b->number_live;
+  struct number_record r;
+  int ret = VS_OK;
+  int rc = bind_state(s, q->now_ms, q->score_since_ms);
+
+  if (rc != SQLITE_OK) {
+    ret = sqlite_fail(b, rc, "cannot bind the read of the numbers");
+    goto reset;
+  }
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    row_to_number(s, &r);
+    ret = sink->number(sink->arg, &r);
+    if (ret)
+      goto reset;
+  }
+  if (rc != SQLITE_DONE)
+    ret = sqlite_fail(b, rc, "cannot read the numbers");
+
+reset:
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return ret;
+}
+
+static int read_recent(struct sqlite_backend *b,
+                       const struct store_state_query *q,
+                       const struct store_state_sink *sink)
+{
+  sqlite3_stmt *s = b->recent;
+  char caller[CALL_NUMBER_SIZE];
+  int ret = VS_OK;
+  int rc;
+
+  if (q->max_recent == 0)
+    return VS_OK;
+  rc = bind_named_int(s, ":since", q->recent_since_ms);
+  if (rc == SQLITE_OK)
+    rc = bind_named_int(s, ":limit",
+                        q->max_recent > INT64_MAX ? INT64_MAX
+                                                  : (int64_t)q->max_recent);
+  if (rc != SQLITE_OK) {
+    ret = sqlite_fail(b, rc, "cannot bind the read of recent calls");
+    goto reset;
+  }
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    call_set(caller, sizeof(caller), (const char *)sqlite3_column_text(s, 0));
+    ret = sink->recent(sink->arg, caller, sqlite3_column_int64(s, 1));
+    if (ret)
+      goto reset;
+  }
+  if (rc != SQLITE_DONE)
+    ret = sqlite_fail(b, rc, "cannot read recent calls");
+
+reset:
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return ret;
+}
+
+static int sqlite_load_state(void *handle, const struct store_state_query *q,
+                             const struct store_state_sink *sink)
+{
+  struct sqlite_backend *b = handle;
+  int rc;
+
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  rc = lazy_prepare(b, sql_list_prune, &b->list_prune,
+                    "cannot prepare the pruning of the lists");
+  if (rc == VS_OK)
+    rc = lazy_prepare(b, sql_number_prune, &b->number_prune,
+                      "cannot prepare the pruning of the numbers");
+  if (rc == VS_OK)
+    rc = lazy_prepare(b, sql_list_live, &b->list_live,
+                      "cannot prepare the read of the lists");
+  if (rc == VS_OK)
+    rc = lazy_prepare(b, sql_number_live, &b->number_live,
+                      "cannot prepare the read of the numbers");
+  if (rc == VS_OK)
+    rc = lazy_prepare(b, sql_recent, &b->recent,
+                      "cannot prepare the read of recent calls");
+  /* Pruned first, so that the reads return only what is left. */
+  if (rc == VS_OK)
+    rc = run_prune(b, b->list_prune, q->now_ms, 0,
+                   "cannot delete expired list entries");
+  if (rc == VS_OK)
+    rc = run_prune(b, b->number_prune, q->now_ms, q->score_since_ms,
+                   "cannot delete stale number records");
+  if (rc == VS_OK)
+    rc = read_live_lists(b, q->now_ms, sink);
+  if (rc == VS_OK)
+    rc = read_live_numbers(b, q, sink);
+  if (rc == VS_OK)
+    rc = read_recent(b, q, sink);
+  return rc;
+}
+
+static int sqlite_read_lists(void *handle, int kind, store_list_cb cb,
+                             void *arg)
+{
+  struct sqlite_backend *b = handle;
+  struct list_entry e;
+  sqlite3_stmt *s;
+  int ret = VS_OK;
+  int rc;
+
+  if (kind < 0) {
+    ret = lazy_prepare(b, sql_list_all, &b->list_all,
+                       "cannot prepare the read of the lists");
+    s = b->list_all;
+  } else {
+    ret = lazy_prepare(b, sql_list_kind, &b->list_kind,
+                       "cannot prepare the read of a list");
+    s = b->list_kind;
+  }
+  if (ret)
+    return ret;
+  if (kind >= 0) {
+    rc = sqlite3_bind_text(s, 1, list_kind_name((enum list_kind)kind), -1,
+                           SQLITE_STATIC);
+    if (rc != SQLITE_OK) {
+      ret = sqlite_fail(b, rc, "cannot bind the read of a list");
+      goto reset;
+    }
+  }
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    ret = row_to_list_entry(b, s, &e);
+    if (ret || cb(arg, &e))
+      goto reset;
+  }
+  if (rc != SQLITE_DONE)
+    ret = sqlite_fail(b, rc, "cannot read the lists");
+
+reset:
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return ret;
+}
+
 static const char *sqlite_errmsg(void *handle)
 {
   struct sqlite_backend *b = handle;
@@ -910,5 +1502,10 @@ const struct store_backend_ops store_sqlite_ops = {
     .save_call = sqlite_save_call,
     .load_call = sqlite_load_call,
     .list_calls = sqlite_list_calls,
+    .save_list = sqlite_save_list,
+    .save_number = sqlite_save_number,
+    .delete_list = sqlite_delete_list,
+    .load_state = sqlite_load_state,
+    .read_lists = sqlite_read_lists,
     .errmsg = sqlite_errmsg,
 };

@@ -2,8 +2,9 @@
  * The SQLite backend of the store (see store_backend.h for the threads and
  * ownership rules every backend follows).
  *
- * One database file holds the `calls` table, in WAL mode so that a tool can
- * read it (voice-and-score calls) while the server writes. A handle is one
+ * One database file holds the `calls`, `lists` and `numbers` tables, in WAL
+ * mode so that a tool can read it (voice-and-score calls) or change the
+ * lists (voice-and-score list) while the server writes. A handle is one
  * SQLite connection opened without SQLite's own mutexes: the store never
  * lets two threads use a connection at once.
  */

@@ -409,6 +409,11 @@ void score_client_destroy(struct score_client *sc)
   curl_global_cleanup();
 }
 
+void score_client_set_config(struct score_client *sc, const struct config *cfg)
+{
+  sc->cfg = cfg;
+}
+
 size_t score_inflight(const struct score_client *sc)
 {
   return sc->count;

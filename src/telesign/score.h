@@ -115,6 +115,14 @@ int score_client_create(struct loop *loop, const struct config *cfg,
                         struct score_client **out, char *err, size_t errlen);
 
 /*
+ * Switches to a new config (a reload): later lookups use its endpoint,
+ * credentials and timeout; lookups in flight finish as they started. The
+ * pool size stays as it was at creation.
+ */
+void score_client_set_config(struct score_client *sc,
+                             const struct config *cfg);
+
+/*
  * Completes every lookup still in flight with SCORE_FAIL_CANCELLED, closes
  * the pool and frees the client. NULL is a no-op.
  */

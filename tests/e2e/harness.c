@@ -322,19 +322,46 @@ static struct proc *launch(void)
   return p;
 }
 
-struct proc *server_start(const char *yaml, const struct proc *dbl)
+char *harness_expand(const char *yaml, const struct proc *dbl)
 {
-  char *text;
+  return expand(yaml, cur_dir, dbl ? dbl->port : 9);
+}
+
+void harness_rewrite_config(const char *yaml, const struct proc *dbl)
+{
+  char *text = harness_expand(yaml, dbl);
+  char tmp[320];
   FILE *f;
 
-  snprintf(cur_dir, sizeof(cur_dir), "%s", new_dir());
-  snprintf(cur_config, sizeof(cur_config), "%s/config.yaml", cur_dir);
-  text = expand(yaml, cur_dir, dbl ? dbl->port : 9);
-  f = fopen(cur_config, "w");
+  /* Written aside and renamed, so the server never reads half a file. */
+  snprintf(tmp, sizeof(tmp), "%s.new", cur_config);
+  f = fopen(tmp, "w");
   assert_non_null(f);
   fputs(text, f);
-  fclose(f);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(rename(tmp, cur_config), 0);
   free(text);
+}
+
+int server_log_has(const struct proc *srv, const char *text)
+{
+  for (int waited = 0; waited < START_WAIT_MS; waited += 10) {
+    char *log = read_file(srv->log);
+    int found = strstr(log, text) != NULL;
+
+    free(log);
+    if (found)
+      return 1;
+    sleep_ms(10);
+  }
+  return 0;
+}
+
+struct proc *server_start(const char *yaml, const struct proc *dbl)
+{
+  snprintf(cur_dir, sizeof(cur_dir), "%s", new_dir());
+  snprintf(cur_config, sizeof(cur_config), "%s/config.yaml", cur_dir);
+  harness_rewrite_config(yaml, dbl);
   return launch();
 }
 

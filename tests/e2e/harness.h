@@ -42,6 +42,16 @@ struct proc *server_start(const char *yaml, const struct proc *dbl);
  * directory and config.
  */
 struct proc *server_restart(struct proc *old);
+/* `yaml` with its placeholders filled in, malloc'd (caller frees). */
+char *harness_expand(const char *yaml, const struct proc *dbl);
+
+/*
+ * Rewrites the last server's config file with `yaml` (same placeholders),
+ * for reload tests.
+ */
+void harness_rewrite_config(const char *yaml, const struct proc *dbl);
+/* Waits until the server's log contains `text` (bounded); 1 if it did. */
+int server_log_has(const struct proc *srv, const char *text);
 /* Sends SIGTERM and waits; returns the exit status (or -1 on a signal). */
 int proc_stop(struct proc *p);
 /* The directory of the last server started, and its config file. */

@@ -32,6 +32,9 @@ struct opts {
   const char *caller_id;   /* default virtual */
   const char *double_auth; /* default hmac */
   unsigned timeout_ms;     /* default 500 */
+  const char *anonymous;   /* default block */
+  unsigned challenge_at;   /* default 600: no challenge band */
+  const char *screening;   /* more screening lines, or NULL */
 };
 
 struct world {
@@ -61,8 +64,11 @@ static char *config_text(const struct opts *o)
                "  max_connections: 4\n"
                "screening:\n"
                "  block_at: 600\n"
+               "  challenge_at: %u\n"
                "  on_score_error: %s\n"
+               "  anonymous: %s\n"
                "  block_message: \"" BLOCK_MESSAGE "\"\n"
+               "%s"
                "menu:\n"
                "  greeting: \"" GREETING "\"\n"
                "  attempts: 3\n"
@@ -79,7 +85,10 @@ static char *config_text(const struct opts *o)
                strcmp(api, "legacy") == 0 ? "/v1/score"
                                           : "/intelligence/phone",
                o->auth ? o->auth : "hmac", o->timeout_ms ? o->timeout_ms : 500,
+               o->challenge_at ? o->challenge_at : 600,
                o->on_error ? o->on_error : "allow",
+               o->anonymous ? o->anonymous : "block",
+               o->screening ? o->screening : "",
                o->caller_id ? o->caller_id : "virtual") > 0);
   return s;
 }
@@ -241,7 +250,7 @@ static void test_routed_to_each_department(void **state)
   char ref[40];
   char digit[2] = "1";
   char *a;
-  char buf[64];
+  char buf[256];
 
   (void)state;
   for (int i = 0; i < 3; i++) {
@@ -269,6 +278,9 @@ static void test_routed_to_each_department(void **state)
     assert_string_equal(field(rec, "decision", buf, sizeof(buf)), "allow");
     assert_string_equal(field(rec, "reason", buf, sizeof(buf)),
                         "score:123<600");
+    assert_string_equal(field(rec, "trace", buf, sizeof(buf)),
+                        "normalise:ok allowlist:- blocklist:- velocity:1/600s "
+                        "pass:- score:123<600");
     assert_int_equal(field_int(rec, "score"), 123);
     assert_int_equal(field_int(rec, "duration_s"), 42);
     assert_string_equal(field(rec, "digits", buf, sizeof(buf)), "1");
@@ -405,6 +417,7 @@ static void run_failures(const char *policy)
   struct world *w =
       world_start(&(struct opts){.on_error = policy, .timeout_ms = 400});
   char ref[40];
+  char from[16];
   char want[96];
 
   for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
@@ -414,7 +427,9 @@ static void run_failures(const char *policy)
     double_control(w->dbl, "{\"reset\":true}");
     double_control(w->dbl, failures[i].control);
     snprintf(ref, sizeof(ref), "FAIL%s%zu", policy, i);
-    a = incoming(w, ref, "15555550123");
+    /* A caller each, or velocity would challenge the later ones. */
+    snprintf(from, sizeof(from), "155555501%02zu", i);
+    a = incoming(w, ref, from);
     /* A generous bound that only a hang would break. */
     assert_true(time(NULL) - t0 <= 3);
     if (strcmp(policy, "allow") == 0) {
@@ -423,8 +438,9 @@ static void run_failures(const char *policy)
       assert_true(json_has(a, "params.tts.message", BLOCK_MESSAGE));
       assert_method(a, "speak");
     }
-    snprintf(want, sizeof(want), "%s->%s", failures[i].reason_prefix, policy);
+    snprintf(want, sizeof(want), "%s", failures[i].reason_prefix);
     assert_record(ref, "reason", want);
+    assert_record(ref, "decision", policy);
   }
   double_control(w->dbl, "{\"reset\":true}");
   world_stop(w);
@@ -462,11 +478,12 @@ static void test_unscorable_callers(void **state)
 
   (void)state;
   assert_method(incoming(w, "ANON", "anonymous"), "speak");
-  assert_record("ANON", "reason", "unscorable:anonymous->block");
+  assert_record("ANON", "reason", "normalise:anonymous");
+  assert_record("ANON", "decision", "block");
   assert_method(incoming(w, "EMPTY", ""), "speak");
-  assert_record("EMPTY", "reason", "unscorable:empty->block");
+  assert_record("EMPTY", "reason", "normalise:empty");
   assert_method(incoming(w, "LONG", "1234567890123456789"), "speak");
-  assert_record("LONG", "reason", "unscorable:too_long->block");
+  assert_record("LONG", "reason", "normalise:too_long");
   assert_int_equal(double_stat(w->dbl, "requests"), 0);
   world_stop(w);
 }
@@ -528,7 +545,8 @@ static void test_wrong_credentials(void **state)
   free(cfg);
   assert_non_null(w->srv);
   assert_method(incoming(w, "BADKEY", "15555550123"), "speak");
-  assert_record("BADKEY", "reason", "score_error:http_401->block");
+  assert_record("BADKEY", "reason", "score_error:http_401");
+  assert_record("BADKEY", "decision", "block");
   assert_int_equal(double_stat(w->dbl, "auth_failures"), 1);
   world_stop(w);
 }
@@ -550,9 +568,13 @@ static void test_keep_alive(void **state)
   char ref[32];
 
   (void)state;
+  char from[16];
+
   for (int i = 0; i < 20; i++) {
+    /* Distinct callers, so that the score cache does not answer. */
     snprintf(ref, sizeof(ref), "KA%d", i);
-    assert_menu(incoming(w, ref, "15555550123"));
+    snprintf(from, sizeof(from), "155555501%02d", i);
+    assert_menu(incoming(w, ref, from));
   }
   assert_int_equal(double_stat(w->dbl, "requests"), 20);
   /* Sequential lookups reuse one keep-alive connection. */
@@ -772,6 +794,390 @@ static void test_cli_score(void **state)
   world_stop(w);
 }
 
+/* ---- the screening policy (lists, challenge, cache, velocity...) ----- */
+
+static void list_cli(const char *action, const char *kind, const char *entry,
+                     const char *extra1, const char *extra2)
+{
+  const char *args[] = {"list",           action, kind,   entry, "--config",
+                        harness_config(), extra1, extra2, NULL};
+  char *out = NULL;
+
+  if (run_cli(&out, args) != 0)
+    fail_msg("list %s %s %s failed: %s", action, kind, entry, out);
+  free(out);
+}
+
+/* SIGHUP, then wait for the lists to be read again. */
+static void reload_lists(const struct world *w, const char *expect)
+{
+  kill(w->srv->pid, SIGHUP);
+  if (!server_log_has(w->srv, expect))
+    fail_msg("server did not log '%s' after SIGHUP", expect);
+}
+
+/* The challenge digit from a challenge prompt, "press 7." -> '7'. */
+static char challenge_digit(const char *answer)
+{
+  char buf[512];
+  const char *p;
+
+  json_str(answer, "params.tts.message", buf, sizeof(buf));
+  p = strstr(buf, "press ");
+  if (!p || p[6] < '0' || p[6] > '9')
+    fail_msg("not a challenge prompt: %s", answer);
+  return p[6];
+}
+
+static void test_allowlist_never_scored(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+
+  (void)state;
+  list_cli("add", "allow", "+1 555 555 09*", "--note", "staff lines");
+  reload_lists(w, "list_entries=1");
+  assert_menu(incoming(w, "ALLOWED", "15555550999")); /* would score 999 */
+  assert_record("ALLOWED", "reason", "allowlist:+155555509*");
+  assert_int_equal(double_stat(w->dbl, "requests"), 0);
+  world_stop(w);
+}
+
+static void test_blocklist_prefix(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  char buf[256];
+  char *a;
+
+  (void)state;
+  list_cli("add", "block", "1555820*", NULL, NULL);
+  reload_lists(w, "list_entries=1");
+  a = incoming(w, "BLPREFIX", "+1 555 820 1234");
+  json_str(a, "params.tts.message", buf, sizeof(buf));
+  assert_string_equal(buf, BLOCK_MESSAGE);
+  free(a);
+  assert_record("BLPREFIX", "reason", "blocklist:+1555820*");
+  assert_record("BLPREFIX", "decision", "block");
+  assert_int_equal(double_stat(w->dbl, "requests"), 0);
+  world_stop(w);
+}
+
+static void test_list_entry_expires(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  struct timespec ts = {1, 300 * 1000000L};
+
+  (void)state;
+  list_cli("add", "block", "15555550123", "--expires", "1s");
+  reload_lists(w, "list_entries=1");
+  nanosleep(&ts, NULL);
+  assert_menu(incoming(w, "EXPIRED", "15555550123"));
+  assert_record("EXPIRED", "reason", "score:123<600");
+  world_stop(w);
+}
+
+static void test_anonymous_challenged_and_passed(void **state)
+{
+  struct world *w = world_start(&(struct opts){.anonymous = "challenge"});
+  char *a;
+  char d;
+
+  (void)state;
+  a = incoming(w, "ANONCH", "anonymous");
+  assert_int_equal(json_int(a, "params.collect_digits.max"), 1);
+  d = challenge_digit(a);
+  free(a);
+  a = pressed(w, "ANONCH", (char[]){d, 0});
+  assert_menu(a);
+  assert_record("ANONCH", "challenge_result", "passed");
+  assert_record("ANONCH", "decision", "challenge");
+  world_stop(w);
+}
+
+/* A passed challenge gives the number a pass: no challenge next time. */
+static void test_challenge_pass_skips_next(void **state)
+{
+  struct world *w = world_start(&(struct opts){.challenge_at = 400});
+  char *a;
+  char d;
+
+  (void)state;
+  a = incoming(w, "CH1", "15555550450");
+  d = challenge_digit(a);
+  free(a);
+  assert_record("CH1", "reason", "score:450>=400");
+  assert_menu(pressed(w, "CH1", (char[]){d, 0}));
+  assert_menu(incoming(w, "CH2", "15555550450"));
+  assert_record("CH2", "reason", "pass:valid");
+  assert_int_equal(double_stat(w->dbl, "requests"), 1);
+  world_stop(w);
+}
+
+/* Wrong digits until the attempts run out: blocked, then blocklisted. */
+static void test_challenge_failed_blocklists(void **state)
+{
+  struct world *w = world_start(&(struct opts){
+      .challenge_at = 400,
+      .screening = "  challenge: {attempts: 2, fail_block_after: 1}\n"});
+  char buf[256];
+  char *a;
+  char d;
+
+  (void)state;
+  a = incoming(w, "FAIL1", "15555550450");
+  d = challenge_digit(a);
+  free(a);
+  a = pressed(w, "FAIL1", (char[]){d == '9' ? '8' : '9', 0});
+  json_str(a, "params.tts.message", buf, sizeof(buf));
+  assert_non_null(strstr(buf, "not the right key"));
+  d = challenge_digit(a);
+  free(a);
+  a = pressed(w, "FAIL1", (char[]){d == '9' ? '8' : '9', 0});
+  json_str(a, "params.tts.message", buf, sizeof(buf));
+  assert_string_equal(buf, BLOCK_MESSAGE);
+  free(a);
+  assert_record("FAIL1", "challenge_result", "failed");
+  /* The next call meets the blocklist entry the failure created. */
+  a = incoming(w, "FAIL2", "15555550450");
+  free(a);
+  assert_record("FAIL2", "reason", "blocklist:+15555550450");
+  {
+    const char *args[] = {"list",     "show",           "block",
+                          "--config", harness_config(), NULL};
+    char *out = NULL;
+
+    assert_int_equal(run_cli(&out, args), 0);
+    assert_non_null(strstr(out, "15555550450"));
+    assert_non_null(strstr(out, "challenge"));
+    free(out);
+  }
+  world_stop(w);
+}
+
+static void test_score_cache(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  char ref[16];
+
+  (void)state;
+  for (int i = 0; i < 3; i++) {
+    snprintf(ref, sizeof(ref), "CACHE%d", i);
+    assert_menu(incoming(w, ref, "15555550123"));
+  }
+  assert_int_equal(double_stat(w->dbl, "requests"), 1);
+  assert_record("CACHE0", "score_source", "api");
+  assert_record("CACHE2", "score_source", "cache");
+  assert_record("CACHE2", "reason", "score:123<600");
+  world_stop(w);
+}
+
+/* Two calls from one number at once share one lookup. */
+static void test_concurrent_calls_share_lookup(void **state)
+{
+  struct world *w = world_start(&(struct opts){.timeout_ms = 3000});
+  pid_t child;
+  int status;
+
+  (void)state;
+  double_control(w->dbl, "{\"delay_ms\":500}");
+  child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    char *resp = NULL;
+    long st =
+        post_event(w->srv,
+                   "{\"event\":\"incoming_call\",\"reference_id\":\"SHARE1\","
+                   "\"data\":{\"from\":\"15555550124\"}}",
+                   &resp);
+
+    _exit(st == 200 ? 0 : 1);
+  }
+  {
+    struct timespec ts = {0, 150 * 1000000L};
+
+    nanosleep(&ts, NULL);
+  }
+  assert_menu(incoming(w, "SHARE2", "15555550124"));
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(double_stat(w->dbl, "requests"), 1);
+  assert_record("SHARE2", "score_source", "shared");
+  world_stop(w);
+}
+
+static void test_velocity(void **state)
+{
+  struct world *w = world_start(&(struct opts){
+      .screening = "  velocity: {max_calls: 2, window_s: 600}\n"});
+  char *a;
+
+  (void)state;
+  assert_menu(incoming(w, "VEL1", "15555550123"));
+  assert_menu(incoming(w, "VEL2", "15555550123"));
+  a = incoming(w, "VEL3", "15555550123");
+  challenge_digit(a);
+  free(a);
+  assert_record("VEL3", "reason", "velocity:3/600s");
+  assert_record("VEL3", "decision", "challenge");
+  world_stop(w);
+}
+
+static void test_recommendation_mode(void **state)
+{
+  struct world *w = world_start(&(struct opts){
+      .challenge_at = 400, .screening = "  decide_by: recommendation\n"});
+  char *a;
+
+  (void)state;
+  /* The double follows TeleSign's matrix: 450 is medium/flag. */
+  a = incoming(w, "REC1", "15555550450");
+  challenge_digit(a);
+  free(a);
+  assert_record("REC1", "reason", "score:recommendation=flag");
+  assert_menu(incoming(w, "REC2", "15555550123"));
+  assert_record("REC2", "reason", "score:recommendation=allow");
+  world_stop(w);
+}
+
+static void test_shadow_mode(void **state)
+{
+  struct world *w =
+      world_start(&(struct opts){.screening = "  mode: shadow\n"});
+
+  (void)state;
+  assert_menu(incoming(w, "SHADOW", "15555550999"));
+  assert_record("SHADOW", "decision", "block");
+  assert_record("SHADOW", "reason", "score:999>=600");
+  {
+    char *rec = record_of("SHADOW");
+
+    assert_int_equal(field_int(rec, "shadow"), 1);
+    free(rec);
+  }
+  world_stop(w);
+}
+
+static void test_block_actions(void **state)
+{
+  struct world *w =
+      world_start(&(struct opts){.screening = "  block_action: hangup\n"});
+  char *a;
+
+  (void)state;
+  assert_method(incoming(w, "BAHANG", "15555550999"), "hangup");
+  world_stop(w);
+  w = world_start(&(struct opts){
+      .screening = "  block_action: play\n"
+                   "  block_audio_url: \"https://audio.example/sit.wav\"\n"});
+  a = incoming(w, "BAPLAY", "15555550999");
+  assert_true(json_has(a, "params.url", "https://audio.example/sit.wav"));
+  assert_method(a, "play");
+  assert_method(send_event(w->srv, "play_completed", "BAPLAY",
+                           "{\"status\":\"play_successful\"}"),
+                "hangup");
+  world_stop(w);
+}
+
+/* A redelivered challenge answers with the same digit, no new lookup. */
+static void test_duplicate_challenge(void **state)
+{
+  struct world *w = world_start(&(struct opts){.challenge_at = 400});
+  char *a, *b;
+
+  (void)state;
+  a = incoming(w, "DUPCH", "15555550450");
+  b = incoming(w, "DUPCH", "15555550450");
+  assert_string_equal(a, b);
+  free(a);
+  free(b);
+  assert_int_equal(double_stat(w->dbl, "requests"), 1);
+  world_stop(w);
+}
+
+static void test_replay(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  const char *args[] = {"replay", "--config", NULL, NULL};
+  char newcfg[512];
+  char *out = NULL;
+  char *text;
+
+  (void)state;
+  assert_menu(incoming(w, "RP1", "15555550123"));
+  assert_menu(incoming(w, "RP2", "15555550450"));
+  free(incoming(w, "RP3", "15555550999"));
+  free(completed(w, "RP3"));
+  assert_record("RP3", "status", "hangup");
+  /* The same store under a stricter policy. */
+  text = config_text(&(struct opts){.challenge_at = 100});
+  snprintf(newcfg, sizeof(newcfg), "%s/strict.yaml", harness_dir());
+  {
+    char *body = harness_expand(text, w->dbl);
+    FILE *f = fopen(newcfg, "w");
+
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    free(body);
+  }
+  free(text);
+  args[2] = newcfg;
+  assert_int_equal(run_cli(&out, args), 0);
+  assert_non_null(strstr(out, "3 calls replayed, 2 would change"));
+  assert_non_null(strstr(out, "allow -> challenge: 2"));
+  assert_non_null(strstr(out, "15555550123"));
+  free(out);
+  world_stop(w);
+}
+
+static void test_stats(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  const char *args[] = {"stats", "--config", harness_config(), NULL};
+  char *out = NULL;
+
+  (void)state;
+  assert_menu(incoming(w, "ST1", "15555550123"));
+  assert_menu(incoming(w, "ST2", "15555550123"));
+  free(incoming(w, "ST3", "15555550999"));
+  assert_record("ST3", "decision", "block");
+  assert_int_equal(run_cli(&out, args), 0);
+  assert_non_null(strstr(out, "calls (last 7d):      3"));
+  assert_non_null(strstr(out, "allowed:            2 (66.7%)"));
+  assert_non_null(strstr(out, "blocked:            1 (33.3%)"));
+  assert_non_null(strstr(out, "score lookups:        2 made"));
+  assert_non_null(strstr(out, "saved by the cache: 1"));
+  free(out);
+  world_stop(w);
+}
+
+static void test_sighup_reload(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  char *text;
+
+  (void)state;
+  assert_menu(incoming(w, "HUP1", "15555550450"));
+  /* A bad file is refused and the running policy stays. */
+  harness_rewrite_config("screening: {block_at: oops}\n", w->dbl);
+  kill(w->srv->pid, SIGHUP);
+  assert_true(server_log_has(w->srv, "reload refused"));
+  assert_menu(incoming(w, "HUP2", "15555550451"));
+  /* A good one takes effect for the next call. */
+  text = config_text(&(struct opts){.challenge_at = 400});
+  harness_rewrite_config(text, w->dbl);
+  free(text);
+  kill(w->srv->pid, SIGHUP);
+  assert_true(server_log_has(w->srv, "configuration reloaded"));
+  {
+    char *a = incoming(w, "HUP3", "15555550452");
+
+    challenge_digit(a);
+    free(a);
+  }
+  assert_record("HUP3", "reason", "score:452>=400");
+  world_stop(w);
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -811,6 +1217,22 @@ int main(void)
       TEST(test_refuses_bad_config),
       TEST(test_cli_call_and_calls),
       TEST(test_cli_score),
+      TEST(test_allowlist_never_scored),
+      TEST(test_blocklist_prefix),
+      TEST(test_list_entry_expires),
+      TEST(test_anonymous_challenged_and_passed),
+      TEST(test_challenge_pass_skips_next),
+      TEST(test_challenge_failed_blocklists),
+      TEST(test_score_cache),
+      TEST(test_concurrent_calls_share_lookup),
+      TEST(test_velocity),
+      TEST(test_recommendation_mode),
+      TEST(test_shadow_mode),
+      TEST(test_block_actions),
+      TEST(test_duplicate_challenge),
+      TEST(test_replay),
+      TEST(test_stats),
+      TEST(test_sighup_reload),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */

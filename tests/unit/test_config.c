@@ -1,7 +1,8 @@
 /*
  * Unit tests for config/config: the example files load, defaults and the
- * environment overrides apply, and a table of broken files each fails with
- * the documented "FILE:LINE:COLUMN: KEY: reason" message at the right line.
+ * environment overrides apply, the policy version follows the file's bytes,
+ * and a table of broken files each fails with the documented
+ * "FILE:LINE:COLUMN: KEY: reason" message at the right line.
  *
  * Each YAML snippet is written to a temporary file (mkstemp under $TMPDIR or
  * /tmp) because config_load() takes a path. The examples are found under
@@ -135,6 +136,13 @@ static void test_demo_example_loads(void **state)
   assert_string_equal(cfg->server.listen, "127.0.0.1:8080");
   assert_string_equal(cfg->store.path, "./var/voice-and-score.db");
   assert_int_equal(cfg->screening.block_at, 600);
+  /* The demo's comment promises that 15555550450 (score 450) is
+   * challenged. */
+  assert_int_equal(cfg->screening.challenge_at, 400);
+  assert_int_equal(cfg->screening.decide_by, DECIDE_BY_SCORE);
+  assert_int_equal(cfg->screening.mode, MODE_ENFORCE);
+  assert_true(450 >= cfg->screening.challenge_at &&
+              450 < cfg->screening.block_at);
   assert_int_equal(cfg->menu.options_count, 3);
   assert_string_equal(cfg->menu.options[0].name, "Sales");
   assert_string_equal(cfg->menu.options[0].dial, "15555550101");
@@ -177,6 +185,28 @@ static void test_production_example_loads(void **state)
                       "FFFFFFFF-EEEE-DDDD-1234-AB1234567890");
   assert_string_equal(cfg->telesign.api_key, SECRET);
   assert_string_equal(cfg->server.listen, "0.0.0.0:8080");
+  /* The file writes out every screening key with its default. */
+  assert_int_equal(cfg->screening.mode, MODE_ENFORCE);
+  assert_string_equal(cfg->screening.default_country, "1");
+  assert_int_equal(cfg->screening.anonymous, VERDICT_CHALLENGE);
+  assert_int_equal(cfg->screening.decide_by, DECIDE_BY_SCORE);
+  assert_int_equal(cfg->screening.block_at, 600);
+  assert_int_equal(cfg->screening.challenge_at, 400);
+  assert_int_equal(cfg->screening.on_score_error, VERDICT_CHALLENGE);
+  assert_int_equal(cfg->screening.score_cache_ttl_s, 86400);
+  assert_int_equal(cfg->screening.block_action, BLOCK_ACTION_MESSAGE);
+  assert_string_equal(cfg->screening.block_audio_url, "");
+  assert_int_equal(cfg->screening.velocity.window_s, 600);
+  assert_int_equal(cfg->screening.velocity.max_calls, 5);
+  assert_int_equal(cfg->screening.velocity.action, VERDICT_CHALLENGE);
+  assert_string_equal(cfg->screening.challenge.message,
+                      "To be connected, press {digit}.");
+  assert_string_equal(cfg->screening.challenge.retry_message,
+                      "That was not the right key.");
+  assert_int_equal(cfg->screening.challenge.attempts, 2);
+  assert_int_equal(cfg->screening.challenge.pass_ttl_s, 2592000);
+  assert_int_equal(cfg->screening.challenge.fail_block_after, 3);
+  assert_int_equal(cfg->screening.challenge.fail_block_ttl_s, 604800);
   assert_int_equal(cfg->menu.options_count, 3);
   assert_non_null(config_menu_option(cfg, '3'));
   config_free(cfg);
@@ -208,10 +238,29 @@ static void test_defaults(void **state)
   assert_string_equal(cfg->telesign.account_lifecycle_event, "transact");
   assert_string_equal(cfg->telesign.ca_file, "");
   assert_int_equal(cfg->telesign.max_connections, 64);
+  assert_int_equal(cfg->screening.mode, MODE_ENFORCE);
+  assert_string_equal(cfg->screening.default_country, "1");
+  assert_int_equal(cfg->screening.anonymous, VERDICT_CHALLENGE);
+  assert_int_equal(cfg->screening.decide_by, DECIDE_BY_SCORE);
   assert_int_equal(cfg->screening.block_at, 600);
-  assert_int_equal(cfg->screening.on_score_error, ON_ERROR_ALLOW);
+  assert_int_equal(cfg->screening.challenge_at, 400);
+  assert_int_equal(cfg->screening.on_score_error, VERDICT_CHALLENGE);
+  assert_int_equal(cfg->screening.score_cache_ttl_s, 86400);
+  assert_int_equal(cfg->screening.block_action, BLOCK_ACTION_MESSAGE);
   assert_string_equal(cfg->screening.block_message,
                       "We are unable to take your call.");
+  assert_string_equal(cfg->screening.block_audio_url, "");
+  assert_int_equal(cfg->screening.velocity.window_s, 600);
+  assert_int_equal(cfg->screening.velocity.max_calls, 5);
+  assert_int_equal(cfg->screening.velocity.action, VERDICT_CHALLENGE);
+  assert_string_equal(cfg->screening.challenge.message,
+                      "To be connected, press {digit}.");
+  assert_string_equal(cfg->screening.challenge.retry_message,
+                      "That was not the right key.");
+  assert_int_equal(cfg->screening.challenge.attempts, 2);
+  assert_int_equal(cfg->screening.challenge.pass_ttl_s, 2592000);
+  assert_int_equal(cfg->screening.challenge.fail_block_after, 3);
+  assert_int_equal(cfg->screening.challenge.fail_block_ttl_s, 604800);
   assert_string_equal(cfg->menu.greeting,
                       "Thank you for calling. For Sales, press 1.");
   assert_string_equal(cfg->menu.language, "en-US");
@@ -252,9 +301,28 @@ static void test_explicit_values(void **state)
                 "  ca_file: /etc/ssl/my ca.pem\n"
                 "  max_connections: 10000\n"
                 "screening:\n"
+                "  mode: shadow\n"
+                "  default_country: '44'\n"
+                "  anonymous: block\n"
+                "  decide_by: recommendation\n"
                 "  block_at: 0\n"
+                "  challenge_at: 0\n"
                 "  on_score_error: block\n"
+                "  score_cache_ttl_s: 0\n"
+                "  block_action: play\n"
                 "  block_message: Go away.\n"
+                "  block_audio_url: https://cdn.example.com/sit.wav\n"
+                "  velocity:\n"
+                "    window_s: 86400\n"
+                "    max_calls: 0\n"
+                "    action: block\n"
+                "  challenge:\n"
+                "    message: 'Press {digit} now: {digit'\n"
+                "    retry_message: Wrong.\n"
+                "    attempts: 5\n"
+                "    pass_ttl_s: 60\n"
+                "    fail_block_after: 0\n"
+                "    fail_block_ttl_s: 31536000\n"
                 "menu:\n"
                 "  greeting: Hello.\n"
                 "  language: fr-FR\n"
@@ -286,10 +354,30 @@ static void test_explicit_values(void **state)
   assert_string_equal(cfg->telesign.account_lifecycle_event, "sign-in");
   assert_string_equal(cfg->telesign.ca_file, "/etc/ssl/my ca.pem");
   assert_int_equal(cfg->telesign.max_connections, 10000);
+  assert_int_equal(cfg->screening.mode, MODE_SHADOW);
+  assert_string_equal(cfg->screening.default_country, "44");
+  assert_int_equal(cfg->screening.anonymous, VERDICT_BLOCK);
+  assert_int_equal(cfg->screening.decide_by, DECIDE_BY_RECOMMENDATION);
   /* 0 written in the file is kept, not mistaken for "absent". */
   assert_int_equal(cfg->screening.block_at, 0);
-  assert_int_equal(cfg->screening.on_score_error, ON_ERROR_BLOCK);
+  assert_int_equal(cfg->screening.challenge_at, 0);
+  assert_int_equal(cfg->screening.on_score_error, VERDICT_BLOCK);
+  assert_int_equal(cfg->screening.score_cache_ttl_s, 0);
+  assert_int_equal(cfg->screening.block_action, BLOCK_ACTION_PLAY);
   assert_string_equal(cfg->screening.block_message, "Go away.");
+  assert_string_equal(cfg->screening.block_audio_url,
+                      "https://cdn.example.com/sit.wav");
+  assert_int_equal(cfg->screening.velocity.window_s, 86400);
+  assert_int_equal(cfg->screening.velocity.max_calls, 0);
+  assert_int_equal(cfg->screening.velocity.action, VERDICT_BLOCK);
+  /* Only the exact "{digit}" counts; "{digit" is left alone. */
+  assert_string_equal(cfg->screening.challenge.message,
+                      "Press {digit} now: {digit");
+  assert_string_equal(cfg->screening.challenge.retry_message, "Wrong.");
+  assert_int_equal(cfg->screening.challenge.attempts, 5);
+  assert_int_equal(cfg->screening.challenge.pass_ttl_s, 60);
+  assert_int_equal(cfg->screening.challenge.fail_block_after, 0);
+  assert_int_equal(cfg->screening.challenge.fail_block_ttl_s, 31536000);
   assert_string_equal(cfg->menu.greeting, "Hello.");
   assert_string_equal(cfg->menu.language, "fr-FR");
   assert_int_equal(cfg->menu.attempts, 10);
@@ -324,6 +412,177 @@ static void test_listen_forms(void **state)
     assert_string_equal(cfg->server.listen, good[i]);
     config_free(cfg);
   }
+}
+
+/* Each verdict, written where a verdict is taken, is the one loaded. */
+static void test_screening_verdicts(void **state)
+{
+  static const struct {
+    const char *name;
+    enum config_verdict v;
+  } verdicts[] = {
+      {"allow", VERDICT_ALLOW},
+      {"challenge", VERDICT_CHALLENGE},
+      {"block", VERDICT_BLOCK},
+  };
+  char yaml[512];
+
+  (void)state;
+  clear_env();
+  for (size_t i = 0; i < sizeof(verdicts) / sizeof(verdicts[0]); i++) {
+    const char *n = verdicts[i].name;
+    struct config *cfg;
+
+    snprintf(yaml, sizeof(yaml),
+             SIM MENU "screening:\n  anonymous: %s\n  on_score_error: %s\n"
+                      "  velocity: {action: %s}\n",
+             n, n, n);
+    cfg = load_ok(yaml);
+    assert_int_equal(cfg->screening.anonymous, verdicts[i].v);
+    assert_int_equal(cfg->screening.on_score_error, verdicts[i].v);
+    assert_int_equal(cfg->screening.velocity.action, verdicts[i].v);
+    config_free(cfg);
+  }
+  {
+    struct config *cfg =
+        load_ok(SIM MENU "screening: {block_action: hangup}\n");
+
+    assert_int_equal(cfg->screening.block_action, BLOCK_ACTION_HANGUP);
+    config_free(cfg);
+  }
+}
+
+/*
+ * The nested sections: a key set in one leaves its siblings at their
+ * defaults, empty sections are fine, and flow and block style load alike.
+ */
+/* A file from before the challenge band: no challenge_at, a low block_at. */
+static void test_challenge_at_follows_block_at(void **state)
+{
+  struct config *cfg;
+
+  (void)state;
+  clear_env();
+  cfg = load_ok(SIM MENU "screening:\n  block_at: 300\n");
+  assert_int_equal(cfg->screening.block_at, 300);
+  assert_int_equal(cfg->screening.challenge_at, 300);
+  config_free(cfg);
+}
+
+static void test_screening_nested(void **state)
+{
+  struct config *cfg;
+
+  (void)state;
+  clear_env();
+  cfg = load_ok(SIM MENU "screening:\n"
+                         "  velocity: {max_calls: 30}\n"
+                         "  challenge:\n"
+                         "    attempts: 1\n");
+  assert_int_equal(cfg->screening.velocity.window_s, 600);
+  assert_int_equal(cfg->screening.velocity.max_calls, 30);
+  assert_int_equal(cfg->screening.velocity.action, VERDICT_CHALLENGE);
+  assert_string_equal(cfg->screening.challenge.message,
+                      "To be connected, press {digit}.");
+  assert_string_equal(cfg->screening.challenge.retry_message,
+                      "That was not the right key.");
+  assert_int_equal(cfg->screening.challenge.attempts, 1);
+  assert_int_equal(cfg->screening.challenge.pass_ttl_s, 2592000);
+  assert_int_equal(cfg->screening.challenge.fail_block_after, 3);
+  assert_int_equal(cfg->screening.challenge.fail_block_ttl_s, 604800);
+  /* Top-level screening keys are untouched by the nested ones. */
+  assert_int_equal(cfg->screening.block_at, 600);
+  assert_int_equal(cfg->screening.challenge_at, 400);
+  config_free(cfg);
+
+  cfg = load_ok(SIM MENU "screening: {velocity: {}, challenge: {}}\n");
+  assert_int_equal(cfg->screening.velocity.window_s, 600);
+  assert_int_equal(cfg->screening.velocity.max_calls, 5);
+  assert_int_equal(cfg->screening.velocity.action, VERDICT_CHALLENGE);
+  assert_int_equal(cfg->screening.challenge.attempts, 2);
+  assert_string_equal(cfg->screening.challenge.message,
+                      "To be connected, press {digit}.");
+  config_free(cfg);
+
+  /* challenge_at may equal block_at (no challenge band), either way set. */
+  cfg = load_ok(SIM MENU "screening: {block_at: 400}\n");
+  assert_int_equal(cfg->screening.block_at, 400);
+  assert_int_equal(cfg->screening.challenge_at, 400);
+  config_free(cfg);
+  cfg = load_ok(SIM MENU "screening: {block_at: 1000, challenge_at: 1000}\n");
+  assert_int_equal(cfg->screening.challenge_at, 1000);
+  config_free(cfg);
+
+  /* Country codes of one to three digits. */
+  cfg = load_ok(SIM MENU "screening: {default_country: 1}\n");
+  assert_string_equal(cfg->screening.default_country, "1");
+  config_free(cfg);
+  cfg = load_ok(SIM MENU "screening: {default_country: 353}\n");
+  assert_string_equal(cfg->screening.default_country, "353");
+  config_free(cfg);
+}
+
+/* ---- the policy version ------------------------------------------------ */
+
+static void load_version(const char *data, size_t len, char out[17])
+{
+  struct tmpfile t;
+  struct config *cfg = NULL;
+  char err[1024] = "";
+  int rc;
+
+  write_file(&t, data, len);
+  rc = config_load(t.path, &cfg, err, sizeof(err));
+  unlink(t.path);
+  if (rc)
+    print_error("unexpected failure: %s\n", err);
+  assert_int_equal(rc, 0);
+  memcpy(out, cfg->policy_version, 17);
+  config_free(cfg);
+}
+
+static void test_policy_version(void **state)
+{
+  const char *yaml = SIM MENU;
+  size_t len = strlen(yaml);
+  char copy[256];
+  char a[17];
+  char b[17];
+  char c[17];
+
+  (void)state;
+  clear_env();
+  load_version(yaml, len, a);
+  /* 16 lowercase hex digits, NUL-terminated. */
+  assert_int_equal(strlen(a), 16);
+  assert_int_equal(strspn(a, "0123456789abcdef"), 16);
+  /* 64-bit FNV-1a of exactly these bytes (computed independently). */
+  assert_string_equal(a, "c4d1be4c476dd7b3");
+
+  /* An identical file, elsewhere, has the same version. */
+  load_version(yaml, len, b);
+  assert_string_equal(a, b);
+
+  /* One byte changed changes it: a value's, or one that means nothing to
+   * YAML (the indentation of a flow mapping). */
+  assert_true(len + 4 < sizeof(copy));
+  memcpy(copy, yaml, len + 1);
+  copy[len - 3] = '2'; /* the dial number's second-last digit */
+  load_version(copy, len, c);
+  assert_string_not_equal(a, c);
+  assert_int_equal(strlen(c), 16);
+  assert_int_equal(strspn(c, "0123456789abcdef"), 16);
+  memcpy(copy, yaml, len + 1);
+  copy[strlen(yaml) - strlen("'1', name: Sales, dial: 15555550101}\n") - 1] =
+      '\t'; /* the space after "digit:" */
+  load_version(copy, len, c);
+  assert_string_not_equal(a, c);
+
+  /* Bytes after the YAML (a comment, no newline) count too. */
+  memcpy(copy, yaml, len);
+  memcpy(copy + len, "# x", 4);
+  load_version(copy, len + 3, c);
+  assert_string_not_equal(a, c);
 }
 
 static void test_env_overrides(void **state)
@@ -431,7 +690,8 @@ static const struct err_case err_cases[] = {
     {"telesign:\n  provider: simulater\n" MENU, 2, 13,
      "telesign.provider: 'simulater' is not one of: telesign, simulator"},
     {SIM MENU "screening:\n  on_score_error: maybe\n", 7, 19,
-     "screening.on_score_error: 'maybe' is not one of: allow, block"},
+     "screening.on_score_error: 'maybe' is not one of: allow, challenge, "
+     "block"},
     {SIM "  auth: 1\n" MENU, 3, 9,
      "telesign.auth: '1' is not one of: hmac, basic"},
     {SIM MENU "server:\n  listen: [127.0.0.1]\n", 7, 11,
@@ -588,6 +848,149 @@ static const struct err_case err_cases[] = {
     {SIM MENU "log:\n  level: verbose\n", 7, 10,
      "log.level: 'verbose' is not one of: error, warn, info, debug"},
     {SIM MENU "store:\n  path: ''\n", 7, 9, "store.path: must not be empty"},
+    /* Screening: the enums. */
+    {SIM MENU "screening:\n  mode: dry-run\n", 7, 9,
+     "screening.mode: 'dry-run' is not one of: enforce, shadow"},
+    {SIM MENU "screening:\n  anonymous: maybe\n", 7, 14,
+     "screening.anonymous: 'maybe' is not one of: allow, challenge, block"},
+    {SIM MENU "screening:\n  decide_by: risk\n", 7, 14,
+     "screening.decide_by: 'risk' is not one of: score, recommendation"},
+    {SIM MENU "screening:\n  block_action: beep\n", 7, 17,
+     "screening.block_action: 'beep' is not one of: message, hangup, play"},
+    {SIM MENU "screening:\n  on_score_error: 1\n", 7, 19,
+     "screening.on_score_error: '1' is not one of: allow, challenge, block"},
+    /* Screening: default_country. */
+    {SIM MENU "screening:\n  default_country: '044'\n", 7, 20,
+     "screening.default_country: '044' is not a country code: 1 to 3 digits, "
+     "not starting with 0 and without '+' (such as 1 or 44)"},
+    {SIM MENU "screening:\n  default_country: '+44'\n", 7, 20,
+     "screening.default_country: '+44' is not a country code"},
+    {SIM MENU "screening:\n  default_country: 1234\n", 7, 20,
+     "screening.default_country: '1234' is not a country code"},
+    {SIM MENU "screening:\n  default_country: ''\n", 7, 20,
+     "screening.default_country: must not be empty"},
+    {SIM MENU "screening:\n  default_country: 12345678901234567\n", 7, 20,
+     "screening.default_country: is 17 bytes long, more than the 16 allowed"},
+    /* Screening: the thresholds. */
+    {SIM MENU "screening:\n  block_at: 600\n  challenge_at: 700\n", 8, 17,
+     "screening.challenge_at: challenge_at (700) must not be above block_at "
+     "(600)"},
+    {SIM MENU "screening:\n  challenge_at: 700\n", 7, 17,
+     "screening.challenge_at: challenge_at (700) must not be above block_at "
+     "(600)"},
+    {SIM MENU "screening:\n  challenge_at: 401\n  block_at: 400\n", 7, 17,
+     "screening.challenge_at: challenge_at (401) must not be above block_at "
+     "(400)"},
+    {SIM MENU "screening:\n  challenge_at: 1001\n", 7, 17,
+     "screening.challenge_at: must be between 0 and 1000, not 1001"},
+    {SIM MENU "screening:\n  challenge_at: -1\n", 7, 17,
+     "screening.challenge_at: expected a whole number, not '-1'"},
+    {SIM MENU "screening:\n  score_cache_ttl_s: 31536001\n", 7, 22,
+     "screening.score_cache_ttl_s: must be between 0 and 31536000, not "
+     "31536001"},
+    /* Screening: what a blocked caller gets. */
+    {SIM MENU "screening:\n  block_action: play\n", 7, 17,
+     "screening.block_action: play needs screening.block_audio_url, the "
+     "https:// URL of the audio to play"},
+    {SIM MENU "screening:\n  block_action: play\n  block_audio_url: ''\n", 8,
+     20,
+     "screening.block_audio_url: must not be empty when block_action is "
+     "play"},
+    {SIM MENU "screening:\n  block_action: play\n"
+              "  block_audio_url: http://cdn.example.com/sit.wav\n",
+     8, 20,
+     "screening.block_audio_url: 'http://cdn.example.com/sit.wav' must start "
+     "with https://"},
+    {SIM MENU "screening:\n  block_audio_url: sit.wav\n", 7, 20,
+     "screening.block_audio_url: 'sit.wav' must start with https://"},
+    {SIM MENU "screening:\n  block_audio_url: https:///sit.wav\n", 7, 20,
+     "screening.block_audio_url: 'https:///sit.wav' has no host after the "
+     "scheme"},
+    {SIM MENU "screening:\n  block_audio_url: 'https://x/a b.wav'\n", 7, 20,
+     "screening.block_audio_url: must not contain spaces"},
+    /* Screening: velocity. */
+    {SIM MENU "screening:\n  velocity:\n    window_s: 0\n", 8, 15,
+     "screening.velocity.window_s: must be between 1 and 86400, not 0"},
+    {SIM MENU "screening:\n  velocity:\n    window_s: 86401\n", 8, 15,
+     "screening.velocity.window_s: must be between 1 and 86400, not 86401"},
+    {SIM MENU "screening:\n  velocity:\n    max_calls: 31\n", 8, 16,
+     "screening.velocity.max_calls: must be between 0 and 30, not 31"},
+    {SIM MENU "screening:\n  velocity:\n    max_calls: 05\n", 8, 16,
+     "screening.velocity.max_calls: '05' is not a plain decimal number"},
+    {SIM MENU "screening:\n  velocity:\n    max_calls: many\n", 8, 16,
+     "screening.velocity.max_calls: expected a whole number, not 'many'"},
+    {SIM MENU "screening:\n  velocity:\n    action: deny\n", 8, 13,
+     "screening.velocity.action: 'deny' is not one of: allow, challenge, "
+     "block"},
+    {SIM MENU "screening:\n  velocity:\n    window_s: 60\n    windows: 60\n",
+     9, 5,
+     "screening.velocity.windows: unknown key (did you mean 'window_s'?)"},
+    {SIM MENU "screening:\n  velocity:\n    limit: 3\n", 8, 5,
+     "screening.velocity.limit: unknown key (expected one of: window_s, "
+     "max_calls, action)"},
+    {SIM MENU "screening:\n  velocity:\n    max_calls: 1\n"
+              "    max_calls: 2\n",
+     9, 5,
+     "screening.velocity.max_calls: duplicate key (it is already set on line "
+     "8)"},
+    {SIM MENU "screening:\n  velocity: 5\n", 7, 13,
+     "screening.velocity: expected a mapping of keys, found a single value"},
+    {SIM MENU "screening:\n  velocity:\n", 7, 12,
+     "screening.velocity: expected a mapping of keys, found a single value "
+     "(a section with no keys must be removed or written {})"},
+    /* A velocity key one level too high is not silently taken. */
+    {SIM MENU "screening:\n  max_calls: 3\n", 7, 3,
+     "screening.max_calls: unknown key (expected one of: mode, "
+     "default_country, anonymous, decide_by, block_at, challenge_at, "
+     "on_score_error, score_cache_ttl_s, block_action, block_message, "
+     "block_audio_url, velocity, challenge)"},
+    /* Screening: challenge. */
+    {SIM MENU "screening:\n  challenge:\n    message: Press one.\n", 8, 14,
+     "screening.challenge.message: must contain {digit}, where the key to "
+     "press is spoken"},
+    {SIM MENU "screening:\n  challenge:\n    message: Press {DIGIT}.\n", 8, 14,
+     "screening.challenge.message: must contain {digit}"},
+    {SIM MENU "screening:\n  challenge:\n"
+              "    message: 'Press {digit}, I said {digit}.'\n",
+     8, 14,
+     "screening.challenge.message: contains {digit} 2 times; it must appear "
+     "exactly once"},
+    {SIM MENU "screening:\n  challenge:\n    message: ''\n", 8, 14,
+     "screening.challenge.message: must not be empty"},
+    {SIM MENU "screening:\n  challenge:\n    retry_message: ''\n", 8, 20,
+     "screening.challenge.retry_message: must not be empty"},
+    {SIM MENU "screening:\n  challenge:\n    retry_message: \"a\\u0001\"\n", 8,
+     20,
+     "screening.challenge.retry_message: must not contain control "
+     "characters"},
+    {SIM MENU "screening:\n  challenge:\n    attempts: 0\n", 8, 15,
+     "screening.challenge.attempts: must be between 1 and 5, not 0"},
+    {SIM MENU "screening:\n  challenge:\n    attempts: 6\n", 8, 15,
+     "screening.challenge.attempts: must be between 1 and 5, not 6"},
+    {SIM MENU "screening:\n  challenge:\n    pass_ttl_s: 59\n", 8, 17,
+     "screening.challenge.pass_ttl_s: must be between 60 and 31536000, not "
+     "59"},
+    {SIM MENU "screening:\n  challenge:\n    pass_ttl_s: 31536001\n", 8, 17,
+     "screening.challenge.pass_ttl_s: must be between 60 and 31536000, not "
+     "31536001"},
+    {SIM MENU "screening:\n  challenge:\n    fail_block_after: 101\n", 8, 23,
+     "screening.challenge.fail_block_after: must be between 0 and 100, not "
+     "101"},
+    {SIM MENU "screening:\n  challenge:\n    fail_block_ttl_s: 59\n", 8, 23,
+     "screening.challenge.fail_block_ttl_s: must be between 60 and 31536000, "
+     "not 59"},
+    {SIM MENU "screening:\n  challenge:\n    fail_block_ttl_s: 31536001\n", 8,
+     23,
+     "screening.challenge.fail_block_ttl_s: must be between 60 and "
+     "31536000, not 31536001"},
+    {SIM MENU "screening:\n  challenge: {mesage: 'Press {digit}.'}\n", 7, 15,
+     "screening.challenge.mesage: unknown key (did you mean 'message'?)"},
+    {SIM MENU "screening:\n  challenge:\n    tries: 3\n", 8, 5,
+     "screening.challenge.tries: unknown key (expected one of: message, "
+     "retry_message, attempts, pass_ttl_s, fail_block_after, "
+     "fail_block_ttl_s)"},
+    {SIM MENU "screening:\n  challenge: [attempts]\n", 7, 14,
+     "screening.challenge: expected a mapping of keys, found a list"},
     /* Credentials. */
     {MENU, 0, 0,
      "FILE: telesign.provider is telesign but no credentials are set: put "
@@ -791,8 +1194,12 @@ int main(void)
       cmocka_unit_test(test_demo_example_loads),
       cmocka_unit_test(test_production_example_loads),
       cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_challenge_at_follows_block_at),
       cmocka_unit_test(test_explicit_values),
       cmocka_unit_test(test_listen_forms),
+      cmocka_unit_test(test_screening_verdicts),
+      cmocka_unit_test(test_screening_nested),
+      cmocka_unit_test(test_policy_version),
       cmocka_unit_test(test_env_overrides),
       cmocka_unit_test(test_default_greeting),
       cmocka_unit_test(test_lookups),

@@ -662,12 +662,12 @@ static int run_case(const struct ivr_case *c)
   memset(&ans, 'x', sizeof(ans));
   switch (c->fn) {
   case FN_START:
-    ivr_start(&cfg, &call, &ans);
+    ivr_start(&cfg, &call, '7', &ans);
     break;
   case FN_PROMPT:
     ev.type = VOICE_EVENT_SPEAK_COMPLETED;
     snprintf(ev.name, sizeof(ev.name), "speak_completed");
-    ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+    ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
     break;
   case FN_DIAL:
     ev.type = VOICE_EVENT_DIAL_COMPLETED;
@@ -744,7 +744,7 @@ static void test_digits_full(void **state)
   ev.type = VOICE_EVENT_SPEAK_COMPLETED;
   ev.has_digits = 1;
   ev.digits[0] = '1';
-  ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+  ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
   assert_int_equal(ans.action.kind, VOICE_ACTION_DIAL);
   assert_string_equal(ans.action.to, SALES);
   assert_string_equal(call.digits, full);
@@ -772,19 +772,19 @@ static void test_long_messages(void **state)
   cfg.menu.goodbye_message = goodbye;
   call_init(&call, "r");
   call.decision = CALL_DECISION_ALLOW;
-  ivr_start(&cfg, &call, &ans);
+  ivr_start(&cfg, &call, '7', &ans);
   assert_string_equal(ans.action.message, greeting);
 
   memset(&ev, 0, sizeof(ev));
   ev.has_digits = 1;
   ev.digits[0] = '7';
-  ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+  ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
   assert_int_equal(strlen(ans.action.message), 2001);
   assert_memory_equal(ans.action.message, invalid, 1000);
   assert_int_equal(ans.action.message[1000], ' ');
   assert_string_equal(ans.action.message + 1001, greeting);
 
-  ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+  ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
   assert_int_equal(call.step, CALL_STEP_GOODBYE);
   assert_int_equal(strlen(ans.action.message), 2001);
   assert_memory_equal(ans.action.message, invalid, 1000);
@@ -805,7 +805,7 @@ static void test_rendered(void **state)
   call_init(&call, "r");
   CALL_SET(call.to, TO);
   call.decision = CALL_DECISION_ALLOW;
-  ivr_start(&cfg, &call, &ans);
+  ivr_start(&cfg, &call, '7', &ans);
   json = voice_action_render(&ans.action);
   assert_non_null(json);
   assert_string_equal(json, "{\"jsonrpc\":\"2.0\",\"method\":\"speak\","
@@ -817,7 +817,7 @@ static void test_rendered(void **state)
   memset(&ev, 0, sizeof(ev));
   ev.has_digits = 1;
   ev.digits[0] = '4';
-  ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+  ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
   json = voice_action_render(&ans.action);
   assert_non_null(json);
   assert_string_equal(json, "{\"jsonrpc\":\"2.0\",\"method\":\"speak\","
@@ -827,7 +827,7 @@ static void test_rendered(void **state)
   free(json);
 
   ev.digits[0] = '9';
-  ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+  ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
   json = voice_action_render(&ans.action);
   assert_non_null(json);
   assert_string_equal(json, "{\"jsonrpc\":\"2.0\",\"method\":\"dial\","
@@ -854,13 +854,13 @@ static void test_whole_call(void **state)
   CALL_SET(call.to, TO);
   call.decision = CALL_DECISION_ALLOW;
 
-  ivr_start(&cfg, &call, &ans);
+  ivr_start(&cfg, &call, '7', &ans);
   assert_int_equal(ans.action.kind, VOICE_ACTION_SPEAK);
   assert_string_equal(ans.action.message, GREETING);
   assert_int_equal(call.attempts, 1);
 
   memset(&ev, 0, sizeof(ev));
-  ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+  ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
   assert_int_equal(ans.action.kind, VOICE_ACTION_SPEAK);
   assert_string_equal(ans.action.message, GREETING);
   assert_int_equal(ans.action.collect_max, 1);
@@ -868,14 +868,14 @@ static void test_whole_call(void **state)
 
   ev.has_digits = 1;
   snprintf(ev.digits, sizeof(ev.digits), "0");
-  ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+  ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
   assert_string_equal(ans.action.message, INVALID " " GREETING);
   assert_int_equal(call.attempts, 3);
   assert_int_equal(call.step, CALL_STEP_MENU);
 
   /* The last attempt may still choose. */
   snprintf(ev.digits, sizeof(ev.digits), "2");
-  ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+  ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
   assert_int_equal(ans.action.kind, VOICE_ACTION_DIAL);
   assert_string_equal(ans.action.to, SUPPORT);
   assert_string_equal(ans.action.caller_id, CALLER);
@@ -892,16 +892,137 @@ static void test_whole_call(void **state)
   assert_int_equal(call.step, CALL_STEP_UNAVAILABLE);
 
   memset(&ev, 0, sizeof(ev));
-  ivr_on_prompt_done(&cfg, &call, &ev, &ans);
+  ivr_on_prompt_done(&cfg, &call, &ev, '7', &ans);
   assert_int_equal(ans.action.kind, VOICE_ACTION_HANGUP);
   assert_int_equal(call.step, CALL_STEP_HUNGUP);
   assert_string_equal(call.dial_status, "busy");
   assert_string_equal(call.dialled, SUPPORT);
 }
 
+/* ---- challenge, block actions and shadow mode ------------------------ */
+
+static void challenge_config(struct config *cfg)
+{
+  make_config(cfg, 3, CALLER_ID_VIRTUAL, VIRTUAL);
+  cfg->screening.challenge.message = "To be connected, press {digit}.";
+  cfg->screening.challenge.retry_message = "That was not the right key.";
+  cfg->screening.challenge.attempts = 2;
+  cfg->screening.block_audio_url = "https://audio.example/sit.wav";
+}
+
+static struct voice_event keyed(const char *digits)
+{
+  struct voice_event ev;
+
+  memset(&ev, 0, sizeof(ev));
+  ev.type = VOICE_EVENT_SPEAK_COMPLETED;
+  ev.has_digits = 1;
+  snprintf(ev.digits, sizeof(ev.digits), "%s", digits);
+  return ev;
+}
+
+static void test_challenge_flow(void **state)
+{
+  struct config cfg;
+  struct ivr_answer ans;
+  struct voice_event ev;
+  struct call call;
+
+  (void)state;
+  challenge_config(&cfg);
+  call_init(&call, "CH");
+  call.decision = CALL_DECISION_CHALLENGE;
+  ivr_start(&cfg, &call, '4', &ans);
+  assert_int_equal(ans.action.kind, VOICE_ACTION_SPEAK);
+  assert_string_equal(ans.action.message, "To be connected, press 4.");
+  assert_int_equal(ans.action.collect_max, 1);
+  assert_int_equal(call.step, CALL_STEP_CHALLENGE);
+  assert_string_equal(call.challenge_digit, "4");
+
+  /* Wrong digit: a retry with a new digit. */
+  ev = keyed("1");
+  ivr_on_prompt_done(&cfg, &call, &ev, '8', &ans);
+  assert_string_equal(ans.action.message,
+                      "That was not the right key. To be connected, press 8.");
+  assert_int_equal(ans.outcome, IVR_OUTCOME_NONE);
+  assert_int_equal(call.challenge_tries, 2);
+
+  /* The right one: the menu, and the pass is the caller's to grant. */
+  ev = keyed("8");
+  ivr_on_prompt_done(&cfg, &call, &ev, '3', &ans);
+  assert_string_equal(ans.action.message, GREETING);
+  assert_int_equal(ans.outcome, IVR_OUTCOME_CHALLENGE_PASSED);
+  assert_string_equal(call.challenge_result, "passed");
+  assert_int_equal(call.step, CALL_STEP_MENU);
+  assert_string_equal(call.digits, "18");
+}
+
+static void test_challenge_failed(void **state)
+{
+  static const struct {
+    enum config_block_action action;
+    enum voice_action_kind kind;
+    enum call_step step;
+  } cases[] = {
+      {BLOCK_ACTION_MESSAGE, VOICE_ACTION_SPEAK, CALL_STEP_BLOCKING},
+      {BLOCK_ACTION_HANGUP, VOICE_ACTION_HANGUP, CALL_STEP_HUNGUP},
+      {BLOCK_ACTION_PLAY, VOICE_ACTION_PLAY, CALL_STEP_BLOCKING},
+  };
+
+  (void)state;
+  for (size_t i = 0; i < ARRAYSIZE(cases); i++) {
+    struct config cfg;
+    struct ivr_answer ans;
+    struct voice_event ev = keyed("");
+    struct call call;
+
+    challenge_config(&cfg);
+    cfg.screening.block_action = cases[i].action;
+    call_init(&call, "CHF");
+    call.decision = CALL_DECISION_CHALLENGE;
+    ivr_start(&cfg, &call, '4', &ans);
+    ivr_on_prompt_done(&cfg, &call, &ev, '5', &ans); /* nothing pressed */
+    ivr_on_prompt_done(&cfg, &call, &ev, '6', &ans);
+    assert_int_equal(ans.outcome, IVR_OUTCOME_CHALLENGE_FAILED);
+    assert_int_equal(ans.action.kind, cases[i].kind);
+    assert_int_equal(call.step, cases[i].step);
+    assert_string_equal(call.challenge_result, "failed");
+    if (cases[i].kind == VOICE_ACTION_PLAY)
+      assert_string_equal(ans.action.url, "https://audio.example/sit.wav");
+    if (cases[i].kind == VOICE_ACTION_SPEAK)
+      assert_string_equal(ans.action.message, BLOCKED);
+  }
+}
+
+static void test_shadow_mode_gives_the_menu(void **state)
+{
+  static const enum call_decision decisions[] = {
+      CALL_DECISION_BLOCK, CALL_DECISION_CHALLENGE, CALL_DECISION_ALLOW};
+
+  (void)state;
+  for (size_t i = 0; i < ARRAYSIZE(decisions); i++) {
+    struct config cfg;
+    struct ivr_answer ans;
+    struct call call;
+
+    challenge_config(&cfg);
+    cfg.screening.mode = MODE_SHADOW;
+    call_init(&call, "SH");
+    call.decision = decisions[i];
+    ivr_start(&cfg, &call, '4', &ans);
+    assert_string_equal(ans.action.message, GREETING);
+    assert_int_equal(call.step, CALL_STEP_MENU);
+    assert_int_equal(call.shadow, 1);
+    assert_int_equal(call.decision, decisions[i]); /* recorded as decided */
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_challenge_flow),
+      cmocka_unit_test(test_challenge_failed),
+      cmocka_unit_test(test_shadow_mode_gives_the_menu),
       cmocka_unit_test(test_menu_option_lookup),
       cmocka_unit_test(test_transitions),
       cmocka_unit_test(test_digits_full),

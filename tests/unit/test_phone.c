@@ -94,6 +94,24 @@ static const struct phone_case cases[] = {
     {"020 7946 0000", NULL, PHONE_INVALID, ""},
     {"000 1234 5678", "44", PHONE_INVALID, ""},
     {"00011234567890", NULL, PHONE_INVALID, ""},
+    /*
+     * Country code 1 with eleven digits is a NANP number, whatever the
+     * default: area code and exchange must start 2-9. No earlier row
+     * conflicts (every one of them has a 2-9 area code and exchange);
+     * ten digits after a leading 1, or twelve and more, are not NANP
+     * shapes and keep the rules above ("1234567890", "123456789012345").
+     */
+    {"+1 111 555 1234", NULL, PHONE_INVALID, ""},
+    {"1 212 155 1234", NULL, PHONE_INVALID, ""},
+    {"+1 012 555 1234", NULL, PHONE_INVALID, ""},
+    {"+1 212 055 1234", "44", PHONE_INVALID, ""},
+    {"2121551234", NULL, PHONE_INVALID, ""},
+    {"011 1 111 555 1234", NULL, PHONE_INVALID, ""},
+    {"001 212 155 1234", "44", PHONE_INVALID, ""},
+    {"1 555 1234567", NULL, PHONE_INVALID, ""},
+    {"+1 200 200 0000", NULL, PHONE_OK, "12002000000"},
+    {"+1 999 999 9999", "44", PHONE_OK, "19999999999"},
+    {"1 212 255 1234", "49", PHONE_OK, "12122551234"},
     /* Length limits, counted after the rules above. */
     {"5550123", NULL, PHONE_TOO_SHORT, ""},
     {"1234567", "44", PHONE_TOO_SHORT, ""},

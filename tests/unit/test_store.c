@@ -16,6 +16,9 @@
  *
  * Each test runs on one thread (the loop's); the store's worker is the only
  * other thread.
+ *
+ * Times in the screening-state tests are made-up Unix ms passed to the
+ * store as `now`, never read from a clock.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -36,6 +39,7 @@
 
 #include "../../src/loop/loop.h"
 #include "../../src/store/call.h"
+#include "../../src/store/records.h"
 #include "../../src/store/store.h"
 #include "../../src/store/store_backend.h"
 #include "../../src/store/store_sqlite.h"
@@ -45,6 +49,8 @@
 #define ITER_MS     10   /* longest sleep of one iteration */
 #define GATE_WAIT_S 30   /* longest wait for the worker to reach the gate */
 #define MANY        10000
+#define SCHEMA      2 /* the version this program's store migrates to */
+#define STATE_MAX   64
 
 /* One test's directory, database path and loop. Test thread only. */
 struct fixture {
@@ -138,8 +144,21 @@ static void make_call(struct call *c, int i)
   c->updated_ms = c->started_ms + i % 1000;
   c->step = (enum call_step)(i % (CALL_STEP_HUNGUP + 1));
   c->attempts = (uint32_t)(i % 4);
-  c->decision = (enum call_decision)(i % 3);
+  c->decision = (enum call_decision)(i % 4);
   snprintf(c->reason, sizeof(c->reason), "score:%d>=600", i % 1001);
+  snprintf(c->trace, sizeof(c->trace), "allow:miss,block:miss,score:%d",
+           i % 1001);
+  snprintf(c->policy_version, sizeof(c->policy_version), "%016llx",
+           (unsigned long long)i * 0x9e3779b97f4a7c15ull);
+  c->shadow = i % 2;
+  c->velocity_count = i % 9;
+  CALL_SET(c->score_source, i % 3 == 0 ? "api" : i % 3 == 1 ? "cache" : "");
+  if (i % 4) {
+    c->challenge_digit[0] = (char)('0' + i % 10);
+    c->challenge_digit[1] = '\0';
+    c->challenge_tries = (uint32_t)(i % 3 + 1);
+    CALL_SET(c->challenge_result, i % 2 ? "passed" : "failed");
+  }
   snprintf(c->risk_level, sizeof(c->risk_level), "level%d", i % 5);
   CALL_SET(c->recommendation, i % 2 ? "block" : "allow");
   CALL_SET(c->phone_type, "MOBILE");
@@ -183,11 +202,19 @@ static void make_full_call(struct call *c, const char *ref)
   CALL_SET(c->dialled, s);
   CALL_SET(c->dial_status, s);
   CALL_SET(c->status, s);
+  CALL_SET(c->trace, s);
+  CALL_SET(c->policy_version, s);
+  CALL_SET(c->score_source, s);
+  CALL_SET(c->challenge_digit, s);
+  CALL_SET(c->challenge_result, s);
   c->started_ms = INT64_MAX;
   c->updated_ms = INT64_MIN;
   c->attempts = UINT32_MAX;
-  c->step = CALL_STEP_UNAVAILABLE;
-  c->decision = CALL_DECISION_BLOCK;
+  c->step = CALL_STEP_CHALLENGE;
+  c->decision = CALL_DECISION_CHALLENGE;
+  c->shadow = 1;
+  c->velocity_count = INT32_MIN;
+  c->challenge_tries = UINT32_MAX;
   c->score = INT32_MAX;
   c->score_ms = INT32_MIN;
   c->duration_s = 0;
@@ -220,6 +247,14 @@ static void assert_call_equal(const struct call *a, const struct call *b)
   assert_string_equal(a->status, b->status);
   assert_true(a->duration_s == b->duration_s);
   assert_true(a->ended_ms == b->ended_ms);
+  assert_string_equal(a->trace, b->trace);
+  assert_string_equal(a->policy_version, b->policy_version);
+  assert_int_equal(a->shadow, b->shadow);
+  assert_true(a->velocity_count == b->velocity_count);
+  assert_string_equal(a->score_source, b->score_source);
+  assert_string_equal(a->challenge_digit, b->challenge_digit);
+  assert_int_equal(a->challenge_tries, b->challenge_tries);
+  assert_string_equal(a->challenge_result, b->challenge_result);
 }
 
 /* The outcome of one store_call_load(). Test thread only. */
@@ -417,6 +452,27 @@ static int gate_load(void *h, const char *ref, struct call *out)
   return store_sqlite_ops.load_call(((struct gate *)h)->inner, ref, out);
 }
 
+static int gate_save_list(void *h, const struct list_entry *e)
+{
+  return store_sqlite_ops.save_list(((struct gate *)h)->inner, e);
+}
+
+static int gate_save_number(void *h, const struct number_record *r)
+{
+  return store_sqlite_ops.save_number(((struct gate *)h)->inner, r);
+}
+
+static int gate_delete_list(void *h, enum list_kind kind, const char *entry)
+{
+  return store_sqlite_ops.delete_list(((struct gate *)h)->inner, kind, entry);
+}
+
+static int gate_load_state(void *h, const struct store_state_query *q,
+                           const struct store_state_sink *sink)
+{
+  return store_sqlite_ops.load_state(((struct gate *)h)->inner, q, sink);
+}
+
 static const char *gate_errmsg(void *h)
 {
   struct gate *g = h;
@@ -434,6 +490,10 @@ static const struct store_backend_ops gate_ops = {
     .rollback = gate_rollback,
     .save_call = gate_save,
     .load_call = gate_load,
+    .save_list = gate_save_list,
+    .save_number = gate_save_number,
+    .delete_list = gate_delete_list,
+    .load_state = gate_load_state,
     .errmsg = gate_errmsg,
 };
 
@@ -446,6 +506,10 @@ static const struct store_backend_ops gate_shared_ops = {
     .rollback = gate_rollback,
     .save_call = gate_save,
     .load_call = gate_load,
+    .save_list = gate_save_list,
+    .save_number = gate_save_number,
+    .delete_list = gate_delete_list,
+    .load_state = gate_load_state,
     .errmsg = gate_errmsg,
 };
 
@@ -497,6 +561,168 @@ static void gate_destroy(struct gate *g)
 {
   pthread_cond_destroy(&g->cond);
   pthread_mutex_destroy(&g->lock);
+}
+
+/* ---- screening state helpers ----------------------------------------- */
+
+/* The outcome of one store_state_load(), copied. Test thread only. */
+struct state_result {
+  int done;
+  int calls;
+  int rc;
+  int null_state; /* the callback got NULL */
+  size_t nlists;
+  size_t nnumbers;
+  size_t nrecent;
+  struct list_entry lists[STATE_MAX];
+  struct number_record numbers[STATE_MAX];
+  struct store_recent_call recent[STATE_MAX];
+};
+
+static void on_state(void *arg, int rc, const struct store_state *s)
+{
+  struct state_result *r = arg;
+
+  r->calls++;
+  r->done = 1;
+  r->rc = rc;
+  r->null_state = s == NULL;
+  if (!s)
+    return;
+  if (rc != VS_OK)
+    r->rc = -1000; /* a state with an error breaks the contract */
+  r->nlists = s->nlists;
+  r->nnumbers = s->nnumbers;
+  r->nrecent = s->nrecent;
+  for (size_t i = 0; i < s->nlists && i < STATE_MAX; i++)
+    r->lists[i] = s->lists[i];
+  for (size_t i = 0; i < s->nnumbers && i < STATE_MAX; i++)
+    r->numbers[i] = s->numbers[i];
+  for (size_t i = 0; i < s->nrecent && i < STATE_MAX; i++)
+    r->recent[i] = s->recent[i];
+}
+
+static int state_sync(struct fixture *f, struct store *st, int64_t now_ms,
+                      int64_t score_since_ms, int64_t recent_since_ms,
+                      struct state_result *r)
+{
+  memset(r, 0, sizeof(*r));
+  assert_int_equal(store_state_load(st, now_ms, score_since_ms,
+                                    recent_since_ms, on_state, r),
+                   VS_OK);
+  assert_int_equal(r->calls, 0); /* never from inside the call */
+  run_until(f, &r->done);
+  assert_int_equal(r->calls, 1);
+  if (r->rc == VS_OK)
+    assert_false(r->null_state);
+  else
+    assert_true(r->null_state);
+  return r->rc;
+}
+
+static void make_entry(struct list_entry *e, enum list_kind kind,
+                       const char *entry, int64_t expires_ms)
+{
+  memset(e, 0, sizeof(*e));
+  e->kind = kind;
+  CALL_SET(e->entry, entry);
+  snprintf(e->note, sizeof(e->note), "added for %s by 'ops'; -- test", entry);
+  CALL_SET(e->source, "cli");
+  e->created_ms = 1700000000123LL;
+  e->expires_ms = expires_ms;
+}
+
+static void assert_entry_equal(const struct list_entry *a,
+                               const struct list_entry *b)
+{
+  assert_int_equal(a->kind, b->kind);
+  assert_string_equal(a->entry, b->entry);
+  assert_string_equal(a->note, b->note);
+  assert_string_equal(a->source, b->source);
+  assert_true(a->created_ms == b->created_ms);
+  assert_true(a->expires_ms == b->expires_ms);
+}
+
+/* A record with a value in every field. */
+static void make_number(struct number_record *r, const char *number)
+{
+  number_record_init(r, number);
+  r->pass_expires_ms = 0;
+  r->challenge_failures = 0;
+  r->last_failure_ms = 0;
+  r->score_fetched_ms = 0;
+  r->score = 512;
+  CALL_SET(r->risk_level, "medium-low");
+  CALL_SET(r->recommendation, "allow");
+  CALL_SET(r->phone_type, "FIXED_LINE");
+  snprintf(r->score_ref, sizeof(r->score_ref), "SR-%s", number);
+}
+
+static void assert_number_equal(const struct number_record *a,
+                                const struct number_record *b)
+{
+  assert_string_equal(a->number, b->number);
+  assert_true(a->pass_expires_ms == b->pass_expires_ms);
+  assert_int_equal(a->challenge_failures, b->challenge_failures);
+  assert_true(a->last_failure_ms == b->last_failure_ms);
+  assert_true(a->score_fetched_ms == b->score_fetched_ms);
+  assert_true(a->score == b->score);
+  assert_string_equal(a->risk_level, b->risk_level);
+  assert_string_equal(a->recommendation, b->recommendation);
+  assert_string_equal(a->phone_type, b->phone_type);
+  assert_string_equal(a->score_ref, b->score_ref);
+}
+
+/* Rows of `table` (one of this file's constants, never data). */
+static int64_t raw_count(const char *path, const char *table)
+{
+  char sql[128];
+  sqlite3 *db = raw_open(path);
+  sqlite3_stmt *s;
+  int64_t n = -1;
+
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+  if (sqlite3_step(s) == SQLITE_ROW)
+    n = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return n;
+}
+
+/* Collects what store_lists_read() returns. Test thread only. */
+struct entries_result {
+  size_t count;
+  size_t stop_after; /* 0 = never */
+  int ordered;       /* by kind, then entry */
+  struct list_entry prev;
+  struct list_entry first[STATE_MAX];
+};
+
+static int on_entry(void *arg, const struct list_entry *e)
+{
+  struct entries_result *r = arg;
+
+  if (r->count > 0 &&
+      (e->kind < r->prev.kind ||
+       (e->kind == r->prev.kind && strcmp(e->entry, r->prev.entry) <= 0)))
+    r->ordered = 0;
+  r->prev = *e;
+  if (r->count < STATE_MAX)
+    r->first[r->count] = *e;
+  r->count++;
+  return r->stop_after && r->count >= r->stop_after;
+}
+
+static int read_entries(const char *path, int kind, struct entries_result *r,
+                        char *err, size_t errlen)
+{
+  size_t stop = r->stop_after;
+
+  memset(r, 0, sizeof(*r));
+  r->stop_after = stop;
+  r->ordered = 1;
+  return store_lists_read(path, kind, on_entry, r, err, errlen);
 }
 
 /* ---- tests ----------------------------------------------------------- */
@@ -570,6 +796,12 @@ static void test_persistence_roundtrip(void **state)
   assert_true(raw_column(db, "duration_s", "ref-000000") == 0);
   assert_true(raw_column(db, "ended_ms", "ref-000000") == 1700000060000LL);
   assert_true(raw_column(db, "score", "ref-000003") == 999);
+  /* A flag is 0 or 1 whatever non-zero the caller used. */
+  assert_true(raw_column(db, "shadow", "ref-full") == 1);
+  assert_true(raw_column(db, "shadow", "ref-000002") == 0);
+  assert_true(raw_column(db, "velocity_count", "ref-000000") == 0);
+  assert_true(raw_column(db, "challenge_tries", "ref-000000") == 0);
+  assert_true(raw_column(db, "velocity_count", "ref-000005") == 5);
   sqlite3_close(db);
 
   st = open_store(f, 0, 0);
@@ -800,6 +1032,9 @@ static void test_queue_full_is_busy(void **state)
   struct store *st = open_store(f, 0, 4);
   struct store_stats stats;
   struct load_result r = {0};
+  struct state_result sr = {0};
+  struct number_record n;
+  struct list_entry e;
   struct call c;
   sqlite3 *db = raw_open(f->path);
 
@@ -820,6 +1055,16 @@ static void test_queue_full_is_busy(void **state)
   assert_int_equal(stats.failed, 0);
   /* The live state still follows the call. */
   assert_non_null(store_call_find(st, "ref-000044"));
+  /* The screening writes share the ceiling, and are dropped alike. */
+  make_entry(&e, LIST_BLOCK, "1444", 0);
+  assert_int_equal(store_list_save(st, &e), VS_ERR_BUSY);
+  assert_int_equal(store_list_delete(st, LIST_BLOCK, "1444"), VS_ERR_BUSY);
+  make_number(&n, "1444");
+  assert_int_equal(store_number_save(st, &n), VS_ERR_BUSY);
+  assert_int_equal(store_state_load(st, 1, 1, 1, on_state, &sr), VS_ERR_BUSY);
+  store_stats_get(st, &stats);
+  assert_int_equal(stats.dropped, 4); /* the load is refused, not dropped */
+  assert_int_equal(store_queue_depth(st), 4);
 
   raw_exec(db, "COMMIT");
   sqlite3_close(db);
@@ -839,7 +1084,10 @@ static void test_queue_full_is_busy(void **state)
   st = open_store(f, 0, 0);
   assert_int_equal(load_sync(f, st, "ref-000044", NULL), VS_ERR_NOTFOUND);
   assert_int_equal(r.calls, 0);
+  assert_int_equal(sr.calls, 0);
   store_close(st);
+  assert_int_equal(raw_count(f->path, "lists"), 0);
+  assert_int_equal(raw_count(f->path, "numbers"), 0);
 }
 
 /*
@@ -1121,7 +1369,7 @@ static void test_schema_versions(void **state)
                                       -1, &s, NULL),
                    SQLITE_OK);
   assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(s, 0), 1);
+  assert_int_equal(sqlite3_column_int(s, 0), SCHEMA);
   assert_int_equal(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
   raw_exec(db, "UPDATE schema_version SET version = 99");
@@ -1142,17 +1390,27 @@ static void test_close_completes_pending_loads(void **state)
   struct store *st = open_store(f, 0, 0);
   struct load_result unknown = {0};
   struct load_result cached = {0};
+  struct state_result sr = {0};
+  struct list_entry e;
   struct call c;
 
   make_call(&c, 70);
   c.step = CALL_STEP_MENU;
+  c.started_ms = 5;
   assert_int_equal(store_call_save(st, &c), VS_OK);
   unknown.st = st;
   cached.st = st;
   assert_int_equal(store_call_load(st, "no-such-call", on_load, &unknown),
                    VS_OK);
   assert_int_equal(store_call_load(st, c.ref, on_load, &cached), VS_OK);
+  make_entry(&e, LIST_ALLOW, "1700", 0);
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  assert_int_equal(store_state_load(st, 1, 1, 1, on_state, &sr), VS_OK);
   store_close(st); /* without running the loop once */
+  assert_int_equal(sr.calls, 1);
+  assert_int_equal(sr.rc, VS_OK);
+  assert_int_equal(sr.nlists, 1);
+  assert_int_equal(sr.nrecent, 1);
   assert_int_equal(unknown.calls, 1);
   assert_int_equal(unknown.rc, VS_ERR_NOTFOUND);
   assert_int_equal(cached.calls, 1);
@@ -1170,6 +1428,8 @@ static void test_invalid_arguments(void **state)
   struct store_options opt = {NULL, 0, 0};
   struct store *st = NULL;
   struct load_result r = {0};
+  struct number_record n;
+  struct list_entry e;
   char err[512] = "";
   char path[400];
   struct call c;
@@ -1205,9 +1465,743 @@ static void test_invalid_arguments(void **state)
   assert_int_equal(store_call_load(st, "", on_load, &r), VS_ERR_INVAL);
   assert_int_equal(store_call_load(st, NULL, on_load, &r), VS_ERR_INVAL);
   assert_null(store_call_find(st, NULL));
+
+  assert_int_equal(store_list_save(st, NULL), VS_ERR_INVAL);
+  make_entry(&e, (enum list_kind)2, "1555", 0);
+  assert_int_equal(store_list_save(st, &e), VS_ERR_INVAL);
+  make_entry(&e, LIST_ALLOW, "", 0);
+  assert_int_equal(store_list_save(st, &e), VS_ERR_INVAL);
+  memset(e.entry, '1', sizeof(e.entry)); /* not terminated */
+  assert_int_equal(store_list_save(st, &e), VS_ERR_INVAL);
+  assert_int_equal(store_list_delete(st, LIST_ALLOW, NULL), VS_ERR_INVAL);
+  assert_int_equal(store_list_delete(st, LIST_ALLOW, ""), VS_ERR_INVAL);
+  /* Longer than any entry: cut, it would name another entry. */
+  assert_int_equal(store_list_delete(st, LIST_ALLOW, "123456789012345678"),
+                   VS_ERR_INVAL);
+  assert_int_equal(store_list_delete(st, (enum list_kind) - 1, "1"),
+                   VS_ERR_INVAL);
+  assert_int_equal(store_number_save(st, NULL), VS_ERR_INVAL);
+  number_record_init(&n, "");
+  assert_int_equal(store_number_save(st, &n), VS_ERR_INVAL);
+  memset(n.number, '1', sizeof(n.number));
+  assert_int_equal(store_number_save(st, &n), VS_ERR_INVAL);
+  assert_int_equal(store_state_load(st, 1, 1, 1, NULL, NULL), VS_ERR_INVAL);
+
   assert_int_equal(store_queue_depth(st), 0);
   store_close(st);
   assert_int_equal(r.calls, 0);
+
+  /* The names of the records. */
+  assert_string_equal(list_kind_name(LIST_ALLOW), "allow");
+  assert_string_equal(list_kind_name(LIST_BLOCK), "block");
+  assert_string_equal(list_kind_name((enum list_kind)9), "unknown");
+  assert_int_equal(list_kind_parse("allow"), LIST_ALLOW);
+  assert_int_equal(list_kind_parse("block"), LIST_BLOCK);
+  assert_int_equal(list_kind_parse("Block"), -1);
+  assert_int_equal(list_kind_parse(""), -1);
+  assert_int_equal(list_kind_parse(NULL), -1);
+  number_record_init(&n, "15550001111");
+  assert_string_equal(n.number, "15550001111");
+  assert_true(n.score == -1 && n.pass_expires_ms == 0 &&
+              n.challenge_failures == 0 && n.score_fetched_ms == 0 &&
+              n.risk_level[0] == '\0');
+  assert_int_equal(call_step_parse("challenge"), CALL_STEP_CHALLENGE);
+  assert_int_equal(call_decision_parse("challenge"), CALL_DECISION_CHALLENGE);
+}
+
+/* ---- screening fields, migration, lists and numbers ------------------ */
+
+/* Every field added by schema version 2, at its edges, through a restart. */
+static void test_new_call_fields_roundtrip(void **state)
+{
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct list_result r = {0};
+  char err[256] = "";
+  struct call c;
+  struct call got;
+  sqlite3 *db;
+
+  make_call(&c, 7);
+  CALL_SET(c.trace, "allow:miss,block:miss,pass:none,velocity:3<5,"
+                    "score:742>=600");
+  CALL_SET(c.policy_version, "0123456789abcdef");
+  c.shadow = 7; /* any non-zero is "in shadow mode" */
+  c.velocity_count = -1;
+  CALL_SET(c.score_source, "cache");
+  CALL_SET(c.challenge_digit, "4");
+  c.challenge_tries = 2;
+  CALL_SET(c.challenge_result, "passed");
+  c.step = CALL_STEP_CHALLENGE;
+  c.decision = CALL_DECISION_CHALLENGE;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  assert_int_equal(store_call_find(st, c.ref)->shadow, 7); /* a copy */
+  store_close(st);
+
+  c.shadow = 1;
+  st = open_store(f, 0, 0);
+  assert_int_equal(load_sync(f, st, c.ref, &got), VS_OK);
+  assert_call_equal(&got, &c);
+  store_close(st);
+
+  /* The tool reads them too, and the names are the ones SQL sees. */
+  assert_int_equal(list(f->path, NULL, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 1);
+  db = raw_open(f->path);
+  assert_true(raw_column(db, "velocity_count", c.ref) == -1);
+  assert_true(raw_column(db, "challenge_tries", c.ref) == 2);
+  assert_true(raw_column(db, "shadow", c.ref) == 1);
+  assert_true(raw_column(db, "step = 'challenge'", c.ref) == 1);
+  assert_true(raw_column(db, "decision = 'challenge'", c.ref) == 1);
+  sqlite3_close(db);
+}
+
+/* The schema of version 1 exactly as it was released, to migrate from. */
+static const char v1_schema[] =
+    "CREATE TABLE schema_version ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " version INTEGER NOT NULL);"
+    "INSERT INTO schema_version (id, version) VALUES (1, 1);"
+    "CREATE TABLE calls ("
+    " ref TEXT PRIMARY KEY NOT NULL,"
+    " caller_raw TEXT NOT NULL DEFAULT '',"
+    " caller TEXT NOT NULL DEFAULT '',"
+    " to_number TEXT NOT NULL DEFAULT '',"
+    " started_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL DEFAULT 0,"
+    " step TEXT NOT NULL DEFAULT 'new',"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " decision TEXT NOT NULL DEFAULT 'none',"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " score INTEGER,"
+    " risk_level TEXT NOT NULL DEFAULT '',"
+    " recommendation TEXT NOT NULL DEFAULT '',"
+    " phone_type TEXT NOT NULL DEFAULT '',"
+    " score_ref TEXT NOT NULL DEFAULT '',"
+    " score_error TEXT NOT NULL DEFAULT '',"
+    " score_ms INTEGER,"
+    " digits TEXT NOT NULL DEFAULT '',"
+    " department TEXT NOT NULL DEFAULT '',"
+    " dialled TEXT NOT NULL DEFAULT '',"
+    " dial_status TEXT NOT NULL DEFAULT '',"
+    " status TEXT NOT NULL DEFAULT '',"
+    " duration_s INTEGER,"
+    " ended_ms INTEGER);"
+    "CREATE INDEX calls_started_ms ON calls (started_ms);"
+    "CREATE INDEX calls_caller ON calls (caller, started_ms);"
+    "CREATE INDEX calls_decision ON calls (decision, started_ms);"
+    "INSERT INTO calls VALUES ('ref-v1', '+1 (555) 000-0042', '15550000042',"
+    " '18005550000', 1700000000000, 1700000001000, 'ended', 2, 'allow',"
+    " 'score:120<600', 120, 'low', 'allow', 'MOBILE', 'SRV1', '', 350, '1',"
+    " 'Sales', '442000000001', 'answered', 'completed', 61, 1700000062000);"
+    "INSERT INTO calls (ref, caller, started_ms, step) VALUES"
+    " ('ref-v1-new', '15550000043', 1700000005000, 'menu');";
+
+static void test_migration_from_v1(void **state)
+{
+  struct fixture *f = *state;
+  struct entries_result er = {0};
+  struct state_result sr;
+  struct list_result r = {0};
+  struct list_entry e;
+  char dir[340];
+  char err[512] = "";
+  struct store *st;
+  struct call want;
+  struct call got;
+  sqlite3 *db;
+  sqlite3_stmt *s;
+
+  snprintf(dir, sizeof(dir), "%s/var", f->dir);
+  assert_int_equal(mkdir(dir, 0750), 0);
+  assert_int_equal(sqlite3_open_v2(f->path, &db,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                   NULL),
+                   SQLITE_OK);
+  raw_exec(db, "PRAGMA journal_mode=WAL");
+  raw_exec(db, v1_schema);
+  sqlite3_close(db);
+
+  /* The read-only tool never migrates: it refuses the old version. */
+  assert_int_equal(list(f->path, NULL, &r, err, sizeof(err)), VS_ERR_PROTO);
+  assert_non_null(strstr(err, "schema version 1"));
+
+  st = open_store(f, 0, 0);
+  call_init(&want, "ref-v1");
+  CALL_SET(want.caller_raw, "+1 (555) 000-0042");
+  CALL_SET(want.caller, "15550000042");
+  CALL_SET(want.to, "18005550000");
+  want.started_ms = 1700000000000LL;
+  want.updated_ms = 1700000001000LL;
+  want.step = CALL_STEP_ENDED;
+  want.attempts = 2;
+  want.decision = CALL_DECISION_ALLOW;
+  CALL_SET(want.reason, "score:120<600");
+  want.score = 120;
+  CALL_SET(want.risk_level, "low");
+  CALL_SET(want.recommendation, "allow");
+  CALL_SET(want.phone_type, "MOBILE");
+  CALL_SET(want.score_ref, "SRV1");
+  want.score_ms = 350;
+  CALL_SET(want.digits, "1");
+  CALL_SET(want.department, "Sales");
+  CALL_SET(want.dialled, "442000000001");
+  CALL_SET(want.dial_status, "answered");
+  CALL_SET(want.status, "completed");
+  want.duration_s = 61;
+  want.ended_ms = 1700000062000LL;
+  /* The fields of version 2 keep call_init()'s values: never screened. */
+  assert_int_equal(load_sync(f, st, "ref-v1", &got), VS_OK);
+  assert_call_equal(&got, &want);
+  assert_int_equal(load_sync(f, st, "ref-v1-new", &got), VS_OK);
+  assert_int_equal(got.step, CALL_STEP_MENU);
+  assert_true(got.score == -1 && got.velocity_count == 0);
+
+  /* Rewritten with the new fields, the old row takes them all. */
+  want.shadow = 1;
+  want.velocity_count = 3;
+  CALL_SET(want.trace, "score:120<600");
+  CALL_SET(want.challenge_result, "failed");
+  assert_int_equal(store_call_save(st, &want), VS_OK);
+  assert_int_equal(load_sync(f, st, "ref-v1", &got), VS_OK);
+  assert_call_equal(&got, &want);
+
+  /* The new tables are there and work. */
+  make_entry(&e, LIST_BLOCK, "1555*", 0);
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  assert_int_equal(state_sync(f, st, 1, 0, 1700000000000LL, &sr), VS_OK);
+  assert_int_equal(sr.nlists, 1);
+  assert_int_equal(sr.nrecent, 2);
+  assert_string_equal(sr.recent[0].caller, "15550000042");
+  store_close(st);
+
+  assert_int_equal(list(f->path, NULL, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 2);
+  assert_int_equal(read_entries(f->path, -1, &er, err, sizeof(err)), VS_OK);
+  assert_int_equal(er.count, 1);
+
+  db = raw_open(f->path);
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT version FROM schema_version",
+                                      -1, &s, NULL),
+                   SQLITE_OK);
+  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int(s, 0), SCHEMA);
+  sqlite3_finalize(s);
+  /* Velocity's per-caller index is migration 1's, still there. */
+  assert_int_equal(sqlite3_prepare_v2(db,
+                                      "SELECT sql FROM sqlite_master WHERE "
+                                      "name = 'calls_caller'",
+                                      -1, &s, NULL),
+                   SQLITE_OK);
+  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+  assert_non_null(
+      strstr((const char *)sqlite3_column_text(s, 0), "(caller, started_ms)"));
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+/*
+ * Queued list writes: upsert, replace, delete (also of an absent entry),
+ * and a state load that returns the unexpired entries in order and deletes
+ * the expired ones.
+ */
+static void test_lists_save_delete_state(void **state)
+{
+  const int64_t now = 2000000000000LL;
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct entries_result er = {0};
+  struct store_stats stats;
+  struct state_result r;
+  struct list_entry keep[3];
+  struct list_entry e;
+  char err[256] = "";
+
+  make_entry(&keep[0], LIST_ALLOW, "1555*", 0);
+  make_entry(&keep[1], LIST_ALLOW, "15551234567", now + 1);
+  make_entry(&keep[2], LIST_BLOCK, "1888", 0);
+  /* Saved out of order; the load returns them by kind, then entry. */
+  assert_int_equal(store_list_save(st, &keep[2]), VS_OK);
+  assert_int_equal(store_list_save(st, &keep[1]), VS_OK);
+  assert_int_equal(store_list_save(st, &keep[0]), VS_OK);
+  make_entry(&e, LIST_BLOCK, "1666*", now); /* expires exactly now */
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  make_entry(&e, LIST_BLOCK, "1777", now - 1);
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  make_entry(&e, LIST_ALLOW, "1999", 0);
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  assert_int_equal(store_list_delete(st, LIST_ALLOW, "1999"), VS_OK);
+  assert_int_equal(store_list_delete(st, LIST_ALLOW, "1234"), VS_OK);
+  /* The same entry in the other list is another key. */
+  make_entry(&e, LIST_BLOCK, "1555*", 0);
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  assert_int_equal(store_list_delete(st, LIST_BLOCK, "1555*"), VS_OK);
+  /* A second save of a key replaces every field. */
+  make_entry(&e, LIST_BLOCK, "1888", now + 5);
+  CALL_SET(e.note, "first version");
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  CALL_SET(keep[2].note, "replaced");
+  CALL_SET(keep[2].source, "import");
+  assert_int_equal(store_list_save(st, &keep[2]), VS_OK);
+  wait_idle(f, st);
+  assert_true(store_healthy(st));
+  store_stats_get(st, &stats);
+  assert_int_equal(stats.failed, 0);
+  assert_int_equal(raw_count(f->path, "lists"), 5);
+
+  assert_int_equal(state_sync(f, st, now, now, now, &r), VS_OK);
+  assert_int_equal(r.nlists, 3);
+  for (int i = 0; i < 3; i++)
+    assert_entry_equal(&r.lists[i], &keep[i]);
+  assert_int_equal(r.nnumbers, 0);
+  assert_int_equal(r.nrecent, 0);
+  /* The expired entries are gone from the database, not just hidden. */
+  assert_int_equal(raw_count(f->path, "lists"), 3);
+  store_stats_get(st, &stats);
+  assert_int_equal(stats.loaded, 1);
+
+  /* Later, one more has expired. */
+  assert_int_equal(state_sync(f, st, now + 1, now, now, &r), VS_OK);
+  assert_int_equal(r.nlists, 2);
+  assert_string_equal(r.lists[0].entry, "1555*");
+  assert_string_equal(r.lists[1].entry, "1888");
+  store_close(st);
+
+  assert_int_equal(read_entries(f->path, -1, &er, err, sizeof(err)), VS_OK);
+  assert_int_equal(er.count, 2);
+}
+
+/* Which number records a state load keeps, returns and deletes. */
+static void test_numbers_keep_and_prune(void **state)
+{
+  const int64_t now = 2000000000000LL;
+  const int64_t since = now - 86400000LL;
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct number_record keep[4];
+  struct number_record r;
+  struct state_result sr;
+
+  /* Kept: a pass, failures, a fresh score (at the edge), and all three. */
+  make_number(&keep[0], "1001");
+  keep[0].pass_expires_ms = now + 1;
+  keep[0].score = -1;
+  CALL_SET(keep[0].risk_level, "");
+  make_number(&keep[1], "1003");
+  keep[1].pass_expires_ms = now - 1000;
+  keep[1].challenge_failures = 2;
+  keep[1].last_failure_ms = now - 5000;
+  make_number(&keep[2], "1004");
+  keep[2].score_fetched_ms = since;
+  keep[2].score = 0;
+  make_number(&keep[3], "1009");
+  keep[3].pass_expires_ms = INT64_MAX;
+  keep[3].challenge_failures = UINT32_MAX;
+  keep[3].last_failure_ms = now;
+  keep[3].score_fetched_ms = now;
+  keep[3].score = 1000;
+  for (int i = 3; i >= 0; i--)
+    assert_int_equal(store_number_save(st, &keep[i]), VS_OK);
+
+  /* Pruned: a pass that expires now, a stale score, nothing at all. */
+  make_number(&r, "1002");
+  r.pass_expires_ms = now;
+  assert_int_equal(store_number_save(st, &r), VS_OK);
+  make_number(&r, "1005");
+  r.score_fetched_ms = since - 1;
+  assert_int_equal(store_number_save(st, &r), VS_OK);
+  number_record_init(&r, "1006");
+  assert_int_equal(store_number_save(st, &r), VS_OK);
+
+  /* An upsert replaces the whole record: 1007 loses its failures. */
+  make_number(&r, "1007");
+  r.challenge_failures = 1;
+  assert_int_equal(store_number_save(st, &r), VS_OK);
+  make_number(&r, "1007");
+  assert_int_equal(store_number_save(st, &r), VS_OK);
+  wait_idle(f, st);
+  assert_int_equal(raw_count(f->path, "numbers"), 8);
+
+  assert_int_equal(state_sync(f, st, now, since, now, &sr), VS_OK);
+  assert_int_equal(sr.nnumbers, 4);
+  for (int i = 0; i < 4; i++)
+    assert_number_equal(&sr.numbers[i], &keep[i]);
+  assert_int_equal(raw_count(f->path, "numbers"), 4);
+
+  /* A record without a score is never kept for its score, whatever the
+   * TTL: "no score" is not "fetched at the epoch". */
+  number_record_init(&r, "1010");
+  assert_int_equal(store_number_save(st, &r), VS_OK);
+  assert_int_equal(state_sync(f, st, now, INT64_MIN, now, &sr), VS_OK);
+  assert_int_equal(sr.nnumbers, 4);
+  assert_int_equal(raw_count(f->path, "numbers"), 4);
+
+  /* Later still: the pass of 1001 and the score of 1004 have run out. */
+  assert_int_equal(state_sync(f, st, now + 1, now, now, &sr), VS_OK);
+  assert_int_equal(sr.nnumbers, 2);
+  assert_string_equal(sr.numbers[0].number, "1003");
+  assert_string_equal(sr.numbers[1].number, "1009");
+  store_close(st);
+  assert_int_equal(raw_count(f->path, "numbers"), 2);
+}
+
+/* Recent calls: oldest first, ties in the order written, since filter. */
+static void test_state_recent_calls(void **state)
+{
+  const int64_t base = 1700000000000LL;
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct state_result r;
+  struct call c;
+
+  /* 20 calls one second apart, written in a shuffled order. */
+  for (int k = 0; k < 20; k++) {
+    int i = (k * 7) % 20;
+
+    make_call(&c, i);
+    snprintf(c.caller, sizeof(c.caller), "1555000%04d", i);
+    c.started_ms = base + (int64_t)i * 1000;
+    assert_int_equal(store_call_save(st, &c), VS_OK);
+  }
+  /* Two more in the same millisecond as call 15, and one unscorable. */
+  make_call(&c, 100);
+  CALL_SET(c.caller, "19990000001");
+  c.started_ms = base + 15000;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  make_call(&c, 101);
+  CALL_SET(c.caller, "19990000002");
+  c.started_ms = base + 15000;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  make_call(&c, 102);
+  CALL_SET(c.caller, "");
+  c.started_ms = base + 16000;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+
+  assert_int_equal(state_sync(f, st, base, base, base + 14000, &r), VS_OK);
+  assert_int_equal(r.nrecent, 8); /* 14..19 and the two at 15 */
+  for (size_t i = 1; i < r.nrecent; i++)
+    assert_true(r.recent[i - 1].started_ms <= r.recent[i].started_ms);
+  assert_string_equal(r.recent[0].caller, "15550000014");
+  assert_true(r.recent[0].started_ms == base + 14000);
+  assert_string_equal(r.recent[1].caller, "15550000015");
+  assert_string_equal(r.recent[2].caller, "19990000001");
+  assert_string_equal(r.recent[3].caller, "19990000002");
+  assert_string_equal(r.recent[7].caller, "15550000019");
+  assert_true(r.recent[7].started_ms == base + 19000);
+
+  assert_int_equal(state_sync(f, st, base, base, 0, &r), VS_OK);
+  assert_int_equal(r.nrecent, 22);
+  assert_int_equal(state_sync(f, st, base, base, base + 20000, &r), VS_OK);
+  assert_int_equal(r.nrecent, 0);
+  store_close(st);
+}
+
+/*
+ * Ordering across kinds: a state load queued behind writes sees them, in
+ * the same batch; when that batch fails to commit, the load fails with it
+ * and its prunes are undone.
+ */
+static void test_state_load_in_batch(void **state)
+{
+  const int64_t now = 2000000000000LL;
+  struct fixture *f = *state;
+  struct entries_result er = {0};
+  struct store_stats stats;
+  struct state_result r = {0};
+  struct number_record n;
+  struct list_entry e;
+  struct gate g;
+  struct store *st = open_gated(f, &g, &gate_ops, 0, 0);
+  char err[256] = "";
+  struct call c;
+
+  make_entry(&e, LIST_BLOCK, "1444", now); /* expired at `now` */
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  gate_wait_begins(&g, 1); /* batch 1 = [1444], held in begin() */
+
+  make_entry(&e, LIST_ALLOW, "1555", 0);
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  make_number(&n, "1555");
+  n.challenge_failures = 1;
+  assert_int_equal(store_number_save(st, &n), VS_OK);
+  make_call(&c, 1);
+  c.started_ms = now;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  assert_int_equal(store_state_load(st, now, now, now, on_state, &r), VS_OK);
+  gate_release(&g);
+  run_until(f, &r.done);
+  assert_int_equal(r.rc, VS_OK);
+  assert_int_equal(r.nlists, 1);
+  assert_string_equal(r.lists[0].entry, "1555");
+  assert_int_equal(r.nnumbers, 1);
+  assert_int_equal(r.nrecent, 1);
+  wait_idle(f, st);
+  store_stats_get(st, &stats);
+  assert_int_equal(stats.batches, 2);
+  assert_int_equal(stats.max_batch, 4);
+  assert_int_equal(stats.saved, 4);
+  assert_int_equal(stats.loaded, 1);
+
+  /*
+   * Batch 4 = [1333, load] fails to commit: the load gets the error and no
+   * state. Batch 3 holds the worker while batch 4 is queued.
+   */
+  pthread_mutex_lock(&g.lock);
+  g.closed = 1;
+  g.fail_commit = 4;
+  pthread_mutex_unlock(&g.lock);
+  make_number(&n, "1666");
+  n.challenge_failures = 1;
+  assert_int_equal(store_number_save(st, &n), VS_OK);
+  gate_wait_begins(&g, 3);
+  make_entry(&e, LIST_BLOCK, "1333", now);
+  assert_int_equal(store_list_save(st, &e), VS_OK);
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(store_state_load(st, now + 1, now, now, on_state, &r),
+                   VS_OK);
+  gate_release(&g);
+  run_until(f, &r.done);
+  assert_int_equal(r.rc, VS_ERR_IO);
+  assert_true(r.null_state);
+  wait_idle(f, st);
+  assert_false(store_healthy(st));
+  store_stats_get(st, &stats);
+  assert_int_equal(stats.lost, 1);
+  assert_int_equal(read_entries(f->path, -1, &er, err, sizeof(err)), VS_OK);
+  assert_int_equal(er.count, 1); /* 1333 lost, and 1555 not pruned */
+
+  /* The next one commits, prunes and is healthy again. */
+  assert_int_equal(state_sync(f, st, now, now, now, &r), VS_OK);
+  assert_int_equal(r.nlists, 1);
+  assert_int_equal(r.nnumbers, 2);
+  assert_true(store_healthy(st));
+  store_close(st);
+  gate_destroy(&g);
+}
+
+/* The list tools: put many, replace, read in order, delete, NOTFOUND. */
+static void test_list_tools(void **state)
+{
+  struct fixture *f = *state;
+  struct entries_result r = {0};
+  struct list_entry *many = calloc(1000, sizeof(*many));
+  struct list_entry e;
+  char entry[LIST_ENTRY_SIZE];
+  char err[512] = "";
+  struct stat sb;
+
+  assert_non_null(many);
+  /* Reading creates the database (and its directory): an empty list. */
+  assert_int_equal(read_entries(f->path, -1, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 0);
+  assert_int_equal(stat(f->path, &sb), 0);
+  assert_int_equal(sb.st_mode & 0137, 0);
+
+  /* 1000 entries in one call, in an order unlike the one read back. */
+  for (int i = 0; i < 1000; i++) {
+    snprintf(entry, sizeof(entry), "1555%07d", (i * 7919) % 1000);
+    make_entry(&many[i], i % 2 ? LIST_BLOCK : LIST_ALLOW, entry,
+               i % 3 ? 0 : 1);
+  }
+  assert_int_equal(store_lists_put(f->path, many, 1000, err, sizeof(err)),
+                   VS_OK);
+  assert_int_equal(read_entries(f->path, -1, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 1000); /* expired ones included */
+  assert_true(r.ordered);
+  assert_int_equal(r.first[0].kind, LIST_ALLOW);
+  assert_string_equal(r.first[0].entry, "15550000000");
+  assert_true(r.prev.kind == LIST_BLOCK);
+  assert_int_equal(read_entries(f->path, LIST_BLOCK, &r, err, sizeof(err)),
+                   VS_OK);
+  assert_int_equal(r.count, 500);
+  assert_true(r.ordered);
+  assert_int_equal(r.first[0].kind, LIST_BLOCK);
+  assert_int_equal(r.prev.kind, LIST_BLOCK);
+
+  /* Putting a key again replaces it. */
+  e = many[1];
+  CALL_SET(e.note, "moved");
+  e.expires_ms = 1800000000000LL;
+  assert_int_equal(store_lists_put(f->path, &e, 1, err, sizeof(err)), VS_OK);
+  assert_int_equal(read_entries(f->path, LIST_BLOCK, &r, err, sizeof(err)),
+                   VS_OK);
+  assert_int_equal(r.count, 500);
+  for (size_t i = 0; i < STATE_MAX; i++)
+    if (strcmp(r.first[i].entry, e.entry) == 0)
+      assert_entry_equal(&r.first[i], &e);
+
+  /* One bad entry refuses the whole put, before anything is written. */
+  make_entry(&many[999], LIST_ALLOW, "", 0);
+  snprintf(many[0].entry, sizeof(many[0].entry), "19998887777");
+  assert_int_equal(store_lists_put(f->path, many, 1000, err, sizeof(err)),
+                   VS_ERR_INVAL);
+  assert_non_null(strstr(err, "1000"));
+  many[999].kind = (enum list_kind)7;
+  CALL_SET(many[999].entry, "1");
+  assert_int_equal(store_lists_put(f->path, many, 1000, err, sizeof(err)),
+                   VS_ERR_INVAL);
+  assert_int_equal(read_entries(f->path, -1, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 1000);
+
+  /* Delete, then delete again. */
+  assert_int_equal(
+      store_lists_delete(f->path, e.kind, e.entry, err, sizeof(err)), VS_OK);
+  assert_int_equal(
+      store_lists_delete(f->path, e.kind, e.entry, err, sizeof(err)),
+      VS_ERR_NOTFOUND);
+  assert_non_null(strstr(err, e.entry));
+  assert_non_null(strstr(err, "block"));
+  assert_int_equal(
+      store_lists_delete(f->path, LIST_ALLOW, e.entry, err, sizeof(err)),
+      VS_ERR_NOTFOUND);
+  assert_int_equal(read_entries(f->path, -1, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 999);
+
+  /* A callback that returns non-zero stops the read, without error. */
+  r.stop_after = 3;
+  assert_int_equal(read_entries(f->path, -1, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 3);
+  r.stop_after = 0;
+
+  assert_int_equal(store_lists_put(f->path, NULL, 0, err, sizeof(err)), VS_OK);
+  assert_int_equal(store_lists_put(f->path, NULL, 1, err, sizeof(err)),
+                   VS_ERR_INVAL);
+  assert_int_equal(store_lists_put("", &e, 1, err, sizeof(err)), VS_ERR_INVAL);
+  assert_int_equal(read_entries(f->path, 2, &r, err, sizeof(err)),
+                   VS_ERR_INVAL);
+  assert_int_equal(store_lists_read(f->path, -1, NULL, NULL, err, sizeof(err)),
+                   VS_ERR_INVAL);
+  assert_int_equal(
+      store_lists_delete(f->path, LIST_ALLOW, "", err, sizeof(err)),
+      VS_ERR_INVAL);
+  assert_int_equal(store_lists_delete(f->path, LIST_ALLOW,
+                                      "1234567890123456789", err, sizeof(err)),
+                   VS_ERR_INVAL);
+  assert_int_equal(
+      store_lists_delete(f->path, (enum list_kind)5, "1", err, sizeof(err)),
+      VS_ERR_INVAL);
+  free(many);
+}
+
+/*
+ * The tools beside a running server: what the CLI puts the server's next
+ * state load sees, and what the server writes the CLI reads.
+ */
+static void test_list_tools_beside_server(void **state)
+{
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct entries_result er = {0};
+  struct list_entry e[2];
+  struct state_result r;
+  char err[512] = "";
+
+  make_entry(&e[0], LIST_BLOCK, "1666*", 0);
+  make_entry(&e[1], LIST_ALLOW, "16665550000", 0);
+  assert_int_equal(store_lists_put(f->path, e, 2, err, sizeof(err)), VS_OK);
+  assert_int_equal(state_sync(f, st, 1, 1, 1, &r), VS_OK);
+  assert_int_equal(r.nlists, 2);
+  assert_entry_equal(&r.lists[0], &e[1]);
+  assert_entry_equal(&r.lists[1], &e[0]);
+
+  assert_int_equal(store_list_delete(st, LIST_BLOCK, "1666*"), VS_OK);
+  wait_idle(f, st);
+  assert_int_equal(read_entries(f->path, -1, &er, err, sizeof(err)), VS_OK);
+  assert_int_equal(er.count, 1);
+  assert_int_equal(
+      store_lists_delete(f->path, LIST_ALLOW, "16665550000", err, sizeof(err)),
+      VS_OK);
+  assert_int_equal(state_sync(f, st, 1, 1, 1, &r), VS_OK);
+  assert_int_equal(r.nlists, 0);
+  store_close(st);
+}
+
+/* store_calls_list(): oldest first (with each filter) and "challenge". */
+static void test_list_oldest_first_and_challenge(void **state)
+{
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct store_query q = {.oldest_first = 1};
+  struct list_result r = {0};
+  char err[256] = "";
+  struct call c;
+
+  /* 12 calls one second apart, shuffled; decisions cycle through all 4. */
+  for (int k = 0; k < 12; k++) {
+    int i = (k * 5) % 12;
+
+    make_call(&c, i);
+    CALL_SET(c.caller, i % 2 ? "15550000001" : "15550000002");
+    c.decision = (enum call_decision)(i % 4);
+    assert_int_equal(store_call_save(st, &c), VS_OK);
+  }
+  /* Two in the same millisecond as call 5: ties follow the order too. */
+  make_call(&c, 50);
+  c.started_ms = 1700000000000LL + 5000;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  wait_idle(f, st);
+
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 13);
+  assert_string_equal(r.refs[0], "ref-000000");
+  assert_string_equal(r.refs[5], "ref-000005");
+  assert_string_equal(r.refs[6], "ref-000050");
+  assert_string_equal(r.refs[12], "ref-000011");
+  for (int i = 1; i < r.count; i++)
+    assert_true(strcmp(r.refs[i - 1], r.refs[i]) != 0);
+  q.oldest_first = 0;
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_string_equal(r.refs[6], "ref-000050");
+  assert_string_equal(r.refs[7], "ref-000005");
+
+  /* With a limit, the oldest matching calls. */
+  q.oldest_first = 1;
+  q.limit = 3;
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 3);
+  assert_string_equal(r.refs[2], "ref-000002");
+
+  q.limit = 0;
+  q.decision = "challenge";
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 3); /* 3, 7, 11 */
+  assert_string_equal(r.refs[0], "ref-000003");
+  assert_string_equal(r.refs[2], "ref-000011");
+  q.oldest_first = 0;
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 3);
+  assert_string_equal(r.refs[0], "ref-000011");
+
+  /* Every filter at once, oldest first: odd, challenge, from 5 s: 7, 11. */
+  q.oldest_first = 1;
+  q.caller = "15550000001";
+  q.since_ms = 1700000000000LL + 5000;
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 2);
+  assert_string_equal(r.refs[0], "ref-000007");
+  assert_string_equal(r.refs[1], "ref-000011");
+  q.limit = 1;
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 1);
+  assert_string_equal(r.refs[0], "ref-000007");
+
+  /* Each remaining combination, oldest first, against newest first. */
+  for (unsigned m = 0; m < 8; m++) {
+    struct list_result older = {0};
+    struct store_query o = {0};
+
+    o.since_ms = m & 1 ? 1700000000000LL + 4000 : 0;
+    o.caller = m & 2 ? "15550000002" : NULL;
+    o.decision = m & 4 ? "block" : NULL;
+    assert_int_equal(list(f->path, &o, &r, err, sizeof(err)), VS_OK);
+    o.oldest_first = 1;
+    assert_int_equal(list(f->path, &o, &older, err, sizeof(err)), VS_OK);
+    assert_int_equal(older.count, r.count);
+    assert_true(r.count > 0);
+    for (int i = 0; i < r.count; i++)
+      assert_string_equal(older.refs[i], r.refs[r.count - 1 - i]);
+  }
+  store_close(st);
 }
 
 int main(void)
@@ -1246,6 +2240,22 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_close_completes_pending_loads,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_new_call_fields_roundtrip, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lists_save_delete_state, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_numbers_keep_and_prune, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_state_recent_calls, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_state_load_in_batch, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_list_tools, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_list_tools_beside_server, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_list_oldest_first_and_challenge,
+                                      setup, teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

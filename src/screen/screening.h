@@ -1,0 +1,84 @@
+/*
+ * The screening service: runs the policy (policy.h) for a call, gathering
+ * its inputs from the lists, the per-number memory and the Score API, and
+ * keeps that state up to date as calls are decided and challenges are
+ * passed or failed.
+ *
+ * Score lookups go through a cache (screening.score_cache_ttl_s): a number
+ * is looked up at most once per TTL, and calls from the same number that
+ * arrive while its lookup is in flight wait for that one lookup instead of
+ * starting their own. Failed lookups are not cached.
+ *
+ * State lives in memory on the loop thread and is written through to the
+ * store (lists, number records); screening_load() reads it back at start.
+ * Loop thread only.
+ */
+#ifndef VS_SCREEN_SCREENING_H
+#define VS_SCREEN_SCREENING_H
+
+#include <stdint.h>
+
+#include "../config/config.h"
+#include "../store/call.h"
+
+struct loop;
+struct store;
+struct score_client;
+struct screening;
+
+/*
+ * Creates the service. `cfg` is borrowed (see screening_set_config);
+ * `store` and `scores` are borrowed and must outlive it. Returns 0 or
+ * VS_ERR_NOMEM.
+ */
+int screening_create(const struct config *cfg, struct loop *loop,
+                     struct store *store, struct score_client *scores,
+                     struct screening **out);
+
+/*
+ * Frees the service. Lookups still in flight must have completed (the
+ * score client completes them when it is destroyed, so destroy it first).
+ */
+void screening_destroy(struct screening *s);
+
+/*
+ * Reads the lists from the store and replaces those in memory, then calls
+ * `cb` (rc 0 or a vs_err code). With `with_numbers` (at start) it also
+ * reads the number records and rebuilds velocity from recent calls; a
+ * reload (SIGHUP) reads only the lists, since memory is ahead of the
+ * database for numbers. Returns 0, or an error after which `cb` is not
+ * called.
+ */
+typedef void (*screening_loaded_cb)(void *arg, int rc);
+int screening_load(struct screening *s, int with_numbers,
+                   screening_loaded_cb cb, void *arg);
+
+/* Switches to a new config (after a reload); `cfg` is borrowed. */
+void screening_set_config(struct screening *s, const struct config *cfg);
+
+/*
+ * Decides `c`, a new call whose caller_raw is set: normalises the caller
+ * into c->caller, runs the pipeline and fills decision, reason, trace,
+ * velocity_count, the score fields and policy_version. Returns 1 when
+ * decided at once, 0 when a Score lookup is needed: `cb` is then called
+ * once from the loop with `c` decided (the caller keeps `c` alive until
+ * then). Never fails: without memory for a lookup the call is decided as a
+ * failed lookup would be.
+ */
+typedef void (*screening_cb)(void *arg, struct call *c);
+int screening_decide(struct screening *s, struct call *c, screening_cb cb,
+                     void *arg);
+
+/*
+ * A challenge outcome for the call's number: passing grants a pass for
+ * challenge.pass_ttl_s and clears its failures; failing counts one more
+ * failure and, at challenge.fail_block_after, blocklists the number for
+ * challenge.fail_block_ttl_s. Returns 1 when the failure blocklisted it.
+ */
+void screening_challenge_passed(struct screening *s, const struct call *c);
+int screening_challenge_failed(struct screening *s, const struct call *c);
+
+/* Lookups in flight (each may serve several calls). */
+size_t screening_inflight(const struct screening *s);
+
+#endif
