@@ -1157,6 +1157,7 @@ static void test_sighup_reload(void **state)
 
   (void)state;
   assert_menu(incoming(w, "HUP1", "15555550450"));
+  assert_menu(incoming(w, "HUPLIVE", "15555550123"));
   /* A bad file is refused and the running policy stays. */
   harness_rewrite_config("screening: {block_at: oops}\n", w->dbl);
   kill(w->srv->pid, SIGHUP);
@@ -1175,6 +1176,96 @@ static void test_sighup_reload(void **state)
     free(a);
   }
   assert_record("HUP3", "reason", "score:452>=400");
+  /* The call that was in progress across both reloads carries on. */
+  {
+    char *a = pressed(w, "HUPLIVE", "2");
+
+    assert_true(json_has(a, "params.to", "15555550102"));
+    assert_method(a, "dial");
+  }
+  world_stop(w);
+}
+
+static void test_list_import_export(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  char csv[512], out_csv[512];
+  const char *imp[] = {"list",     "import",         "block", csv,
+                       "--config", harness_config(), NULL};
+  const char *exp[] = {"list",     "export",         "block", out_csv,
+                       "--config", harness_config(), NULL};
+  char *out = NULL;
+  char *text;
+  FILE *f;
+
+  (void)state;
+  snprintf(csv, sizeof(csv), "%s/in.csv", harness_dir());
+  snprintf(out_csv, sizeof(out_csv), "%s/out.csv", harness_dir());
+  f = fopen(csv, "w");
+  assert_non_null(f);
+  fputs("number,note,expires\n"
+        "+1 555 820 0001,\"robocaller, reported\",\n"
+        "1555821*,campaign,2099-01-01T00:00:00Z\n",
+        f);
+  fclose(f);
+  assert_int_equal(run_cli(&out, imp), 0);
+  assert_non_null(strstr(out, "imported 2 block entries"));
+  free(out);
+  assert_int_equal(run_cli(&out, exp), 0);
+  free(out);
+  f = fopen(out_csv, "r");
+  assert_non_null(f);
+  text = calloc(1, 4096);
+  assert_non_null(text);
+  assert_true(fread(text, 1, 4095, f) > 0);
+  fclose(f);
+  assert_non_null(strstr(text, "15558200001,\"robocaller, reported\",\n"));
+  assert_non_null(strstr(text, "1555821*,campaign,2099-01-01T00:00:00Z\n"));
+  free(text);
+  /* A file with a bad row changes nothing and names the line. */
+  f = fopen(csv, "w");
+  assert_non_null(f);
+  fputs("15558200002,ok,\nnot-a-number,bad,\n", f);
+  fclose(f);
+  assert_int_equal(run_cli(&out, imp), 1);
+  assert_non_null(strstr(out, "in.csv:2:"));
+  free(out);
+  reload_lists(w, "list_entries=2");
+  free(incoming(w, "IMP1", "15558211234"));
+  assert_record("IMP1", "reason", "blocklist:+1555821*");
+  world_stop(w);
+}
+
+static void test_calls_filters(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  const char *by_decision[] = {"calls",      "--config", harness_config(),
+                               "--decision", "block",    "--format",
+                               "csv",        NULL};
+  const char *by_caller[] = {"calls",
+                             "--config",
+                             harness_config(),
+                             "--caller",
+                             "+1 555 555 0124",
+                             "--since",
+                             "1h",
+                             NULL};
+  char *out = NULL;
+
+  (void)state;
+  assert_menu(incoming(w, "F1", "15555550123"));
+  assert_menu(incoming(w, "F2", "15555550124"));
+  free(incoming(w, "F3", "15555550999"));
+  assert_record("F3", "decision", "block");
+  assert_int_equal(run_cli(&out, by_decision), 0);
+  assert_non_null(strstr(out, "F3,"));
+  assert_null(strstr(out, "F1,"));
+  assert_null(strstr(out, "F2,"));
+  free(out);
+  assert_int_equal(run_cli(&out, by_caller), 0);
+  assert_non_null(strstr(out, "F2 "));
+  assert_null(strstr(out, "F1 "));
+  free(out);
   world_stop(w);
 }
 
@@ -1233,6 +1324,8 @@ int main(void)
       TEST(test_replay),
       TEST(test_stats),
       TEST(test_sighup_reload),
+      TEST(test_list_import_export),
+      TEST(test_calls_filters),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */
