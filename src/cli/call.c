@@ -38,9 +38,14 @@ static const char call_usage[] =
     "  --url URL           the webhook (default "
     "http://127.0.0.1:8080/telesign/voice)\n"
     "  --dial-status S     dial_completed status (default answered)\n"
+    "  --solve-challenge   answer a prompt that asks for one key (\"press "
+    "7\")\n"
+    "                      with that key, as a person would, without\n"
+    "                      using up a --press value\n"
     "  --reference-id ID   the call's reference_id (default: random)\n";
 
 struct session {
+  int solve; /* --solve-challenge */
   CURL *curl;
   const char *url;
   const char *ref;
@@ -123,6 +128,21 @@ static void show_action(const struct voice_action_parsed *a)
   printf("\n");
 }
 
+/*
+ * The key a challenge prompt asks for: the digit after "press " when the
+ * prompt names exactly one (a menu names several). 0 when it is not one.
+ */
+static char asked_digit(const char *message)
+{
+  const char *p = strstr(message, "press ");
+  char d;
+
+  if (!p || p[6] < '0' || p[6] > '9')
+    return 0;
+  d = p[6];
+  return strstr(p + 7, "press ") ? 0 : d;
+}
+
 static void random_ref(char *out, size_t size)
 {
   unsigned char b[16];
@@ -173,8 +193,12 @@ static int converse(struct session *s, char **presses, int npress,
                                 a.caller_id, "status", dial_status));
     } else {
       const char *digits = "";
+      char solved[2] = {0, 0};
 
-      if (a.collect_max && next < npress)
+      if (a.collect_max && s->solve &&
+          (solved[0] = asked_digit(a.message)) != 0)
+        digits = solved;
+      else if (a.collect_max && next < npress)
         digits = presses[next++];
       if (a.collect_max)
         printf("  caller:   %s%s\n", *digits ? "presses " : "presses nothing",
@@ -211,6 +235,7 @@ int cmd_call(int argc, char **argv)
       {"url", required_argument, 0, 'u'},
       {"dial-status", required_argument, 0, 'd'},
       {"reference-id", required_argument, 0, 'r'},
+      {"solve-challenge", no_argument, 0, 'x'},
       {0, 0, 0, 0}};
   struct session s = {.url = "http://127.0.0.1:8080/telesign/voice",
                       .to = "15555550100"};
@@ -247,6 +272,9 @@ int cmd_call(int argc, char **argv)
       break;
     case 'r':
       s.ref = optarg;
+      break;
+    case 'x':
+      s.solve = 1;
       break;
     default:
       fputs(call_usage, stderr);

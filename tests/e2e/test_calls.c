@@ -750,7 +750,8 @@ static void test_refuses_bad_config(void **state)
 
 static void test_cli_call_and_calls(void **state)
 {
-  struct world *w = world_start(&(struct opts){.provider = "simulator"});
+  struct world *w = world_start(
+      &(struct opts){.provider = "simulator", .challenge_at = 400});
   char url[128];
   char *out = NULL;
   const char *call[] = {"call", "15555550123",    "--press", "1", "--url",
@@ -767,10 +768,22 @@ static void test_cli_call_and_calls(void **state)
   assert_non_null(strstr(out, "call CLI1 ended"));
   free(out);
   assert_record("CLI1", "status", "hangup");
+  /* A challenged caller who keys what they are asked to, then 2. */
+  {
+    const char *solve[] = {
+        "call",  "15555550450", "--solve-challenge", "--press", "2",
+        "--url", url,           "--reference-id",    "CLI2",    NULL};
+
+    assert_int_equal(run_cli(&out, solve), 0);
+    assert_non_null(strstr(out, "To be connected, press "));
+    assert_non_null(strstr(out, "dial 15555550102"));
+    free(out);
+    assert_record("CLI2", "challenge_result", "passed");
+  }
   assert_int_equal(run_cli(&out, calls), 0);
   assert_non_null(strstr(out, "CLI1"));
   assert_non_null(strstr(out, "Sales"));
-  assert_non_null(strstr(out, "score:123<600"));
+  assert_non_null(strstr(out, "score:123<400"));
   free(out);
   world_stop(w);
 }
