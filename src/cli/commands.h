@@ -6,6 +6,8 @@
 #ifndef VS_CLI_COMMANDS_H
 #define VS_CLI_COMMANDS_H
 
+#include <stdint.h>
+
 int cmd_serve(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_score(int argc, char **argv);
@@ -32,6 +34,15 @@ int wants_help(int argc, char **argv);
  */
 int cli_config_args(int argc, char **argv, const char *usage, int positional,
                     const char **config);
+
+/*
+ * The same for commands over the call history, which take --config FILE
+ * and --since DURATION (default `default_since`) and nothing else. Sets
+ * *since to the text and *since_ms to the start of the period in Unix ms.
+ */
+int cli_history_args(int argc, char **argv, const char *usage,
+                     const char *default_since, const char **config,
+                     const char **since, int64_t *since_ms);
 
 struct config;
 /*

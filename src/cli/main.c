@@ -5,8 +5,10 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "../config/config.h"
+#include "../screen/lists.h"
 #include "commands.h"
 
 static const char main_usage[] =
@@ -72,6 +74,43 @@ int cli_config_args(int argc, char **argv, const char *usage, int positional,
     fputs(usage, stderr);
     return EXIT_USAGE;
   }
+  return -1;
+}
+
+int cli_history_args(int argc, char **argv, const char *usage,
+                     const char *default_since, const char **config,
+                     const char **since, int64_t *since_ms)
+{
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                       {"since", required_argument, 0, 's'},
+                                       {0, 0, 0, 0}};
+  int64_t seconds;
+  int c;
+
+  if (wants_help(argc, argv)) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  *since = default_since;
+  while ((c = getopt_long(argc, argv, "c:s:", opts, NULL)) != -1) {
+    if (c == 'c') {
+      *config = optarg;
+    } else if (c == 's') {
+      *since = optarg;
+    } else {
+      fputs(usage, stderr);
+      return EXIT_USAGE;
+    }
+  }
+  if (optind != argc) {
+    fputs(usage, stderr);
+    return EXIT_USAGE;
+  }
+  if (list_parse_duration(*since, &seconds)) {
+    fprintf(stderr, "--since '%s' is not a duration like 7d or 12h\n", *since);
+    return EXIT_USAGE;
+  }
+  *since_ms = ((int64_t)time(NULL) - seconds) * 1000;
   return -1;
 }
 

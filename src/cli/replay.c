@@ -5,13 +5,10 @@
  * prints how many decisions would change, which way, and for which
  * numbers. This is how a threshold is tried before it is deployed.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "../config/config.h"
-#include "../screen/lists.h"
 #include "../screen/policy.h"
 #include "../store/store.h"
 #include "commands.h"
@@ -72,41 +69,22 @@ static int replay_row(void *arg, const struct call *c)
 
 int cmd_replay(int argc, char **argv)
 {
-  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                       {"since", required_argument, 0, 's'},
-                                       {0, 0, 0, 0}};
   struct store_query q = {.oldest_first = 1};
   struct replay r = {0};
   struct config *cfg;
-  const char *path = NULL, *since = "7d";
-  int64_t seconds;
+  const char *path = NULL, *since;
   char err[512];
-  int status = 1;
-  int c;
+  int status;
 
-  if (wants_help(argc, argv)) {
-    fputs(replay_usage, stdout);
-    return 0;
-  }
-  while ((c = getopt_long(argc, argv, "c:s:", opts, NULL)) != -1) {
-    if (c == 'c')
-      path = optarg;
-    else if (c == 's')
-      since = optarg;
-    else
-      goto usage;
-  }
-  if (optind != argc)
-    goto usage;
-  if (list_parse_duration(since, &seconds)) {
-    fprintf(stderr, "--since '%s' is not a duration like 7d or 12h\n", since);
-    return EXIT_USAGE;
-  }
+  status = cli_history_args(argc, argv, replay_usage, "7d", &path, &since,
+                            &q.since_ms);
+  if (status >= 0)
+    return status;
+  status = 1;
   cfg = cli_load_config(path);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
   r.cfg = cfg;
-  q.since_ms = ((int64_t)time(NULL) - seconds) * 1000;
   printf("replaying calls of the last %s under %s (policy %s)\n", since,
          cfg->path, cfg->policy_version);
   if (store_calls_list(cfg->store.path, &q, replay_row, &r, err,
@@ -129,7 +107,4 @@ int cmd_replay(int argc, char **argv)
 out:
   config_free(cfg);
   return status;
-usage:
-  fputs(replay_usage, stderr);
-  return EXIT_USAGE;
 }

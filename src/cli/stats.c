@@ -4,13 +4,10 @@
  * challenges were passed, and how many Score lookups were made against how
  * many the cache, shared lookups and the lists saved.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "../config/config.h"
-#include "../screen/lists.h"
 #include "../store/store.h"
 #include "commands.h"
 
@@ -55,40 +52,21 @@ static double pct(unsigned n, unsigned of)
 
 int cmd_stats(int argc, char **argv)
 {
-  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                       {"since", required_argument, 0, 's'},
-                                       {0, 0, 0, 0}};
   struct store_query q = {0};
   struct stats s = {0};
   struct config *cfg;
-  const char *path = NULL, *since = "7d";
-  int64_t seconds;
+  const char *path = NULL, *since;
   char err[512];
-  int status = 1;
-  int c;
+  int status;
 
-  if (wants_help(argc, argv)) {
-    fputs(stats_usage, stdout);
-    return 0;
-  }
-  while ((c = getopt_long(argc, argv, "c:s:", opts, NULL)) != -1) {
-    if (c == 'c')
-      path = optarg;
-    else if (c == 's')
-      since = optarg;
-    else {
-      fputs(stats_usage, stderr);
-      return EXIT_USAGE;
-    }
-  }
-  if (optind != argc || list_parse_duration(since, &seconds)) {
-    fputs(stats_usage, stderr);
-    return EXIT_USAGE;
-  }
+  status = cli_history_args(argc, argv, stats_usage, "7d", &path, &since,
+                            &q.since_ms);
+  if (status >= 0)
+    return status;
+  status = 1;
   cfg = cli_load_config(path);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
-  q.since_ms = ((int64_t)time(NULL) - seconds) * 1000;
   if (store_calls_list(cfg->store.path, &q, stats_row, &s, err, sizeof(err))) {
     fprintf(stderr, "voice-and-score: %s\n", err);
     goto out;

@@ -16,10 +16,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/random.h>
 
 #include "../util/err.h"
+#include "../util/hash.h"
 #include "lists.h"
 #include "phone.h"
 
@@ -63,31 +62,6 @@ static int is_separator(char c)
   return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '(' || c == ')';
 }
 
-/* splitmix64's finaliser: every input bit reaches every output bit. */
-static uint64_t mix64(uint64_t x)
-{
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-/*
- * Numbers put on the block list by failed challenges come from callers, who
- * choose their caller ID; with a fixed hash they could pile every entry
- * into one chain and make each match walk the whole list. A per-list
- * random seed keeps the bucket of a number unpredictable.
- */
-static uint64_t hash_seed(const void *salt)
-{
-  uint64_t seed = 0;
-
-  if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
-    seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)salt;
-  return mix64(seed);
-}
 
 /*
  * The first `len` bytes of `s`, 1 to 15 digits, as one integer. The length
@@ -131,7 +105,7 @@ static int parse_entry(const char *entry, uint64_t *key, int *prefix)
 
 static size_t bucket_of(uint64_t seed, uint64_t key, size_t nbuckets)
 {
-  return (size_t)(mix64(key ^ seed) & (uint64_t)(nbuckets - 1));
+  return (size_t)(hash_mix64(key ^ seed) & (uint64_t)(nbuckets - 1));
 }
 
 /* The link that points at `key`'s node, or at the NULL ending its chain. */

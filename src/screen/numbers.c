@@ -11,10 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/random.h>
 
 #include "../util/err.h"
+#include "../util/hash.h"
 #include "numbers.h"
 
 #define NUMBERS_DEFAULT_MAX 100000
@@ -38,31 +37,6 @@ struct numbers {
   uint64_t seed;
 };
 
-/* splitmix64's finaliser: every input bit reaches every output bit. */
-static uint64_t mix64(uint64_t x)
-{
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-/*
- * Every caller number becomes a key here, and callers choose their caller
- * ID: with a fixed hash, a run of crafted numbers could share one chain
- * and turn each lookup on the loop thread into a walk of the whole table.
- * A per-table random seed keeps the bucket of a number unpredictable.
- */
-static uint64_t hash_seed(const void *salt)
-{
-  uint64_t seed = 0;
-
-  if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
-    seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)salt;
-  return mix64(seed);
-}
 
 static uint64_t hash_key(uint64_t seed, const char *s, size_t len)
 {
@@ -71,13 +45,13 @@ static uint64_t hash_key(uint64_t seed, const char *s, size_t len)
 
   while (len >= 8) {
     memcpy(&w, s, 8);
-    h = mix64(h ^ w);
+    h = hash_mix64(h ^ w);
     s += 8;
     len -= 8;
   }
   w = 0;
   memcpy(&w, s, len);
-  return mix64(h ^ w);
+  return hash_mix64(h ^ w);
 }
 
 /* A usable key: 1 to CALL_NUMBER_SIZE - 1 bytes, so it fits the record. */
