@@ -164,7 +164,10 @@ static void screened(struct flow *f, struct call *c, struct flow_reply *r)
 {
   struct ivr_answer ans;
 
-  ivr_start(f->cfg, c, random_digit(), &ans);
+  /* Only a challenge needs a digit, and drawing one costs a system call. */
+  ivr_start(f->cfg, c,
+            c->decision == CALL_DECISION_CHALLENGE ? random_digit() : '0',
+            &ans);
   save(f, c);
   log_info("call screened|ref=%s caller=%s decision=%s reason=%s%s score=%d "
            "source=%s",
@@ -192,16 +195,24 @@ static enum flow_status on_incoming(struct flow *f,
   const struct call *known = store_call_find(f->store, ev->ref);
   struct ivr_answer ans;
   struct pending *p;
-  struct call dup;
+  struct call c;
 
   /* TeleSign may deliver an event twice; the decision already made stands,
    * with the same challenge digit, and no second lookup is paid for. */
   if (known && known->decision != CALL_DECISION_NONE) {
-    dup = *known;
-    ivr_start(f->cfg, &dup,
-              dup.challenge_digit[0] ? dup.challenge_digit[0] : random_digit(),
+    c = *known;
+    ivr_start(f->cfg, &c,
+              c.challenge_digit[0] ? c.challenge_digit[0] : random_digit(),
               &ans);
     reply_action(now, &ans.action);
+    return FLOW_DONE;
+  }
+  call_init(&c, ev->ref);
+  c.started_ms = unix_ms();
+  CALL_SET(c.caller_raw, ev->from);
+  CALL_SET(c.to, ev->to);
+  if (screening_decide(f->screening, &c)) {
+    screened(f, &c, now);
     return FLOW_DONE;
   }
   p = pending_new(f, ev, cb, arg);
@@ -212,17 +223,10 @@ static enum flow_status on_incoming(struct flow *f,
     reply_action(now, &hangup);
     return FLOW_DONE;
   }
-  call_init(&p->call, ev->ref);
-  p->call.started_ms = unix_ms();
-  CALL_SET(p->call.caller_raw, ev->from);
-  CALL_SET(p->call.to, ev->to);
-  if (!screening_decide(f->screening, &p->call, on_decided, p)) {
-    f->pending++;
-    return FLOW_PENDING;
-  }
-  screened(f, &p->call, now);
-  free(p);
-  return FLOW_DONE;
+  p->call = c;
+  f->pending++;
+  screening_lookup(f->screening, &p->call, on_decided, p);
+  return FLOW_PENDING;
 }
 
 /* ---- later events ---------------------------------------------------- */
@@ -239,7 +243,9 @@ static void advance(struct flow *f, const struct voice_event *ev,
   switch (ev->type) {
   case VOICE_EVENT_SPEAK_COMPLETED:
   case VOICE_EVENT_PLAY_COMPLETED:
-    ivr_on_prompt_done(f->cfg, c, ev, random_digit(), &ans);
+    ivr_on_prompt_done(f->cfg, c, ev,
+                       c->step == CALL_STEP_CHALLENGE ? random_digit() : '0',
+                       &ans);
     if (ans.outcome == IVR_OUTCOME_CHALLENGE_PASSED)
       screening_challenge_passed(f->screening, c);
     else if (ans.outcome == IVR_OUTCOME_CHALLENGE_FAILED)

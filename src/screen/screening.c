@@ -313,8 +313,7 @@ static int cached_score(const struct screening *s,
   return 1;
 }
 
-int screening_decide(struct screening *s, struct call *c, screening_cb cb,
-                     void *arg)
+int screening_decide(struct screening *s, struct call *c)
 {
   const struct config *cfg = s->cfg;
   struct number_state *ns = NULL;
@@ -348,8 +347,35 @@ int screening_decide(struct screening *s, struct call *c, screening_cb cb,
     decide_scored(s, c, &res, "cache");
     return 1;
   }
+  return 0;
+}
+
+/* Completes a call that could get no lookup, from the loop as promised. */
+struct unlooked {
+  struct loop_task task;
+  struct screening *s;
+  struct call *call;
+  screening_cb cb;
+  void *arg;
+};
+
+static void on_unlooked(struct loop_task *t)
+{
+  struct unlooked *u = t->data;
+
+  u->cb(u->arg, u->call);
+  free(u);
+}
+
+void screening_lookup(struct screening *s, struct call *c, screening_cb cb,
+                      void *arg)
+{
+  struct number_state *ns = numbers_get(s->numbers, c->caller, 0);
+  struct score_result res;
+  struct unlooked *u;
+
   if (look_up(s, ns, c, cb, arg) == VS_OK)
-    return 0;
+    return;
   /* Without memory for a lookup the caller is treated as a failed lookup
    * would be: the configured on_score_error answer. */
   memset(&res, 0, sizeof(res));
@@ -357,7 +383,17 @@ int screening_decide(struct screening *s, struct call *c, screening_cb cb,
   res.score = -1;
   CALL_SET(res.error, "internal");
   decide_scored(s, c, &res, "");
-  return 1;
+  u = calloc(1, sizeof(*u));
+  if (!u) {
+    /* Not even that: answer now rather than never. */
+    cb(arg, c);
+    return;
+  }
+  u->s = s;
+  u->call = c;
+  u->cb = cb;
+  u->arg = arg;
+  loop_defer(s->loop, &u->task, on_unlooked, u);
 }
 
 /* ---- challenges ------------------------------------------------------ */

@@ -59,15 +59,24 @@ void screening_set_config(struct screening *s, const struct config *cfg);
 /*
  * Decides `c`, a new call whose caller_raw is set: normalises the caller
  * into c->caller, runs the pipeline and fills decision, reason, trace,
- * velocity_count, the score fields and policy_version. Returns 1 when
- * decided at once, 0 when a Score lookup is needed: `cb` is then called
- * once from the loop with `c` decided (the caller keeps `c` alive until
- * then). Never fails: without memory for a lookup the call is decided as a
- * failed lookup would be.
+ * velocity_count, the score fields and policy_version. Returns 1 when that
+ * is done, or 0 when the pipeline needs the Score API: the caller then
+ * hands a copy of `c` that lives until the callback to screening_lookup().
+ * Deciding at once costs no allocation, which keeps the common paths
+ * (cached scores, lists, passes) cheap.
+ */
+int screening_decide(struct screening *s, struct call *c);
+
+/*
+ * Looks the number of `c` (as left by screening_decide returning 0) up,
+ * sharing a lookup in flight for the same number, and calls `cb` once from
+ * the loop with `c` decided. Never fails: without memory for a lookup the
+ * call is decided at once as a failed lookup would be, and `cb` is still
+ * called from the loop.
  */
 typedef void (*screening_cb)(void *arg, struct call *c);
-int screening_decide(struct screening *s, struct call *c, screening_cb cb,
-                     void *arg);
+void screening_lookup(struct screening *s, struct call *c, screening_cb cb,
+                      void *arg);
 
 /*
  * A challenge outcome for the call's number: passing grants a pass for

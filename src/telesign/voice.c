@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../util/buf.h"
 #include "../util/err.h"
 #include "voice.h"
 
@@ -16,6 +17,39 @@ static const struct {
     {"call_leg_completed", VOICE_EVENT_CALL_LEG_COMPLETED},
     {"call_completed", VOICE_EVENT_CALL_COMPLETED},
 };
+
+/* Appends a string literal, its length counted by the compiler. */
+#define PUT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
+
+/* Longer than any action: messages are at most 1,000 bytes, escaped. */
+#define VOICE_ACTION_MAX (16 * 1024)
+
+/*
+ * The length of the valid UTF-8 sequence starting at `p` (a byte of 0x80 or
+ * more), or 0 when it is not one: overlong forms, surrogates and code
+ * points past U+10FFFF are refused, as RFC 3629 says.
+ */
+static size_t utf8_sequence(const unsigned char *p)
+{
+  if (p[0] >= 0xc2 && p[0] <= 0xdf)
+    return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+  if (p[0] >= 0xe0 && p[0] <= 0xef) {
+    unsigned char lo = p[0] == 0xe0 ? 0xa0 : 0x80;
+    unsigned char hi = p[0] == 0xed ? 0x9f : 0xbf;
+
+    return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+  }
+  if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+    unsigned char lo = p[0] == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+
+    return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 &&
+                   (p[3] & 0xc0) == 0x80
+               ? 4
+               : 0;
+  }
+  return 0;
+}
 
 static const char *const action_methods[] = {"hangup", "speak", "play",
                                              "dial"};
@@ -139,45 +173,113 @@ const char *voice_action_method(enum voice_action_kind k)
              : "hangup";
 }
 
+/*
+ * Appends `str` as a JSON string. Messages come from the configuration and
+ * numbers from events, so the text is escaped here rather than trusted:
+ * quotes, backslashes and control characters are escaped, and a byte that
+ * does not belong to valid UTF-8 becomes U+FFFD, so the answer is always
+ * valid JSON.
+ */
+static int put_string(struct buf *b, const char *str)
+{
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *p = (const unsigned char *)(str ? str : "");
+  int rc = PUT(b, "\"");
+
+  while (!rc && *p) {
+    const unsigned char *run = p;
+    size_t len;
+
+    /* Copy the longest run that needs no escaping in one append. */
+    while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+      p++;
+    if (p > run && (rc = buf_append(b, run, (size_t)(p - run))))
+      break;
+    if (!*p)
+      break;
+    if (*p == '"' || *p == '\\') {
+      char esc[2] = {'\\', (char)*p++};
+
+      rc = buf_append(b, esc, 2);
+    } else if (*p < 0x20) {
+      /* The short forms where JSON has them, as jansson writes them. */
+      static const char shorts[] = "\b\t\n\f\r";
+      static const char letters[] = "btnfr";
+      const char *at = strchr(shorts, *p);
+      char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+
+      if (at) {
+        esc[1] = letters[at - shorts];
+        rc = buf_append(b, esc, 2);
+      } else {
+        rc = buf_append(b, esc, 6);
+      }
+      p++;
+    } else if ((len = utf8_sequence(p)) != 0) {
+      rc = buf_append(b, p, len);
+      p += len;
+    } else {
+      rc = PUT(b, "\xef\xbf\xbd"); /* U+FFFD */
+      p++;
+    }
+  }
+  return rc ? rc : PUT(b, "\"");
+}
+
+/*
+ * Renders the action by hand: it is on the path of every answer, where
+ * building and dumping a jansson tree cost a sixth of the loop's time.
+ */
 char *voice_action_render(const struct voice_action *a)
 {
-  json_t *params = NULL;
-  json_t *root;
-  char *out;
+  struct buf b;
+  int rc;
 
+  buf_init(&b, VOICE_ACTION_MAX);
+  rc = buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":{",
+                  voice_action_method(a->kind));
   switch (a->kind) {
   case VOICE_ACTION_SPEAK:
-    params = json_pack("{s:{s:s, s:s}}", "tts", "message", a->message,
-                       "language", a->language);
+    if (!rc)
+      rc = PUT(&b, "\"tts\":{\"message\":");
+    if (!rc)
+      rc = put_string(&b, a->message);
+    if (!rc)
+      rc = PUT(&b, ",\"language\":");
+    if (!rc)
+      rc = put_string(&b, a->language);
+    if (!rc)
+      rc = PUT(&b, "}");
     break;
   case VOICE_ACTION_PLAY:
-    params = json_pack("{s:s}", "url", a->url);
+    if (!rc)
+      rc = PUT(&b, "\"url\":");
+    if (!rc)
+      rc = put_string(&b, a->url);
     break;
   case VOICE_ACTION_DIAL:
-    params =
-        json_pack("{s:s, s:s}", "to", a->to, "caller_id_number", a->caller_id);
+    if (!rc)
+      rc = PUT(&b, "\"to\":");
+    if (!rc)
+      rc = put_string(&b, a->to);
+    if (!rc)
+      rc = PUT(&b, ",\"caller_id_number\":");
+    if (!rc)
+      rc = put_string(&b, a->caller_id);
     break;
   case VOICE_ACTION_HANGUP:
-    params = json_object();
     break;
   }
-  if (!params)
-    return NULL;
-  if (a->collect_max &&
-      (a->kind == VOICE_ACTION_SPEAK || a->kind == VOICE_ACTION_PLAY) &&
-      json_object_set_new(
-          params, "collect_digits",
-          json_pack("{s:I}", "max", (json_int_t)a->collect_max))) {
-    json_decref(params);
+  if (!rc && a->collect_max &&
+      (a->kind == VOICE_ACTION_SPEAK || a->kind == VOICE_ACTION_PLAY))
+    rc = buf_printf(&b, ",\"collect_digits\":{\"max\":%u}", a->collect_max);
+  if (!rc)
+    rc = PUT(&b, "}}");
+  if (rc) {
+    buf_free(&b);
     return NULL;
   }
-  root = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method",
-                   voice_action_method(a->kind), "params", params);
-  if (!root)
-    return NULL;
-  out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  json_decref(root);
-  return out;
+  return buf_detach(&b);
 }
 
 static void copy_opt(json_t *obj, const char *key, char *out, size_t size)

@@ -542,12 +542,17 @@ static void gate_release(struct gate *g)
   pthread_mutex_unlock(&g->lock);
 }
 
-/* Waits until the worker has entered begin() `n` times. */
-static void gate_wait_begins(struct gate *g, int n)
+/*
+ * Waits until the worker has entered begin() `n` times. The store hands
+ * operations to its worker before the loop sleeps, so one loop iteration
+ * runs first.
+ */
+static void gate_wait_begins(struct loop *loop, struct gate *g, int n)
 {
   struct timespec deadline;
   int rc = 0;
 
+  loop_run_once(loop, 0);
   clock_gettime(CLOCK_REALTIME, &deadline);
   deadline.tv_sec += GATE_WAIT_S;
   pthread_mutex_lock(&g->lock);
@@ -997,7 +1002,7 @@ static void test_save_then_load_same_batch(void **state)
 
   make_call(&first, 30);
   assert_int_equal(store_call_save(st, &first), VS_OK);
-  gate_wait_begins(&g, 1); /* batch 1 = [first], held in begin() */
+  gate_wait_begins(f->loop, &g, 1); /* batch 1 = [first], held in begin() */
 
   make_call(&c, 31);
   c.step = CALL_STEP_ENDED; /* not cached: the load must read the DB */
@@ -1168,7 +1173,7 @@ static void test_group_commit(void **state)
 
   make_call(&c, 0);
   assert_int_equal(store_call_save(st, &c), VS_OK);
-  gate_wait_begins(&g, 1);
+  gate_wait_begins(f->loop, &g, 1);
   for (int i = 1; i < MANY; i++) {
     make_call(&c, i);
     assert_int_equal(store_call_save(st, &c), VS_OK);
@@ -1203,7 +1208,7 @@ static void test_failed_commit(void **state)
   make_call(&p, 50);
   p.step = CALL_STEP_MENU;
   assert_int_equal(store_call_save(st, &p), VS_OK);
-  gate_wait_begins(&g, 1);
+  gate_wait_begins(f->loop, &g, 1);
   make_call(&a, 51);
   a.step = CALL_STEP_ENDED;
   assert_int_equal(store_call_save(st, &a), VS_OK);
@@ -1917,7 +1922,7 @@ static void test_state_load_in_batch(void **state)
 
   make_entry(&e, LIST_BLOCK, "1444", now); /* expired at `now` */
   assert_int_equal(store_list_save(st, &e), VS_OK);
-  gate_wait_begins(&g, 1); /* batch 1 = [1444], held in begin() */
+  gate_wait_begins(f->loop, &g, 1); /* batch 1 = [1444], held in begin() */
 
   make_entry(&e, LIST_ALLOW, "1555", 0);
   assert_int_equal(store_list_save(st, &e), VS_OK);
@@ -1953,7 +1958,7 @@ static void test_state_load_in_batch(void **state)
   make_number(&n, "1666");
   n.challenge_failures = 1;
   assert_int_equal(store_number_save(st, &n), VS_OK);
-  gate_wait_begins(&g, 3);
+  gate_wait_begins(f->loop, &g, 3);
   make_entry(&e, LIST_BLOCK, "1333", now);
   assert_int_equal(store_list_save(st, &e), VS_OK);
   memset(&r, 0, sizeof(r));
