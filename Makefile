@@ -4,6 +4,7 @@
 #   make run    run the server on the demo configuration (simulator, SQLite)
 #   make test   run the whole suite: plain build, then ASan+UBSan build
 #   make fuzz   run every libFuzzer target for FUZZ_SECONDS (needs clang)
+#   make bench  the benchmark: writes bench/RESULTS.md (see bench/README.md)
 #
 # Each installs missing Debian packages first (scripts/install-deps).
 
@@ -15,7 +16,7 @@ CONFIG     ?= examples/demo.yaml
 FUZZ_SECONDS ?= 60
 FUZZERS    := config event phone score
 
-.PHONY: all deps run test test-plain test-asan fuzz clean
+.PHONY: all deps run test test-plain test-asan fuzz bench clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -70,5 +71,8 @@ fuzz: $(FUZZ_BUILD)/build.ninja
 	  rm -rf $$work $$work.log; \
 	done
 
+bench:
+	bench/run
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-bench

@@ -65,6 +65,15 @@ struct webhook {
 
 static const char json_type[] = "application/json";
 
+/*
+ * Memory MHD gives each connection for its request line, headers and
+ * buffers (bodies go to our own capped buffer). TeleSign's requests carry
+ * a few hundred bytes of headers, and at 2,000 connections MHD's default
+ * of 32 KiB each was 64 MiB of the server's memory; 8 KiB holds any sane
+ * request and refuses larger header blocks with 431.
+ */
+#define CONNECTION_MEMORY (8 * 1024)
+
 /* ---- answering ------------------------------------------------------- */
 
 /*
@@ -430,6 +439,7 @@ int webhook_create(struct loop *loop, const struct config *cfg,
       w, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
       w, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->server.max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->server.idle_timeout_s,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_END);
   if (!w->daemon) {
     rc = vs_fail(err, errlen, VS_ERR_IO, "cannot listen on %s: %s",

@@ -16,7 +16,13 @@
 #include "../util/hash.h"
 #include "numbers.h"
 
-#define NUMBERS_DEFAULT_MAX 100000
+/*
+ * About 500 bytes each: 65,536 numbers is 32 MiB. A number forgotten here
+ * keeps its pass and cached score in the database, but the server only
+ * reads those back at start, so a line with more distinct callers than
+ * this per cache TTL pays some lookups twice (see docs/architecture.md).
+ */
+#define NUMBERS_DEFAULT_MAX 65536
 #define TABLE_MIN_BUCKETS   16
 
 struct nnode {

@@ -48,8 +48,14 @@
 #include "store_backend.h"
 #include "store_sqlite.h"
 
-#define STORE_DEFAULT_CACHE 65536
-#define STORE_DEFAULT_QUEUE 65536
+/*
+ * Memory bounds (struct call is about 1 KiB): 16,384 live calls in memory
+ * (a call not resident is loaded from the database on its next event, so
+ * the bound costs a load, never an answer) and 32,768 queued writes, which
+ * at 10,000 calls/s is over three seconds of a stalled disk.
+ */
+#define STORE_DEFAULT_CACHE 16384
+#define STORE_DEFAULT_QUEUE 32768
 #define STORE_MAX_BUCKETS   (1u << 20) /* past this, chains grow instead */
 #define STORE_LOG_EVERY_MS  1000       /* at most one line per second */
 #define STORE_WHY_SIZE      256

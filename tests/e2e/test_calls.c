@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #include "harness.h"
 
 #define CUSTOMER      "0A1B2C3D-4E5F-6A7B-8C9D-0E1F2A3B4C5D"
@@ -1282,6 +1284,79 @@ static void test_calls_filters(void **state)
   world_stop(w);
 }
 
+/* ---- nothing blocks the loop ----------------------------------------- */
+
+/*
+ * A Score lookup that hangs holds only its own caller: while it is in
+ * flight, other calls and /health are answered. (Ordering, not timing: the
+ * stalled request is seen to arrive at the double first, and is still
+ * unanswered when the others are done.)
+ */
+static void test_stalled_score_api_blocks_nothing(void **state)
+{
+  struct world *w = world_start(&(struct opts){.timeout_ms = 5000});
+  char *resp = NULL;
+  int status;
+  pid_t child;
+
+  (void)state;
+  assert_menu(incoming(w, "WARM", "15555550123")); /* now in the cache */
+  double_control(w->dbl, "{\"delay_ms\":4000}");
+  child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    long st =
+        post_event(w->srv,
+                   "{\"event\":\"incoming_call\",\"reference_id\":\"STALLED\","
+                   "\"data\":{\"from\":\"15555550124\"}}",
+                   NULL);
+
+    _exit(st == 200 ? 0 : 1);
+  }
+  for (int i = 0; i < 500 && double_stat(w->dbl, "requests") < 2; i++) {
+    struct timespec ts = {0, 10 * 1000000L};
+
+    nanosleep(&ts, NULL);
+  }
+  assert_int_equal(double_stat(w->dbl, "requests"), 2);
+  assert_menu(incoming(w, "FREE1", "15555550123"));
+  assert_menu(pressed(w, "WARM", ""));
+  assert_int_equal(http_request(w->srv, "GET", "/health", NULL, 0, &resp),
+                   200);
+  free(resp);
+  assert_int_equal(waitpid(child, &status, WNOHANG), 0); /* still waiting */
+  assert_int_equal(waitpid(child, &status, 0), child);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  world_stop(w);
+}
+
+/*
+ * A database locked by someone else stalls only the store's worker: calls
+ * are still answered, and their records are written once the lock goes.
+ */
+static void test_stalled_store_blocks_nothing(void **state)
+{
+  struct world *w = world_start(&(struct opts){.provider = "simulator"});
+  char db[512];
+  sqlite3 *h = NULL;
+  char ref[16];
+
+  (void)state;
+  snprintf(db, sizeof(db), "%s/calls.db", harness_dir());
+  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  for (int i = 0; i < 5; i++) {
+    snprintf(ref, sizeof(ref), "LOCKED%d", i);
+    assert_menu(incoming(w, ref, "15555550123"));
+  }
+  assert_int_equal(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(h);
+  assert_record("LOCKED4", "decision", "allow");
+  assert_record("LOCKED0", "decision", "allow");
+  world_stop(w);
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -1339,6 +1414,8 @@ int main(void)
       TEST(test_sighup_reload),
       TEST(test_list_import_export),
       TEST(test_calls_filters),
+      TEST(test_stalled_score_api_blocks_nothing),
+      TEST(test_stalled_store_blocks_nothing),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */
