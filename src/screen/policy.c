@@ -40,18 +40,32 @@ static void note(struct policy_verdict *out, enum policy_step step,
 static void note(struct policy_verdict *out, enum policy_step step,
                  const char *fmt, ...)
 {
+  const char *name = policy_step_name(step);
+  size_t nlen = strlen(name);
   size_t len = strlen(out->trace);
-  char detail[64];
+  size_t rlen;
   va_list ap;
 
-  va_start(ap, fmt);
-  vsnprintf(detail, sizeof(detail), fmt, ap);
-  va_end(ap);
-  snprintf(out->reason, sizeof(out->reason), "%s:%s", policy_step_name(step),
-           detail);
-  if (len < sizeof(out->trace) - 1)
-    snprintf(out->trace + len, sizeof(out->trace) - len, "%s%s",
-             len ? " " : "", out->reason);
+  /* Built by hand: this runs six times per call, and formatting the whole
+   * "name:detail" with snprintf twice was a visible share of a cache-hit
+   * call's time. Step names are far shorter than the reason. */
+  memcpy(out->reason, name, nlen);
+  out->reason[nlen] = ':';
+  if (!strchr(fmt, '%')) {
+    snprintf(out->reason + nlen + 1, sizeof(out->reason) - nlen - 1, "%s",
+             fmt);
+  } else {
+    va_start(ap, fmt);
+    vsnprintf(out->reason + nlen + 1, sizeof(out->reason) - nlen - 1, fmt, ap);
+    va_end(ap);
+  }
+  rlen = strlen(out->reason);
+  if (len && len < sizeof(out->trace) - 1)
+    out->trace[len++] = ' ';
+  if (rlen > sizeof(out->trace) - 1 - len)
+    rlen = sizeof(out->trace) - 1 - len;
+  memcpy(out->trace + len, out->reason, rlen);
+  out->trace[len + rlen] = '\0';
 }
 
 /* Ends the pipeline at `step`, whose note() is the reason. */
