@@ -4,7 +4,10 @@
  * SIGINT.
  *
  * Reload (SIGHUP): the file is loaded and checked again; a bad file is
- * refused with its reason and the running config kept. A good one replaces
+ * refused with its reason and the running config kept. Reading the file is
+ * the one disk access made on the loop thread: a small file, read on an
+ * operator's signal, against the cost of handing the config between
+ * threads. A good one replaces
  * the config in every module at once (calls in progress carry on under it
  * from their next event), then the lists are read again from the store.
  *
