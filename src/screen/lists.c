@@ -44,25 +44,6 @@ struct numlist {
   uint64_t seed;
 };
 
-/* The C locale's white space, as phone.c trims it. */
-static int is_space(char c)
-{
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
-         c == '\f';
-}
-
-static int is_digit(char c)
-{
-  return c >= '0' && c <= '9';
-}
-
-/* What phone_normalise drops from inside a number, '+' aside. */
-static int is_separator(char c)
-{
-  return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '(' || c == ')';
-}
-
-
 /*
  * The first `len` bytes of `s`, 1 to 15 digits, as one integer. The length
  * goes into the top byte so that "1" and "01" differ: 10^15 < 2^50.
@@ -75,7 +56,7 @@ static int pack_digits(const char *s, size_t len, uint64_t *key)
   if (len == 0 || len > PHONE_MAX_DIGITS)
     return -1;
   for (i = 0; i < len; i++) {
-    if (!is_digit(s[i]))
+    if (!phone_is_digit(s[i]))
       return -1;
     v = v * 10 + (uint64_t)(s[i] - '0');
   }
@@ -301,7 +282,7 @@ const struct list_entry *numlist_match(struct numlist *l, enum list_kind kind,
   if (len == 0 || len > PHONE_MAX_DIGITS)
     return NULL;
   for (k = 0; k < len; k++) {
-    if (!is_digit(number[k]))
+    if (!phone_is_digit(number[k]))
       return NULL;
     v = v * 10 + (uint64_t)(number[k] - '0');
     keys[k + 1] = v | ((uint64_t)(k + 1) << 56);
@@ -360,11 +341,11 @@ static int normalise_prefix(const char *p, size_t plen, const char *cc,
   for (i = 0; i < plen; i++) {
     char c = p[i];
 
-    if (is_digit(c))
+    if (phone_is_digit(c))
       d[n++] = c;
     else if (c == '+')
       plus |= (n == 0);
-    else if (!is_separator(c))
+    else if (!phone_is_separator(c))
       return vs_fail(err, errlen, VS_ERR_INVAL,
                      "prefix '%.*s*' may only hold digits before its '*'",
                      (int)plen, p);
@@ -434,9 +415,9 @@ int list_entry_normalise(const char *raw, const char *default_country,
                    "the entry is longer than %d bytes", PHONE_MAX_INPUT);
   start = 0;
   end = len;
-  while (start < end && is_space(raw[start]))
+  while (start < end && phone_is_space(raw[start]))
     start++;
-  while (end > start && is_space(raw[end - 1]))
+  while (end > start && phone_is_space(raw[end - 1]))
     end--;
   if (start == end)
     return vs_fail(err, errlen, VS_ERR_INVAL, "the entry is empty");
@@ -463,9 +444,9 @@ int list_parse_duration(const char *s, int64_t *seconds)
   size_t i;
 
   /* A leading digit shuts out "", "-5", "+5" and " 5" in one test. */
-  if (!s || !seconds || !is_digit(s[0]))
+  if (!s || !seconds || !phone_is_digit(s[0]))
     return VS_ERR_INVAL;
-  for (i = 0; is_digit(s[i]); i++) {
+  for (i = 0; phone_is_digit(s[i]); i++) {
     int64_t digit = s[i] - '0';
 
     if (v > (DURATION_MAX_S - digit) / 10)

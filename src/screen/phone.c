@@ -34,19 +34,19 @@ const char *phone_result_name(enum phone_result r)
 }
 
 /* The C locale's white space, spelled out so no locale can widen it. */
-static int is_space(char c)
+int phone_is_space(char c)
 {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
          c == '\f';
 }
 
-static int is_digit(char c)
+int phone_is_digit(char c)
 {
   return c >= '0' && c <= '9';
 }
 
 /* Separators people and switches put inside numbers. */
-static int is_separator(char c)
+int phone_is_separator(char c)
 {
   return c == ' ' || c == '\t' || c == '-' || c == '.' || c == '(' || c == ')';
 }
@@ -76,7 +76,7 @@ int phone_country_code_valid(const char *cc)
   if (!cc || cc[0] < '1' || cc[0] > '9')
     return 0;
   for (i = 1; cc[i]; i++)
-    if (i >= 3 || !is_digit(cc[i]))
+    if (i >= 3 || !phone_is_digit(cc[i]))
       return 0;
   return 1;
 }
@@ -111,9 +111,9 @@ enum phone_result phone_normalise(const char *raw, const char *default_country,
 
   start = 0;
   end = len;
-  while (start < end && is_space(raw[start]))
+  while (start < end && phone_is_space(raw[start]))
     start++;
-  while (end > start && is_space(raw[end - 1]))
+  while (end > start && phone_is_space(raw[end - 1]))
     end--;
   if (start == end)
     return PHONE_EMPTY;
@@ -124,11 +124,11 @@ enum phone_result phone_normalise(const char *raw, const char *default_country,
   for (i = start; i < end; i++) {
     char c = raw[i];
 
-    if (is_digit(c))
+    if (phone_is_digit(c))
       d[n++] = c;
     else if (c == '+')
       plus |= (n == 0);
-    else if (!is_separator(c))
+    else if (!phone_is_separator(c))
       return PHONE_INVALID;
   }
   if (!n)

@@ -91,4 +91,14 @@ int phone_country_code_valid(const char *cc);
 enum phone_result phone_normalise(const char *raw, const char *default_country,
                                   char out[PHONE_BUF_SIZE]);
 
+/*
+ * The character classes the normaliser reads numbers with, shared so that
+ * list entries (screen/lists.c) are read exactly as callers are: C-locale
+ * white space, ASCII digits, and the separators dropped from inside a
+ * number (space, tab, '-', '.', '(' and ')').
+ */
+int phone_is_space(char c);
+int phone_is_digit(char c);
+int phone_is_separator(char c);
+
 #endif
