@@ -88,7 +88,7 @@ static int print_row(void *arg, const struct call *c)
   p->rows++;
   switch (p->format) {
   case FORMAT_TABLE:
-    printf("%-32.32s  %-20s  %-15.15s  %-8s  %5s  %-26.26s  %-6.6s  "
+    printf("%-32.32s  %-20s  %-15.15s  %-9s  %5s  %-26.26s  %-6.6s  "
            "%-12.12s  %-11.11s  %s\n",
            c->ref, started, caller[0] ? caller : "(none)",
            call_decision_name(c->decision), c->score >= 0 ? score : "-",
@@ -234,7 +234,7 @@ int cmd_calls(int argc, char **argv)
   if (p.format == FORMAT_JSON && !(p.array = json_array()))
     goto out;
   if (p.format == FORMAT_TABLE)
-    printf("%-32s  %-20s  %-15s  %-8s  %5s  %-26s  %-6s  %-12s  %-11s  %s\n",
+    printf("%-32s  %-20s  %-15s  %-9s  %5s  %-26s  %-6s  %-12s  %-11s  %s\n",
            "REFERENCE_ID", "STARTED", "CALLER", "DECISION", "SCORE", "REASON",
            "DIGITS", "DEPARTMENT", "STATUS", "DURATION");
   else if (p.format == FORMAT_CSV)
