@@ -215,6 +215,13 @@ static void announce(const struct server *s)
            host, webhook_port(s->webhook), cfg->server.webhook_path, host,
            webhook_port(s->webhook),
            config_provider_name(cfg->telesign.provider), cfg->store.path);
+  if (cfg->webhook.verify == VERIFY_OFF)
+    log_warn("event signatures are not checked (webhook.verify: off)");
+  else if (!cfg->telesign.api_key[0])
+    log_warn("event signatures cannot be checked: no telesign.api_key");
+  else
+    log_info("event signatures checked|webhook.verify=%s",
+             cfg->webhook.verify == VERIFY_ENFORCE ? "enforce" : "log");
   if (cfg->telesign.provider == PROVIDER_SIMULATOR)
     log_warn("NOT SCORING WITH TELESIGN: provider is 'simulator', so every "
              "score is made up (a number's score is its last three "

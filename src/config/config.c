@@ -65,6 +65,7 @@
 /* The section structs are anonymous in config.h, so name them here. */
 typedef __typeof__(((struct config *)0)->server) cfg_server;
 typedef __typeof__(((struct config *)0)->telesign) cfg_telesign;
+typedef __typeof__(((struct config *)0)->webhook) cfg_webhook;
 typedef __typeof__(((struct config *)0)->screening) cfg_screening;
 typedef __typeof__(((struct config *)0)->screening.velocity) cfg_velocity;
 typedef __typeof__(((struct config *)0)->screening.challenge) cfg_challenge;
@@ -124,6 +125,12 @@ static const cyaml_strval_t block_action_names[] = {
     {"message", BLOCK_ACTION_MESSAGE},
     {"hangup", BLOCK_ACTION_HANGUP},
     {"play", BLOCK_ACTION_PLAY},
+};
+
+static const cyaml_strval_t verify_names[] = {
+    {"log", VERIFY_LOG},
+    {"off", VERIFY_OFF},
+    {"enforce", VERIFY_ENFORCE},
 };
 
 static const cyaml_strval_t caller_id_names[] = {
@@ -227,6 +234,12 @@ static const cyaml_schema_field_t menu_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t webhook_fields[] = {
+    ENUM("verify", cfg_webhook, verify, verify_names),
+    STR("token", cfg_webhook, token),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t store_fields[] = {
     STR("path", cfg_store, path),
     CYAML_FIELD_END,
@@ -240,6 +253,8 @@ static const cyaml_schema_field_t log_fields[] = {
 static const cyaml_schema_field_t config_fields[] = {
     CYAML_FIELD_MAPPING("server", CYAML_FLAG_OPTIONAL, struct config, server,
                         server_fields),
+    CYAML_FIELD_MAPPING("webhook", CYAML_FLAG_OPTIONAL, struct config, webhook,
+                        webhook_fields),
     CYAML_FIELD_MAPPING("telesign", CYAML_FLAG_OPTIONAL, struct config,
                         telesign, telesign_fields),
     CYAML_FIELD_MAPPING("screening", CYAML_FLAG_OPTIONAL, struct config,
@@ -1059,6 +1074,7 @@ static const struct str_rule str_rules[] = {
              CHARS_WORD),
     STR_RULE("server.webhook_path", server.webhook_path, "/telesign/voice", 1,
              255, CHARS_WORD),
+    STR_RULE("webhook.token", webhook.token, "", 0, 128, CHARS_WORD),
     STR_RULE("telesign.customer_id", telesign.customer_id, "", 0, 256,
              CHARS_WORD),
     STR_RULE("telesign.api_key", telesign.api_key, "", 0, 512, CHARS_WORD),
@@ -1162,7 +1178,7 @@ static const struct verdict_rule verdict_rules[] = {
 _Static_assert(PROVIDER_TELESIGN == 0 && SCORE_API_INTELLIGENCE == 0 &&
                    AUTH_HMAC == 0 && MODE_ENFORCE == 0 &&
                    DECIDE_BY_SCORE == 0 && BLOCK_ACTION_MESSAGE == 0 &&
-                   CALLER_ID_VIRTUAL == 0,
+                   CALLER_ID_VIRTUAL == 0 && VERIFY_LOG == 0,
                "an enum's default must be its first value");
 
 static const char *const lifecycle_events[] = {"create", "sign-in", "transact",
@@ -1454,6 +1470,18 @@ static int check_fields(struct loader *ld, const struct config *cfg)
     return fail_key(ld, VS_ERR_INVAL, "server.webhook_path",
                     "'%s' must start with '/'",
                     show(shown, sizeof(shown), cfg->server.webhook_path));
+  if (cfg->webhook.verify == VERIFY_ENFORCE && !cfg->telesign.api_key[0])
+    return fail_key(ld, VS_ERR_INVAL, "webhook.verify",
+                    "enforce needs telesign.api_key (or TELESIGN_API_KEY) "
+                    "to check signatures with");
+  if (cfg->webhook.token[0] &&
+      (strlen(cfg->webhook.token) < 16 ||
+       strspn(cfg->webhook.token,
+              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+              "qrstuvwxyz0123456789-_") != strlen(cfg->webhook.token)))
+    return fail_key(ld, VS_ERR_INVAL, "webhook.token",
+                    "must be 16 to 128 letters, digits, '-' or '_' (it is "
+                    "part of the URL TeleSign posts to, and a secret)");
   if (strcmp(cfg->server.webhook_path, "/health") == 0)
     return fail_key(ld, VS_ERR_INVAL, "server.webhook_path",
                     "'/health' is taken by the health check");
@@ -1803,6 +1831,10 @@ void config_free(struct config *cfg)
   free(cfg->path);
   free(cfg->server.listen);
   free(cfg->server.webhook_path);
+  if (cfg->webhook.token) {
+    explicit_bzero(cfg->webhook.token, strlen(cfg->webhook.token));
+    free(cfg->webhook.token);
+  }
   free(cfg->telesign.customer_id);
   if (cfg->telesign.api_key) {
     explicit_bzero(cfg->telesign.api_key, strlen(cfg->telesign.api_key));

@@ -58,6 +58,17 @@ enum config_mode {
   MODE_SHADOW   /* decisions are recorded, but every caller gets the menu */
 };
 
+/*
+ * Checking TeleSign's signature on events (webhook.verify). TeleSign
+ * documents signed callbacks, but no public source shows Voice events
+ * carrying the header, so the default only logs what it finds.
+ */
+enum config_verify {
+  VERIFY_LOG,    /* check, log and count failures, answer anyway */
+  VERIFY_OFF,    /* do not check */
+  VERIFY_ENFORCE /* answer 401 to an unsigned or wrongly signed event */
+};
+
 enum config_caller_id {
   CALLER_ID_VIRTUAL, /* dial shows our TeleSign number */
   CALLER_ID_CALLER   /* dial shows the caller's own number */
@@ -84,6 +95,13 @@ struct config {
     uint32_t max_connections; /* default 1024 */
     uint32_t idle_timeout_s;  /* per-connection idle limit; default 30 */
   } server;
+
+  struct {
+    enum config_verify verify; /* default log */
+    /* A secret path segment: events are then accepted only at
+     * webhook_path/<token>. "" = none. */
+    char *token;
+  } webhook;
 
   struct {
     enum config_provider provider;   /* default telesign */

@@ -27,6 +27,7 @@
 #include "../flow/callflow.h"
 #include "../loop/loop.h"
 #include "../store/store.h"
+#include "../telesign/tsauth.h"
 #include "../telesign/voice.h"
 #include "../util/buf.h"
 #include "../util/err.h"
@@ -61,7 +62,13 @@ struct webhook {
   struct request *suspended;
   size_t live;
   uint16_t port;
+  uint64_t unverified;       /* events whose signature did not check out */
+  int64_t unverified_log_ms; /* when that was last logged */
 };
+
+/* Unverified events served under webhook.verify: log are logged at most
+ * this often, with their count, so an unsigned feed does not flood logs. */
+#define UNVERIFIED_LOG_EVERY_MS 60000
 
 static const char json_type[] = "application/json";
 
@@ -213,15 +220,70 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 
 /* ---- the access handler ---------------------------------------------- */
 
+/*
+ * The webhook's own path: webhook_path, or webhook_path/<token> when a
+ * secret token is set (then the bare path is not found, like any other).
+ * The token is compared in constant time, as any secret is.
+ */
+static int is_webhook_path(const struct webhook *w, const char *url)
+{
+  const char *path = w->cfg->server.webhook_path;
+  const char *token = w->cfg->webhook.token;
+  size_t n = strlen(path);
+
+  if (strncmp(url, path, n) != 0)
+    return 0;
+  if (!token[0])
+    return url[n] == '\0';
+  return url[n] == '/' && tsauth_equal_constant_time(url + n + 1, token);
+}
+
 static enum route route_of(const struct webhook *w, const char *url,
                            const char *method)
 {
-  if (strcmp(url, w->cfg->server.webhook_path) == 0)
+  if (is_webhook_path(w, url))
     return strcmp(method, MHD_HTTP_METHOD_POST) == 0 ? ROUTE_EVENT
                                                      : ROUTE_BAD_METHOD;
   if (strcmp(url, "/health") == 0 && strcmp(method, MHD_HTTP_METHOD_GET) == 0)
     return ROUTE_HEALTH;
   return ROUTE_NOT_FOUND;
+}
+
+/*
+ * Checks TeleSign's signature over the raw body, before any parsing.
+ * Returns 1 when the event may be served (verified, or verify is log or
+ * off), 0 when it must be refused with 401.
+ */
+static int event_verified(struct request *rq)
+{
+  struct webhook *w = rq->w;
+  const struct config *cfg = w->cfg;
+  int64_t now = loop_now_ms(w->loop);
+  char why[96];
+
+  if (cfg->webhook.verify == VERIFY_OFF || !cfg->telesign.api_key[0])
+    return 1;
+  if (tsauth_callback_verify(
+          cfg->telesign.customer_id, cfg->telesign.api_key,
+          MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                      MHD_HTTP_HEADER_AUTHORIZATION),
+          MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                      "X-TS-Authorization"),
+          rq->body.data, rq->body.len, why, sizeof(why)) == VS_OK)
+    return 1;
+  w->unverified++;
+  if (cfg->webhook.verify == VERIFY_ENFORCE) {
+    log_warn("event refused: signature not verified|reason=\"%s\"", why);
+    return 0;
+  }
+  if (now - w->unverified_log_ms >= UNVERIFIED_LOG_EVERY_MS ||
+      w->unverified == 1) {
+    log_warn("event served without a verified signature (webhook.verify: "
+             "log)|reason=\"%s\" unverified_total=%llu",
+             why, (unsigned long long)w->unverified);
+    w->unverified_log_ms = now;
+  }
+  return 1;
 }
 
 /* Parses a finished event body and asks the call flow for the answer. */
@@ -232,6 +294,9 @@ static enum MHD_Result handle_event(struct request *rq)
   struct flow_reply now;
   char err[256];
 
+  if (!event_verified(rq))
+    return respond_error(rq->conn, MHD_HTTP_UNAUTHORIZED,
+                         "signature not verified");
   if (voice_event_parse(rq->body.data ? rq->body.data : "", rq->body.len, &ev,
                         err, sizeof(err))) {
     log_warn("malformed event refused|reason=\"%s\"", err);

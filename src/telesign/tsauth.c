@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -385,4 +386,47 @@ int tsauth_equal_constant_time(const char *a, const char *b)
     diff |= (unsigned char)(ca ^ cb);
   }
   return diff == 0;
+}
+
+int tsauth_callback_verify(const char *customer_id, const char *api_key,
+                           const char *authorization,
+                           const char *x_ts_authorization, const void *body,
+                           size_t len, char *why, size_t whylen)
+{
+  char expected[TSAUTH_SIGNATURE_SIZE];
+  const char *sig;
+  const char *colon;
+  size_t cid_len;
+  int rc;
+
+  if (authorization && *authorization) {
+    /* The scheme name is case-insensitive in HTTP. */
+    if (strncasecmp(authorization, "TSA ", 4) != 0)
+      return vs_fail(why, whylen, VS_ERR_PROTO,
+                     "Authorization is not a TSA signature");
+    colon = strrchr(authorization + 4, ':');
+    if (!colon)
+      return vs_fail(why, whylen, VS_ERR_PROTO,
+                     "Authorization has no customer id");
+    cid_len = (size_t)(colon - (authorization + 4));
+    if (cid_len != strlen(customer_id) ||
+        strncmp(authorization + 4, customer_id, cid_len) != 0)
+      return vs_fail(why, whylen, VS_ERR_INVAL,
+                     "signed for another customer id");
+    sig = colon + 1;
+  } else if (x_ts_authorization && *x_ts_authorization) {
+    colon = strrchr(x_ts_authorization, ':');
+    sig = colon ? colon + 1 : x_ts_authorization;
+  } else {
+    return vs_fail(why, whylen, VS_ERR_NOTFOUND, "unsigned");
+  }
+  rc = tsauth_callback_signature(api_key, body, len, expected,
+                                 sizeof(expected));
+  if (rc)
+    return vs_fail(why, whylen, rc, "cannot compute the signature");
+  rc = tsauth_equal_constant_time(sig, expected);
+  explicit_bzero(expected, sizeof(expected));
+  if (!rc)
+    return vs_fail(why, whylen, VS_ERR_INVAL, "signature does not match");
+  return VS_OK;
 }

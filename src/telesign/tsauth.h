@@ -139,4 +139,20 @@ int tsauth_callback_signature(const char *api_key, const void *body,
  */
 int tsauth_equal_constant_time(const char *a, const char *b);
 
+/*
+ * Checks a TeleSign callback's signature (reference section 2): the body's
+ * HMAC-SHA256 under the decoded api_key, from `authorization` ("TSA
+ * <customer_id>:<base64 signature>", whose customer id must be ours) or,
+ * when that is absent, `x_ts_authorization` (the signature after its last
+ * ':', or the whole value). Either header may be NULL. The signature is
+ * compared in constant time. Returns 0 when it matches, VS_ERR_NOTFOUND
+ * when neither header is present, VS_ERR_PROTO for a header that is not
+ * of that form, VS_ERR_INVAL for another customer id or a wrong signature;
+ * `why` (whylen bytes) gets a short reason for logs, never a secret.
+ */
+int tsauth_callback_verify(const char *customer_id, const char *api_key,
+                           const char *authorization,
+                           const char *x_ts_authorization, const void *body,
+                           size_t len, char *why, size_t whylen);
+
 #endif

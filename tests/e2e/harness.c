@@ -187,8 +187,9 @@ struct proc *double_start(const char *auth, const char *customer_id,
   return p;
 }
 
-static long http_to(int port, const char *method, const char *path,
-                    const char *body, size_t len, char **resp)
+static long http_to_with(int port, const char *method, const char *path,
+                         const char *body, size_t len, const char *header,
+                         char **resp)
 {
   struct curl_slist *hdr = NULL;
   FILE *mem;
@@ -205,6 +206,8 @@ static long http_to(int port, const char *method, const char *path,
   mem = open_memstream(&out, &outlen);
   assert_non_null(mem);
   hdr = curl_slist_append(hdr, "Content-Type: application/json");
+  if (header)
+    hdr = curl_slist_append(hdr, header);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
@@ -225,6 +228,19 @@ static long http_to(int port, const char *method, const char *path,
   else
     free(out);
   return status;
+}
+
+static long http_to(int port, const char *method, const char *path,
+                    const char *body, size_t len, char **resp)
+{
+  return http_to_with(port, method, path, body, len, NULL, resp);
+}
+
+long http_post_header(const struct proc *srv, const char *path,
+                      const char *body, const char *header, char **resp)
+{
+  return http_to_with(srv->port, "POST", path, body, strlen(body), header,
+                      resp);
 }
 
 void double_control(const struct proc *d, const char *json)

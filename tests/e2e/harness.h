@@ -62,6 +62,13 @@ const char *harness_last_log(void);
 
 /* POSTs `body` to the webhook; returns the HTTP status, *resp malloc'd. */
 long post_event(const struct proc *srv, const char *body, char **resp);
+/*
+ * POSTs `body` to `path` with one extra header line ("Name: value", or
+ * NULL); returns the HTTP status, *resp malloc'd (may be NULL).
+ */
+long http_post_header(const struct proc *srv, const char *path,
+                      const char *body, const char *header, char **resp);
+
 /* Any request, for limits and routing tests. */
 long http_request(const struct proc *srv, const char *method, const char *path,
                   const char *body, size_t len, char **resp);

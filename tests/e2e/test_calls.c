@@ -1357,6 +1357,111 @@ static void test_stalled_store_blocks_nothing(void **state)
   world_stop(w);
 }
 
+/* ---- signed events (webhook.verify, webhook.token) -------------------- */
+
+/* The reference's worked example (section 2): our test credentials. */
+#define SIGNED_BODY                                                           \
+  "{\"event\":\"incoming_call\",\"reference_id\":"                            \
+  "\"0123456789ABCDEF0123456789ABCDEF\",\"data\":{\"to\":\"15555550100\","    \
+  "\"from\":\"15555550123\"}}"
+#define SIGNED_AUTH                                                           \
+  "Authorization: TSA " CUSTOMER                                              \
+  ":bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY="
+
+static void test_verify_enforce(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  char *resp = NULL;
+
+  (void)state;
+  proc_stop(w->srv);
+  {
+    char *cfg = config_text(&(struct opts){0});
+    char *withv = NULL;
+
+    assert_true(asprintf(&withv, "%swebhook:\n  verify: enforce\n", cfg) > 0);
+    free(cfg);
+    w->srv = server_start(withv, w->dbl);
+    free(withv);
+  }
+  assert_non_null(w->srv);
+  /* Unsigned, wrongly signed, signed for someone else: 401. */
+  assert_int_equal(post_event(w->srv, SIGNED_BODY, NULL), 401);
+  assert_int_equal(
+      http_post_header(w->srv, "/telesign/voice", SIGNED_BODY,
+                       "Authorization: TSA " CUSTOMER
+                       ":AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                       NULL),
+      401);
+  assert_int_equal(
+      http_post_header(w->srv, "/telesign/voice", SIGNED_BODY,
+                       "Authorization: TSA someone-else:"
+                       "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY=",
+                       NULL),
+      401);
+  /* A body changed after signing: 401. */
+  assert_int_equal(http_post_header(w->srv, "/telesign/voice",
+                                    "{\"event\":\"incoming_call\",\"reference_"
+                                    "id\":\"X\",\"data\":{}}",
+                                    SIGNED_AUTH, NULL),
+                   401);
+  /* Signed as TeleSign signs: served, in both header forms. */
+  assert_int_equal(http_post_header(w->srv, "/telesign/voice", SIGNED_BODY,
+                                    SIGNED_AUTH, &resp),
+                   200);
+  assert_menu(resp);
+  assert_int_equal(
+      http_post_header(w->srv, "/telesign/voice", SIGNED_BODY,
+                       "X-TS-Authorization: "
+                       "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY=",
+                       &resp),
+      200);
+  free(resp);
+  world_stop(w);
+}
+
+static void test_verify_log_serves_unsigned(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+
+  (void)state;
+  /* The default (log): served, and said so once. */
+  assert_menu(incoming(w, "UNSIGNED", "15555550123"));
+  assert_true(server_log_has(w->srv, "without a verified signature"));
+  world_stop(w);
+}
+
+static void test_webhook_token(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  char *resp = NULL;
+
+  (void)state;
+  proc_stop(w->srv);
+  {
+    char *cfg = config_text(&(struct opts){0});
+    char *withv = NULL;
+
+    assert_true(asprintf(&withv, "%swebhook:\n  token: Zk3x9QpL2mW7vB4nR8tY\n",
+                         cfg) > 0);
+    free(cfg);
+    w->srv = server_start(withv, w->dbl);
+    free(withv);
+  }
+  assert_non_null(w->srv);
+  assert_int_equal(post_event(w->srv, SIGNED_BODY, NULL), 404);
+  assert_int_equal(http_post_header(w->srv,
+                                    "/telesign/voice/Zk3x9QpL2mW7vB4nR8tX",
+                                    SIGNED_BODY, NULL, NULL),
+                   404);
+  assert_int_equal(http_post_header(w->srv,
+                                    "/telesign/voice/Zk3x9QpL2mW7vB4nR8tY",
+                                    SIGNED_BODY, NULL, &resp),
+                   200);
+  assert_menu(resp);
+  world_stop(w);
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -1416,6 +1521,9 @@ int main(void)
       TEST(test_calls_filters),
       TEST(test_stalled_score_api_blocks_nothing),
       TEST(test_stalled_store_blocks_nothing),
+      TEST(test_verify_enforce),
+      TEST(test_verify_log_serves_unsigned),
+      TEST(test_webhook_token),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */

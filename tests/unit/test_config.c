@@ -469,6 +469,23 @@ static void test_challenge_at_follows_block_at(void **state)
   config_free(cfg);
 }
 
+static void test_webhook_section(void **state)
+{
+  struct config *cfg;
+
+  (void)state;
+  clear_env();
+  cfg = load_ok(SIM MENU);
+  assert_int_equal(cfg->webhook.verify, VERIFY_LOG);
+  assert_string_equal(cfg->webhook.token, "");
+  config_free(cfg);
+  cfg = load_ok(SIM MENU "webhook:\n  verify: off\n"
+                         "  token: abcdefghijklmnop_-09\n");
+  assert_int_equal(cfg->webhook.verify, VERIFY_OFF);
+  assert_string_equal(cfg->webhook.token, "abcdefghijklmnop_-09");
+  config_free(cfg);
+}
+
 static void test_screening_nested(void **state)
 {
   struct config *cfg;
@@ -871,6 +888,16 @@ static const struct err_case err_cases[] = {
      "screening.default_country: must not be empty"},
     {SIM MENU "screening:\n  default_country: 12345678901234567\n", 7, 20,
      "screening.default_country: is 17 bytes long, more than the 16 allowed"},
+    /* The webhook section. */
+    {SIM MENU "webhook:\n  verify: enforce\n", 7, 11,
+     "webhook.verify: enforce needs telesign.api_key (or TELESIGN_API_KEY) "
+     "to check signatures with"},
+    {SIM MENU "webhook:\n  verify: sometimes\n", 7, 11,
+     "webhook.verify: 'sometimes' is not one of: log, off, enforce"},
+    {SIM MENU "webhook:\n  token: short\n", 7, 10,
+     "webhook.token: must be 16 to 128 letters, digits, '-' or '_'"},
+    {SIM MENU "webhook:\n  token: \"has a slash/0123456789\"\n", 7, 10,
+     "webhook.token:"},
     /* Screening: the thresholds. */
     {SIM MENU "screening:\n  block_at: 600\n  challenge_at: 700\n", 8, 17,
      "screening.challenge_at: challenge_at (700) must not be above block_at "
@@ -1195,6 +1222,7 @@ int main(void)
       cmocka_unit_test(test_production_example_loads),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_challenge_at_follows_block_at),
+      cmocka_unit_test(test_webhook_section),
       cmocka_unit_test(test_explicit_values),
       cmocka_unit_test(test_listen_forms),
       cmocka_unit_test(test_screening_verdicts),

@@ -496,6 +496,60 @@ static void test_equal_constant_time(void **state)
         equal_cases[i].expected);
 }
 
+/* tsauth_callback_verify, on the reference's worked example (section 2). */
+static void test_callback_verify(void **state)
+{
+  static const char cid[] = "0A1B2C3D-4E5F-6A7B-8C9D-0E1F2A3B4C5D";
+  static const char key[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+  static const char body[] =
+      "{\"event\":\"incoming_call\",\"reference_id\":"
+      "\"0123456789ABCDEF0123456789ABCDEF\",\"data\":{\"to\":\"15555550100\","
+      "\"from\":\"15555550123\"}}";
+  static const char sig[] = "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY=";
+  static const struct {
+    const char *authorization;
+    const char *x_ts;
+    int rc;
+  } cases[] = {
+      {"TSA 0A1B2C3D-4E5F-6A7B-8C9D-0E1F2A3B4C5D:"
+       "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY=",
+       NULL, VS_OK},
+      {"tsa 0A1B2C3D-4E5F-6A7B-8C9D-0E1F2A3B4C5D:"
+       "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY=",
+       NULL, VS_OK},
+      {NULL, "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY=", VS_OK},
+      {"", "TSA x:bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY=", VS_OK},
+      {NULL, NULL, VS_ERR_NOTFOUND},
+      {"", "", VS_ERR_NOTFOUND},
+      {"Basic dXNlcjpwYXNz", NULL, VS_ERR_PROTO},
+      {"TSA no-colon", NULL, VS_ERR_PROTO},
+      {"TSA someone-else:"
+       "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY=",
+       NULL, VS_ERR_INVAL},
+      {"TSA 0A1B2C3D-4E5F-6A7B-8C9D-0E1F2A3B4C5D:"
+       "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBZ=",
+       NULL, VS_ERR_INVAL},
+      {NULL, "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DB", VS_ERR_INVAL},
+  };
+  char why[96];
+
+  (void)state;
+  (void)sig;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    int rc =
+        tsauth_callback_verify(cid, key, cases[i].authorization, cases[i].x_ts,
+                               body, strlen(body), why, sizeof(why));
+
+    if (rc != cases[i].rc)
+      fail_msg("case %zu: got %d (%s), want %d", i, rc, why, cases[i].rc);
+    assert_null(strstr(why, key)); /* never the secret */
+  }
+  /* One byte of the body changed: no longer the signed body. */
+  assert_int_equal(tsauth_callback_verify(cid, key, NULL, sig, body,
+                                          strlen(body) - 1, why, sizeof(why)),
+                   VS_ERR_INVAL);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -508,6 +562,7 @@ int main(void)
       cmocka_unit_test(test_date),
       cmocka_unit_test(test_nonce),
       cmocka_unit_test(test_equal_constant_time),
+      cmocka_unit_test(test_callback_verify),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
