@@ -37,6 +37,7 @@ struct opts {
   const char *anonymous;   /* default block */
   unsigned challenge_at;   /* default 600: no challenge band */
   const char *screening;   /* more screening lines, or NULL */
+  const char *score_url;   /* instead of the double's, or NULL */
 };
 
 struct world {
@@ -59,7 +60,7 @@ static char *config_text(const struct opts *o)
                "  customer_id: \"" CUSTOMER "\"\n"
                "  api_key: \"" API_KEY "\"\n"
                "  score_api: %s\n"
-               "  score_url: \"{SCORE_URL}%s\"\n"
+               "  score_url: \"%s%s\"\n"
                "  auth: %s\n"
                "  timeout_ms: %u\n"
                "  virtual_number: \"15555550100\"\n"
@@ -84,8 +85,10 @@ static char *config_text(const struct opts *o)
                "log:\n"
                "  level: debug\n",
                o->provider ? o->provider : "telesign", api,
-               strcmp(api, "legacy") == 0 ? "/v1/score"
-                                          : "/intelligence/phone",
+               o->score_url ? o->score_url : "{SCORE_URL}",
+               o->score_url                 ? ""
+               : strcmp(api, "legacy") == 0 ? "/v1/score"
+                                            : "/intelligence/phone",
                o->auth ? o->auth : "hmac", o->timeout_ms ? o->timeout_ms : 500,
                o->challenge_at ? o->challenge_at : 600,
                o->on_error ? o->on_error : "allow",
@@ -407,6 +410,8 @@ static const struct failure_case failures[] = {
     {"{\"mode\":\"hang\"}", "score_error:timeout"},
     {"{\"mode\":\"http_error\",\"http_status\":500}", "score_error:http_500"},
     {"{\"mode\":\"http_error\",\"http_status\":503}", "score_error:http_503"},
+    {"{\"mode\":\"http_error\",\"http_status\":429}", "score_error:http_429"},
+    {"{\"mode\":\"short_read\"}", "score_error:connect:18"},
     {"{\"mode\":\"garbage\"}", "score_error:unparseable"},
     {"{\"mode\":\"truncated\"}", "score_error:unparseable"},
     {"{\"mode\":\"status_error\"}", "score_error:status_501"},
@@ -1462,6 +1467,54 @@ static void test_webhook_token(void **state)
   world_stop(w);
 }
 
+/* Faults below HTTP: a name that does not resolve, and a TLS handshake
+ * with a server that speaks plain HTTP. Each caller still gets the
+ * on_score_error answer, and the reason says what went wrong. */
+static void test_score_network_faults(void **state)
+{
+  static const char *const urls[] = {
+      "http://no-such-host.invalid/intelligence/phone",
+      "https://127.0.0.1:{PORT}/intelligence/phone",
+  };
+
+  (void)state;
+  for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+    struct proc *dbl = double_start("none", CUSTOMER, API_KEY);
+    struct world *w = calloc(1, sizeof(*w));
+    char url[128];
+    char ref[16];
+    char buf[96];
+    char *cfg;
+    char *rec;
+    time_t t0;
+    const char *port = strstr(urls[i], "{PORT}");
+
+    assert_non_null(w);
+    if (port)
+      snprintf(url, sizeof(url), "%.*s%d%s", (int)(port - urls[i]), urls[i],
+               dbl->port, port + 6);
+    else
+      snprintf(url, sizeof(url), "%s", urls[i]);
+    cfg = config_text(&(struct opts){
+        .on_error = "block", .score_url = url, .timeout_ms = 1000});
+    w->dbl = dbl;
+    w->srv = server_start(cfg, dbl);
+    free(cfg);
+    assert_non_null(w->srv);
+    snprintf(ref, sizeof(ref), "NET%zu", i);
+    t0 = time(NULL);
+    free(incoming(w, ref, "15555550123"));
+    assert_true(time(NULL) - t0 <= 3);
+    assert_record(ref, "decision", "block");
+    rec = record_of(ref);
+    field(rec, "reason", buf, sizeof(buf));
+    free(rec);
+    if (strncmp(buf, "score_error:", 12) != 0)
+      fail_msg("%s: reason '%s'", url, buf);
+    world_stop(w);
+  }
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -1524,6 +1577,7 @@ int main(void)
       TEST(test_verify_enforce),
       TEST(test_verify_log_serves_unsigned),
       TEST(test_webhook_token),
+      TEST(test_score_network_faults),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */
