@@ -159,6 +159,8 @@ static const cyaml_schema_field_t telesign_fields[] = {
     STR("account_lifecycle_event", cfg_telesign, account_lifecycle_event),
     STR("ca_file", cfg_telesign, ca_file),
     NUM("max_connections", cfg_telesign, max_connections),
+    NUM("breaker_failures", cfg_telesign, breaker_failures),
+    NUM("breaker_cooldown_s", cfg_telesign, breaker_cooldown_s),
     CYAML_FIELD_END,
 };
 
@@ -1133,6 +1135,10 @@ static const struct u32_rule u32_rules[] = {
     U32_RULE("telesign.timeout_ms", telesign.timeout_ms, 1500, 100, 10000),
     U32_RULE("telesign.max_connections", telesign.max_connections, 64, 1,
              10000),
+    U32_RULE("telesign.breaker_failures", telesign.breaker_failures, 5, 0,
+             1000),
+    U32_RULE("telesign.breaker_cooldown_s", telesign.breaker_cooldown_s, 30, 1,
+             3600),
     U32_RULE("screening.block_at", screening.block_at, 600, 0, 1000),
     /* At most block_at, checked in check_screening(). */
     U32_RULE("screening.challenge_at", screening.challenge_at, 400, 0, 1000),

@@ -115,6 +115,11 @@ struct config {
     char *account_lifecycle_event; /* default "transact" */
     char *ca_file;                 /* "" = system bundle */
     uint32_t max_connections;      /* keep-alive pool size; default 64 */
+    /* Circuit breaker: after this many failed lookups in a row, lookups
+     * are skipped (answered as failed at once) for breaker_cooldown_s,
+     * then one is let through to probe. 0 = never open. Default 5. */
+    uint32_t breaker_failures;
+    uint32_t breaker_cooldown_s; /* default 30, 1..3600 */
   } telesign;
 
   struct {

@@ -52,7 +52,9 @@ struct lookup {
   struct buf body; /* the response, capped at SCORE_MAX_RESPONSE */
   int too_large;
   int64_t started_ms;
-  struct loop_task task; /* simulated lookups complete through this */
+  struct loop_task task; /* simulated and skipped lookups complete here */
+  int skipped;           /* not sent: the breaker is open */
+  int probe;             /* the one lookup let through a half-open breaker */
   char number[24];
   score_cb cb;
   void *arg;
@@ -82,6 +84,11 @@ struct score_client {
   size_t max_idle;
   size_t count;
   uint64_t connections;
+  /* The circuit breaker (see score.h): failures in a row, the end of the
+   * current open period (0 = closed) and whether a probe is in flight. */
+  uint32_t failures_in_row;
+  int64_t open_until_ms;
+  int probing;
 };
 
 static void complete(struct lookup *lk, struct score_result *res);
@@ -235,6 +242,63 @@ static curl_socket_t open_socket_cb(void *userp, curlsocktype purpose,
 
 /* ---- lookups --------------------------------------------------------- */
 
+/* ---- circuit breaker ----------------------------------------------- */
+
+/*
+ * Whether a lookup may be sent now. Closed: yes. Open: no, until the
+ * cool-down ends; then exactly one lookup goes through as a probe, and its
+ * outcome closes or reopens the breaker.
+ */
+static int breaker_admit(struct score_client *sc, struct lookup *lk)
+{
+  if (!sc->open_until_ms)
+    return 1;
+  if (loop_now_ms(sc->loop) < sc->open_until_ms || sc->probing)
+    return 0;
+  sc->probing = 1;
+  lk->probe = 1;
+  return 1;
+}
+
+/*
+ * Counts a finished lookup. An answer of any kind from the API, even one
+ * without a score, shows it is alive; timeouts, connection failures, HTTP
+ * errors and unreadable answers count against it.
+ */
+static void breaker_account(struct score_client *sc, struct lookup *lk,
+                            const struct score_result *res)
+{
+  uint32_t limit = sc->cfg->telesign.breaker_failures;
+  int failed = res->failure != SCORE_OK &&
+               res->failure != SCORE_FAIL_NO_SCORE &&
+               res->failure != SCORE_FAIL_CANCELLED;
+
+  if (lk->probe)
+    sc->probing = 0;
+  if (!failed) {
+    if (sc->open_until_ms)
+      log_info("score circuit closed: the API answers again");
+    sc->failures_in_row = 0;
+    sc->open_until_ms = 0;
+    return;
+  }
+  sc->failures_in_row++;
+  if (!limit || (sc->failures_in_row < limit && !lk->probe))
+    return;
+  if (!sc->open_until_ms || lk->probe)
+    log_warn("score circuit open: lookups skipped|failures_in_row=%u "
+             "cooldown_s=%u last_error=%s",
+             sc->failures_in_row, sc->cfg->telesign.breaker_cooldown_s,
+             res->error);
+  sc->open_until_ms = loop_now_ms(sc->loop) +
+                      (int64_t)sc->cfg->telesign.breaker_cooldown_s * 1000;
+}
+
+int score_breaker_open(const struct score_client *sc)
+{
+  return sc->open_until_ms != 0;
+}
+
 static void lookup_free(struct lookup *lk)
 {
   struct score_client *sc = lk->sc;
@@ -263,19 +327,28 @@ static void complete(struct lookup *lk, struct score_result *res)
   if (lk->next)
     lk->next->prev = lk->prev;
   sc->count--;
-  if (lk->easy)
+  if (lk->easy) {
     curl_multi_remove_handle(lk->sh->multi, lk->easy);
+    breaker_account(sc, lk, res);
+  }
   res->elapsed_ms = (int32_t)(loop_update_time(sc->loop) - lk->started_ms);
   lk->cb(lk->arg, res);
   lookup_free(lk);
 }
 
-static void simulated_done(struct loop_task *task)
+static void deferred_done(struct loop_task *task)
 {
   struct lookup *lk = task->data;
   struct score_result res;
 
-  score_simulate(lk->number, &res);
+  if (lk->skipped) {
+    memset(&res, 0, sizeof(res));
+    res.score = -1;
+    res.failure = SCORE_FAIL_BREAKER;
+    snprintf(res.error, sizeof(res.error), "circuit_open");
+  } else {
+    score_simulate(lk->number, &res);
+  }
   complete(lk, &res);
 }
 
@@ -369,7 +442,10 @@ int score_lookup(struct score_client *sc, const char *number, score_cb cb,
   snprintf(lk->number, sizeof(lk->number), "%s", number);
 
   if (sc->cfg->telesign.provider == PROVIDER_SIMULATOR) {
-    loop_defer(sc->loop, &lk->task, simulated_done, lk);
+    loop_defer(sc->loop, &lk->task, deferred_done, lk);
+  } else if (!breaker_admit(sc, lk)) {
+    lk->skipped = 1;
+    loop_defer(sc->loop, &lk->task, deferred_done, lk);
   } else {
     rc = setup_easy(sc, lk);
     if (rc)

@@ -31,7 +31,8 @@ enum score_failure {
   SCORE_FAIL_NO_SCORE,  /* a successful answer without risk.score */
   SCORE_FAIL_TOO_LARGE, /* a body over the response ceiling */
   SCORE_FAIL_INTERNAL,  /* out of memory or a curl setup error */
-  SCORE_FAIL_CANCELLED  /* the client was destroyed first */
+  SCORE_FAIL_CANCELLED, /* the client was destroyed first */
+  SCORE_FAIL_BREAKER    /* skipped: the circuit breaker is open */
 };
 
 /* Short, stable name of a failure ("timeout", "http", ...), for reasons. */
@@ -135,6 +136,12 @@ void score_client_destroy(struct score_client *sc);
  */
 int score_lookup(struct score_client *sc, const char *number, score_cb cb,
                  void *arg);
+
+/*
+ * 1 while the circuit breaker is open (lookups skipped after
+ * telesign.breaker_failures failures in a row, for breaker_cooldown_s).
+ */
+int score_breaker_open(const struct score_client *sc);
 
 /* Lookups in flight, and TCP connections the pool has opened in total. */
 size_t score_inflight(const struct score_client *sc);

@@ -14,7 +14,8 @@
 
 static const char *const failure_names[] = {
     "ok",     "timeout",  "connect",   "http",     "parse",
-    "status", "no_score", "too_large", "internal", "cancelled"};
+    "status", "no_score", "too_large", "internal", "cancelled",
+    "circuit_open"};
 
 const char *score_failure_name(enum score_failure f)
 {

@@ -448,8 +448,13 @@ static void run_failures(const char *policy)
     snprintf(want, sizeof(want), "%s", failures[i].reason_prefix);
     assert_record(ref, "reason", want);
     assert_record(ref, "decision", policy);
+    /* A good lookup between the faults, so that the circuit breaker
+     * (five failures in a row) stays closed for the next case. */
+    double_control(w->dbl, "{\"reset\":true}");
+    snprintf(ref, sizeof(ref), "OK%s%zu", policy, i);
+    snprintf(from, sizeof(from), "155555502%02zu", i);
+    free(incoming(w, ref, from));
   }
-  double_control(w->dbl, "{\"reset\":true}");
   world_stop(w);
 }
 
@@ -1515,6 +1520,53 @@ static void test_score_network_faults(void **state)
   }
 }
 
+/* Repeated failures open the circuit: lookups are skipped for the
+ * cool-down, then one probe closes it again when the API is back. */
+static void test_circuit_breaker(void **state)
+{
+  struct world *w = calloc(1, sizeof(*w));
+  struct timespec ts = {1, 300 * 1000000L};
+  char *cfg = config_text(&(struct opts){.on_error = "allow"});
+  char *withb = NULL;
+
+  (void)state;
+  assert_non_null(w);
+  /* The breaker keys go in the telesign section. */
+  {
+    const char *at = strstr(cfg, "  max_connections: 4\n");
+
+    assert_non_null(at);
+    assert_true(asprintf(&withb,
+                         "%.*s  breaker_failures: 2\n"
+                         "  breaker_cooldown_s: 1\n%s",
+                         (int)(at - cfg), cfg, at) > 0);
+  }
+  free(cfg);
+  w->dbl = double_start("hmac", CUSTOMER, API_KEY);
+  w->srv = server_start(withb, w->dbl);
+  free(withb);
+  assert_non_null(w->srv);
+  double_control(w->dbl, "{\"mode\":\"http_error\",\"http_status\":503}");
+  assert_menu(incoming(w, "CB1", "15555550201"));
+  assert_menu(incoming(w, "CB2", "15555550202"));
+  assert_int_equal(double_stat(w->dbl, "requests"), 2);
+  /* Open: answered at once by on_score_error, the API not asked. */
+  assert_menu(incoming(w, "CB3", "15555550203"));
+  assert_record("CB3", "reason", "score_error:circuit_open");
+  assert_int_equal(double_stat(w->dbl, "requests"), 2);
+  assert_true(server_log_has(w->srv, "score circuit open"));
+  /* The API recovers; after the cool-down a probe closes the circuit. */
+  double_control(w->dbl, "{\"reset\":true}");
+  nanosleep(&ts, NULL);
+  assert_menu(incoming(w, "CB4", "15555550204"));
+  assert_record("CB4", "reason", "score:204<600");
+  assert_menu(incoming(w, "CB5", "15555550205"));
+  assert_record("CB5", "reason", "score:205<600");
+  assert_int_equal(double_stat(w->dbl, "requests"), 2);
+  assert_true(server_log_has(w->srv, "score circuit closed"));
+  world_stop(w);
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -1578,6 +1630,7 @@ int main(void)
       TEST(test_verify_log_serves_unsigned),
       TEST(test_webhook_token),
       TEST(test_score_network_faults),
+      TEST(test_circuit_breaker),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */
