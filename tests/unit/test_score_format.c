@@ -544,7 +544,8 @@ static void test_failure_names(void **state)
       {SCORE_FAIL_TOO_LARGE, "too_large"},
       {SCORE_FAIL_INTERNAL, "internal"},
       {SCORE_FAIL_CANCELLED, "cancelled"},
-      {(enum score_failure)10, "unknown"},
+      {SCORE_FAIL_BREAKER, "circuit_open"},
+      {(enum score_failure)11, "unknown"},
       {(enum score_failure) - 1, "unknown"},
   };
 
