@@ -210,10 +210,12 @@ static void announce(const struct server *s)
   size_t n = colon ? (size_t)(colon - cfg->server.listen) : 0;
 
   snprintf(host, sizeof(host), "%.*s", (int)n, cfg->server.listen);
-  log_info("listening|url=http://%s:%u%s health=http://%s:%u/health "
+  const char *scheme = cfg->server.tls_cert[0] ? "https" : "http";
+
+  log_info("listening|url=%s://%s:%u%s health=%s://%s:%u/health "
            "provider=%s store=%s",
-           host, webhook_port(s->webhook), cfg->server.webhook_path, host,
-           webhook_port(s->webhook),
+           scheme, host, webhook_port(s->webhook), cfg->server.webhook_path,
+           scheme, host, webhook_port(s->webhook),
            config_provider_name(cfg->telesign.provider), cfg->store.path);
   if (cfg->webhook.verify == VERIFY_OFF)
     log_warn("event signatures are not checked (webhook.verify: off)");

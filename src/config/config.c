@@ -141,6 +141,8 @@ static const cyaml_strval_t caller_id_names[] = {
 static const cyaml_schema_field_t server_fields[] = {
     STR("listen", cfg_server, listen),
     STR("webhook_path", cfg_server, webhook_path),
+    STR("tls_cert", cfg_server, tls_cert),
+    STR("tls_key", cfg_server, tls_key),
     NUM("max_body", cfg_server, max_body),
     NUM("max_connections", cfg_server, max_connections),
     NUM("idle_timeout_s", cfg_server, idle_timeout_s),
@@ -1077,6 +1079,8 @@ static const struct str_rule str_rules[] = {
     STR_RULE("server.webhook_path", server.webhook_path, "/telesign/voice", 1,
              255, CHARS_WORD),
     STR_RULE("webhook.token", webhook.token, "", 0, 128, CHARS_WORD),
+    STR_RULE("server.tls_cert", server.tls_cert, "", 0, 4095, CHARS_PATH),
+    STR_RULE("server.tls_key", server.tls_key, "", 0, 4095, CHARS_PATH),
     STR_RULE("telesign.customer_id", telesign.customer_id, "", 0, 256,
              CHARS_WORD),
     STR_RULE("telesign.api_key", telesign.api_key, "", 0, 512, CHARS_WORD),
@@ -1476,6 +1480,12 @@ static int check_fields(struct loader *ld, const struct config *cfg)
     return fail_key(ld, VS_ERR_INVAL, "server.webhook_path",
                     "'%s' must start with '/'",
                     show(shown, sizeof(shown), cfg->server.webhook_path));
+  if (!cfg->server.tls_cert[0] != !cfg->server.tls_key[0])
+    return fail_key(ld, VS_ERR_INVAL,
+                    cfg->server.tls_cert[0] ? "server.tls_cert"
+                                            : "server.tls_key",
+                    "tls_cert and tls_key go together: set both to serve "
+                    "HTTPS, or neither for plain HTTP");
   if (cfg->webhook.verify == VERIFY_ENFORCE && !cfg->telesign.api_key[0])
     return fail_key(ld, VS_ERR_INVAL, "webhook.verify",
                     "enforce needs telesign.api_key (or TELESIGN_API_KEY) "
@@ -1837,6 +1847,8 @@ void config_free(struct config *cfg)
   free(cfg->path);
   free(cfg->server.listen);
   free(cfg->server.webhook_path);
+  free(cfg->server.tls_cert);
+  free(cfg->server.tls_key);
   if (cfg->webhook.token) {
     explicit_bzero(cfg->webhook.token, strlen(cfg->webhook.token));
     free(cfg->webhook.token);

@@ -89,8 +89,12 @@ struct config {
   char policy_version[17];
 
   struct {
-    char *listen;             /* "host:port"; default "127.0.0.1:8080" */
-    char *webhook_path;       /* default "/telesign/voice" */
+    char *listen;       /* "host:port"; default "127.0.0.1:8080" */
+    char *webhook_path; /* default "/telesign/voice" */
+    /* PEM files for serving HTTPS directly; both or neither. "" = plain
+     * HTTP (behind a TLS reverse proxy). Read once at start. */
+    char *tls_cert;
+    char *tls_key;
     uint32_t max_body;        /* bytes; default 65536 */
     uint32_t max_connections; /* default 1024 */
     uint32_t idle_timeout_s;  /* per-connection idle limit; default 30 */

@@ -62,6 +62,8 @@ struct webhook {
   struct request *suspended;
   size_t live;
   uint16_t port;
+  char *tls_cert;            /* PEM held for MHD's lifetime, or NULL */
+  char *tls_key;             /* wiped before it is freed */
   uint64_t unverified;       /* events whose signature did not check out */
   int64_t unverified_log_ms; /* when that was last logged */
 };
@@ -475,6 +477,45 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss,
   return VS_OK;
 }
 
+/* Reads a PEM file of at most 1 MiB into a new NUL-terminated string. */
+static int read_pem(const char *path, char **out, char *err, size_t errlen)
+{
+  struct buf b;
+  char chunk[4096];
+  FILE *f = fopen(path, "rb");
+  size_t n;
+  int rc = VS_OK;
+
+  if (!f)
+    return vs_fail(err, errlen, VS_ERR_IO, "cannot read %s: %s", path,
+                   strerror(errno));
+  buf_init(&b, 1024 * 1024);
+  while (!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    rc = buf_append(&b, chunk, n);
+  if (!rc && ferror(f))
+    rc = VS_ERR_IO;
+  fclose(f);
+  explicit_bzero(chunk, sizeof(chunk));
+  if (rc || !b.data) {
+    if (b.data)
+      explicit_bzero(b.data, b.len);
+    buf_free(&b);
+    return vs_fail(
+        err, errlen, rc ? rc : VS_ERR_INVAL, "cannot read %s: %s", path,
+        rc == VS_ERR_LIMIT ? "larger than 1 MiB" : "empty or unreadable");
+  }
+  *out = buf_detach(&b);
+  return VS_OK;
+}
+
+static void free_secret(char *s)
+{
+  if (s) {
+    explicit_bzero(s, strlen(s));
+    free(s);
+  }
+}
+
 int webhook_create(struct loop *loop, const struct config *cfg,
                    struct flow *flow, struct store *store,
                    struct webhook **out, char *err, size_t errlen)
@@ -499,13 +540,24 @@ int webhook_create(struct loop *loop, const struct config *cfg,
   w->cfg = cfg;
   w->flow = flow;
   w->store = store;
+  if (cfg->server.tls_cert[0]) {
+    rc = read_pem(cfg->server.tls_cert, &w->tls_cert, err, errlen);
+    if (!rc)
+      rc = read_pem(cfg->server.tls_key, &w->tls_key, err, errlen);
+    if (rc)
+      goto fail_free;
+    flags |= MHD_USE_TLS;
+  }
+  /* Without TLS the option list ends before the two HTTPS options. */
   w->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
       w, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
       w, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->server.max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->server.idle_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_END);
+      MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
+      w->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, w->tls_cert,
+      MHD_OPTION_HTTPS_MEM_KEY, w->tls_key, MHD_OPTION_END);
   if (!w->daemon) {
     rc = vs_fail(err, errlen, VS_ERR_IO, "cannot listen on %s: %s",
                  cfg->server.listen,
@@ -526,6 +578,8 @@ int webhook_create(struct loop *loop, const struct config *cfg,
 fail_stop:
   MHD_stop_daemon(w->daemon);
 fail_free:
+  free_secret(w->tls_key);
+  free(w->tls_cert);
   free(w);
   return rc;
 }
@@ -574,5 +628,7 @@ void webhook_destroy(struct webhook *w)
   loop_timer_stop(w->loop, &w->timer);
   loop_io_stop(w->loop, &w->io);
   MHD_stop_daemon(w->daemon);
+  free_secret(w->tls_key);
+  free(w->tls_cert);
   free(w);
 }

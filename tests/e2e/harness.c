@@ -236,6 +236,37 @@ static long http_to(int port, const char *method, const char *path,
   return http_to_with(port, method, path, body, len, NULL, resp);
 }
 
+long https_post(const struct proc *srv, const char *path, const char *body,
+                const char *cafile, char **resp)
+{
+  FILE *mem;
+  char *out = NULL;
+  size_t outlen = 0;
+  char url[512];
+  long status = 0;
+  CURL *c = curl_easy_init();
+
+  assert_non_null(c);
+  snprintf(url, sizeof(url), "https://localhost:%d%s", srv->port, path);
+  mem = open_memstream(&out, &outlen);
+  assert_non_null(mem);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(c, CURLOPT_CAINFO, cafile);
+  curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+  if (curl_easy_perform(c) == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  fclose(mem);
+  curl_easy_cleanup(c);
+  if (resp)
+    *resp = out;
+  else
+    free(out);
+  return status;
+}
+
 long http_post_header(const struct proc *srv, const char *path,
                       const char *body, const char *header, char **resp)
 {
@@ -301,8 +332,8 @@ static int wait_listening(struct proc *p)
     char *at = strstr(log, "msg=\"listening\"");
     int status;
 
-    if (at && (at = strstr(at, "url=http://")) &&
-        (at = strchr(at + 11, ':')) && sscanf(at + 1, "%d", &p->port) == 1) {
+    if (at && (at = strstr(at, "url=http")) && (at = strstr(at, "://")) &&
+        (at = strchr(at + 3, ':')) && sscanf(at + 1, "%d", &p->port) == 1) {
       free(log);
       return 1;
     }

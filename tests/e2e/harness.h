@@ -69,6 +69,13 @@ long post_event(const struct proc *srv, const char *body, char **resp);
 long http_post_header(const struct proc *srv, const char *path,
                       const char *body, const char *header, char **resp);
 
+/*
+ * POSTs `body` over HTTPS to localhost, trusting only `cafile`; returns the
+ * HTTP status (0 when the TLS handshake or the connection failed).
+ */
+long https_post(const struct proc *srv, const char *path, const char *body,
+                const char *cafile, char **resp);
+
 /* Any request, for limits and routing tests. */
 long http_request(const struct proc *srv, const char *method, const char *path,
                   const char *body, size_t len, char **resp);

@@ -1567,6 +1567,45 @@ static void test_circuit_breaker(void **state)
   world_stop(w);
 }
 
+/* server.tls_cert and tls_key: HTTPS directly, with a certificate made
+ * for the test; plain HTTP is then refused. */
+static void test_direct_tls(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  char cmd[1024], cert[300], key[300];
+  char *cfg, *withtls = NULL, *resp = NULL;
+
+  (void)state;
+  proc_stop(w->srv);
+  snprintf(cert, sizeof(cert), "%s/cert.pem", harness_dir());
+  snprintf(key, sizeof(key), "%s/key.pem", harness_dir());
+  snprintf(cmd, sizeof(cmd),
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+           "-nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost "
+           "-days 1 -keyout '%s' -out '%s' 2>/dev/null",
+           key, cert);
+  assert_int_equal(system(cmd), 0);
+  cfg = config_text(&(struct opts){0});
+  {
+    const char *at = strstr(cfg, "  max_body: 4096\n");
+
+    assert_non_null(at);
+    assert_true(asprintf(&withtls,
+                         "%.*s  tls_cert: \"%s\"\n  tls_key: \"%s\"\n%s",
+                         (int)(at - cfg), cfg, cert, key, at) > 0);
+  }
+  free(cfg);
+  w->srv = server_start(withtls, w->dbl);
+  free(withtls);
+  if (!w->srv)
+    fail_msg("TLS server did not start:\n%s", harness_last_log());
+  assert_int_equal(
+      https_post(w->srv, "/telesign/voice", SIGNED_BODY, cert, &resp), 200);
+  assert_menu(resp);
+  assert_int_not_equal(post_event(w->srv, SIGNED_BODY, NULL), 200);
+  world_stop(w);
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -1631,6 +1670,7 @@ int main(void)
       TEST(test_webhook_token),
       TEST(test_score_network_faults),
       TEST(test_circuit_breaker),
+      TEST(test_direct_tls),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */

@@ -888,6 +888,9 @@ static const struct err_case err_cases[] = {
      "screening.default_country: must not be empty"},
     {SIM MENU "screening:\n  default_country: 12345678901234567\n", 7, 20,
      "screening.default_country: is 17 bytes long, more than the 16 allowed"},
+    /* Direct TLS needs both files. */
+    {SIM MENU "server:\n  tls_cert: /etc/ssl/cert.pem\n", 7, 13,
+     "server.tls_cert: tls_cert and tls_key go together"},
     /* The webhook section. */
     {SIM MENU "webhook:\n  verify: enforce\n", 7, 11,
      "webhook.verify: enforce needs telesign.api_key (or TELESIGN_API_KEY) "
