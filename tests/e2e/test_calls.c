@@ -9,12 +9,18 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -24,6 +30,15 @@
 #define API_KEY       "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 #define GREETING      "Press 1 for Sales, 2 for Support, 3 for Billing."
 #define BLOCK_MESSAGE "We cannot take your call."
+
+/* The reference's worked example (section 2): our test credentials. */
+#define SIGNED_BODY                                                           \
+  "{\"event\":\"incoming_call\",\"reference_id\":"                            \
+  "\"0123456789ABCDEF0123456789ABCDEF\",\"data\":{\"to\":\"15555550100\","    \
+  "\"from\":\"15555550123\"}}"
+#define SIGNED_AUTH                                                           \
+  "Authorization: TSA " CUSTOMER                                              \
+  ":bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY="
 
 /* What a test changes in the base configuration. */
 struct opts {
@@ -648,6 +663,41 @@ static void test_malformed_requests(void **state)
   assert_int_equal(http_request(w->srv, "GET", "/health", NULL, 0, &resp),
                    200);
   free(resp);
+  /* Bodies that are hostile rather than wrong: deep nesting, numbers
+   * past any range, a NUL byte, a header block larger than allowed. */
+  {
+    char deep[3000];
+    size_t n = 0;
+    static const char nul[] = "{\"event\":\"incoming_call\",\"reference_"
+                              "id\":\"N\0UL\",\"data\":{}}";
+    char header[12100];
+
+    n += (size_t)snprintf(deep, sizeof(deep),
+                          "{\"event\":\"incoming_call\",\"reference_id\":"
+                          "\"D\",\"data\":");
+    for (int i = 0; i < 1200; i++)
+      deep[n++] = '[';
+    for (int i = 0; i < 1200; i++)
+      deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = '\0';
+    assert_int_equal(post_event(w->srv, deep, NULL), 400);
+    assert_int_equal(
+        post_event(w->srv,
+                   "{\"event\":\"call_completed\",\"reference_id\":\"H\","
+                   "\"data\":{\"duration\":1e99999}}",
+                   NULL),
+        400);
+    assert_int_equal(http_request(w->srv, "POST", "/telesign/voice", nul,
+                                  sizeof(nul) - 1, NULL),
+                     400);
+    memcpy(header, "X-Padding: ", 11);
+    memset(header + 11, 'a', sizeof(header) - 12);
+    header[sizeof(header) - 1] = '\0';
+    assert_int_not_equal(
+        http_post_header(w->srv, "/telesign/voice", SIGNED_BODY, header, NULL),
+        200);
+  }
   assert_menu(incoming(w, "AFTER", "15555550123"));
   world_stop(w);
 }
@@ -1369,15 +1419,6 @@ static void test_stalled_store_blocks_nothing(void **state)
 
 /* ---- signed events (webhook.verify, webhook.token) -------------------- */
 
-/* The reference's worked example (section 2): our test credentials. */
-#define SIGNED_BODY                                                           \
-  "{\"event\":\"incoming_call\",\"reference_id\":"                            \
-  "\"0123456789ABCDEF0123456789ABCDEF\",\"data\":{\"to\":\"15555550100\","    \
-  "\"from\":\"15555550123\"}}"
-#define SIGNED_AUTH                                                           \
-  "Authorization: TSA " CUSTOMER                                              \
-  ":bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DBY="
-
 static void test_verify_enforce(void **state)
 {
   struct world *w = world_start(&(struct opts){0});
@@ -1606,6 +1647,55 @@ static void test_direct_tls(void **state)
   world_stop(w);
 }
 
+/* A client that sends half a request and stalls (slowloris) neither
+ * holds up other calls nor keeps its connection past idle_timeout_s. */
+static void test_slow_client(void **state)
+{
+  struct world *w = calloc(1, sizeof(*w));
+  struct sockaddr_in sa = {0};
+  struct timespec ts = {2, 500 * 1000000L};
+  char *cfg = config_text(&(struct opts){0});
+  char *slow = NULL;
+  const char *at = strstr(cfg, "  max_body: 4096\n");
+  static const char partial[] =
+      "POST /telesign/voice HTTP/1.1\r\nHost: localhost\r\nContent-Le";
+  char byte;
+  int fd;
+
+  (void)state;
+  assert_non_null(w);
+  assert_non_null(at);
+  assert_true(asprintf(&slow, "%.*s  idle_timeout_s: 1\n%s", (int)(at - cfg),
+                       cfg, at) > 0);
+  free(cfg);
+  w->dbl = double_start("hmac", CUSTOMER, API_KEY);
+  w->srv = server_start(slow, w->dbl);
+  free(slow);
+  assert_non_null(w->srv);
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)w->srv->port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  assert_int_equal(write(fd, partial, sizeof(partial) - 1),
+                   (ssize_t)sizeof(partial) - 1);
+  assert_menu(incoming(w, "BESIDE", "15555550123"));
+  nanosleep(&ts, NULL);
+  /* The server closed the stalled connection: end of file (or a reset),
+   * not a read that merely timed out. */
+  {
+    struct timeval tv = {3, 0};
+    ssize_t r;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    r = read(fd, &byte, 1);
+    assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
+  }
+  close(fd);
+  world_stop(w);
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -1671,6 +1761,7 @@ int main(void)
       TEST(test_score_network_faults),
       TEST(test_circuit_breaker),
       TEST(test_direct_tls),
+      TEST(test_slow_client),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */
