@@ -14,7 +14,7 @@ MESON_OPTS ?= -Dwerror=true
 FUZZ_BUILD ?= build-fuzz
 CONFIG     ?= examples/demo.yaml
 FUZZ_SECONDS ?= 60
-FUZZERS    := config event phone score
+FUZZERS    := callback config event phone score
 
 .PHONY: all deps run test test-plain test-asan fuzz bench clean
 
