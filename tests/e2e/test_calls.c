@@ -181,43 +181,45 @@ static void assert_menu(char *answer)
 }
 
 /* The call's record, as `calls --format json` prints it. */
+/*
+ * The call's record, as `calls --format json` prints it: the record's
+ * index in the list, a newline, then the list. Records are written by the
+ * store's worker after the answer, so a missing one is looked for again
+ * (bounded) before the test fails.
+ */
 static char *record_of(const char *ref)
 {
   const char *args[] = {"calls",    "--config", harness_config(),
                         "--format", "json",     "--limit",
                         "0",        NULL};
   char *out = NULL;
-  char *rec = NULL;
   char buf[80];
 
-  assert_int_equal(run_cli(&out, args), 0);
-  for (int i = 0; i < 1000; i++) {
-    char path[32];
+  for (int attempt = 0; attempt < 200; attempt++) {
+    struct timespec ts = {0, 20 * 1000000L};
 
-    snprintf(path, sizeof(path), "%d.reference_id", i);
-    json_str(out, path, buf, sizeof(buf));
-    if (!buf[0])
-      break;
-    if (strcmp(buf, ref) == 0) {
-      char *p;
-
-      snprintf(path, sizeof(path), "%d", i);
-      assert_true(asprintf(&p, "%s", path) > 0);
-      rec = p;
-      break;
-    }
-  }
-  if (!rec)
-    fail_msg("no record for %s in:\n%s", ref, out);
-  /* Return the whole list plus the index, joined for field lookups. */
-  {
-    char *joined = NULL;
-
-    assert_true(asprintf(&joined, "%s\n%s", rec, out) > 0);
-    free(rec);
     free(out);
-    return joined;
+    out = NULL;
+    assert_int_equal(run_cli(&out, args), 0);
+    for (int i = 0; i < 1000; i++) {
+      char path[32];
+
+      snprintf(path, sizeof(path), "%d.reference_id", i);
+      json_str(out, path, buf, sizeof(buf));
+      if (!buf[0])
+        break;
+      if (strcmp(buf, ref) == 0) {
+        char *joined = NULL;
+
+        assert_true(asprintf(&joined, "%d\n%s", i, out) > 0);
+        free(out);
+        return joined;
+      }
+    }
+    nanosleep(&ts, NULL);
   }
+  fail_msg("no record for %s in:\n%s", ref, out);
+  return NULL;
 }
 
 /* A field of a record returned by record_of(). */
