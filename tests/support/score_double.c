@@ -85,11 +85,15 @@ enum mode {
   MODE_STATUS_ERROR,
   MODE_HANG,
   MODE_EMPTY,
+  MODE_HUGE,
   MODE_COUNT
 };
 static const char *const mode_names[MODE_COUNT] = {
-    "ok",         "http_error",   "garbage", "truncated",
-    "short_read", "status_error", "hang",    "empty"};
+    "ok",           "http_error", "garbage", "truncated", "short_read",
+    "status_error", "hang",       "empty",   "huge"};
+
+/* Bytes of the answer in mode huge: past what any client should keep. */
+#define HUGE_BODY (1024 * 1024)
 
 /* Authentication failure reasons, with the TeleSign error code each one is
    reported with (section 3.5 of the reference). */
@@ -1280,6 +1284,22 @@ static enum MHD_Result answer_score(struct MHD_Connection *c,
     return send_buf(c, MHD_HTTP_OK, "text/html", garbage, sizeof(garbage) - 1);
   case MODE_EMPTY:
     return send_buf(c, MHD_HTTP_OK, JSON_CT, "{}", 2);
+  case MODE_HUGE: {
+    /* Valid JSON, a megabyte of it: a string of spaces in a field. */
+    char *huge = malloc(HUGE_BODY);
+    enum MHD_Result ret;
+    int n;
+
+    if (!huge)
+      return MHD_NO;
+    n = snprintf(huge, HUGE_BODY, "{\"padding\":\"");
+    memset(huge + n, ' ', HUGE_BODY - (size_t)n - 3);
+    memcpy(huge + HUGE_BODY - 3, "\"}", 2);
+    huge[HUGE_BODY - 1] = '\0';
+    ret = send_buf(c, MHD_HTTP_OK, JSON_CT, huge, HUGE_BODY - 1);
+    free(huge);
+    return ret;
+  }
   case MODE_STATUS_ERROR:
     return send_json(c, MHD_HTTP_OK,
                      error_body(p->ref, true, -30006, "Invalid Signature."));
