@@ -430,6 +430,7 @@ static const struct failure_case failures[] = {
     {"{\"mode\":\"http_error\",\"http_status\":429}", "score_error:http_429"},
     {"{\"mode\":\"short_read\"}", "score_error:connect:18"},
     {"{\"mode\":\"huge\"}", "score_error:too_large"},
+    {"{\"mode\":\"drip\"}", "score_error:timeout"},
     {"{\"mode\":\"garbage\"}", "score_error:unparseable"},
     {"{\"mode\":\"truncated\"}", "score_error:unparseable"},
     {"{\"mode\":\"status_error\"}", "score_error:status_501"},

@@ -86,11 +86,12 @@ enum mode {
   MODE_HANG,
   MODE_EMPTY,
   MODE_HUGE,
+  MODE_DRIP,
   MODE_COUNT
 };
 static const char *const mode_names[MODE_COUNT] = {
     "ok",           "http_error", "garbage", "truncated", "short_read",
-    "status_error", "hang",       "empty",   "huge"};
+    "status_error", "hang",       "empty",   "huge",      "drip"};
 
 /* Bytes of the answer in mode huge: past what any client should keep. */
 #define HUGE_BODY (1024 * 1024)
@@ -1169,6 +1170,38 @@ static enum MHD_Result send_short_read(struct MHD_Connection *c, char *owned)
   return ret;
 }
 
+/*
+ * Mode drip: a 200 whose body never ends, one space every 100 ms (JSON
+ * allows white space before the value), so that only a client's own
+ * deadline ends the transfer. Stops when the double is stopped.
+ */
+static ssize_t drip_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  (void)cls;
+  (void)pos;
+  if (max == 0 || atomic_load(&stopping))
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  nap(100);
+  buf[0] = ' ';
+  return 1;
+}
+
+static enum MHD_Result send_drip(struct MHD_Connection *c)
+{
+  struct MHD_Response *resp;
+  enum MHD_Result ret = MHD_NO;
+
+  resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, drip_read,
+                                           NULL, NULL);
+  if (!resp)
+    return MHD_NO;
+  if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_CT) ==
+      MHD_YES)
+    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
 /* ---- the Score endpoints ----------------------------------------------- */
 
 static const char *header(struct MHD_Connection *c, const char *name)
@@ -1313,6 +1346,8 @@ static enum MHD_Result answer_score(struct MHD_Connection *c,
     free(body);
     return ret;
   }
+  case MODE_DRIP:
+    return send_drip(c);
   case MODE_SHORT_READ:
     return send_short_read(c, score_body(p->ref, in, p->score, p->as_string));
   case MODE_HANG:
