@@ -355,10 +355,7 @@ static int normalise_prefix(const char *p, size_t plen, const char *cc,
                    (int)plen, p);
 
   if (!plus) {
-    if (nanp && n >= 3 && memcmp(d, "011", 3) == 0)
-      skip = 3;
-    else if (n >= 2 && memcmp(d, "00", 2) == 0)
-      skip = 2;
+    skip = phone_international_prefix(d, n, nanp);
     if (skip) {
       memmove(d, d + skip, n - skip);
       n -= skip;

@@ -33,6 +33,15 @@ const char *phone_result_name(enum phone_result r)
   return "unknown_result";
 }
 
+size_t phone_international_prefix(const char *d, size_t n, int nanp)
+{
+  if (nanp && n >= 3 && memcmp(d, "011", 3) == 0)
+    return 3;
+  if (n >= 2 && memcmp(d, "00", 2) == 0)
+    return 2;
+  return 0;
+}
+
 /* The C locale's white space, spelled out so no locale can widen it. */
 int phone_is_space(char c)
 {
@@ -135,10 +144,7 @@ enum phone_result phone_normalise(const char *raw, const char *default_country,
     return PHONE_EMPTY;
 
   if (!plus) {
-    if (nanp && n >= 3 && memcmp(d, "011", 3) == 0)
-      skip = 3;
-    else if (n >= 2 && memcmp(d, "00", 2) == 0)
-      skip = 2;
+    skip = phone_international_prefix(d, n, nanp);
     if (skip) {
       memmove(d, d + skip, n - skip);
       n -= skip;

@@ -98,6 +98,11 @@ enum phone_result phone_normalise(const char *raw, const char *default_country,
  * number (space, tab, '-', '.', '(' and ')').
  */
 int phone_is_space(char c);
+/*
+ * The length of the international dialling prefix the `n` digits at `d`
+ * start with: 3 for "011" (NANP's, only when `nanp`), 2 for "00", else 0.
+ */
+size_t phone_international_prefix(const char *d, size_t n, int nanp);
 int phone_is_digit(char c);
 int phone_is_separator(char c);
 
