@@ -19,6 +19,7 @@
  *      on_score_error answer, and give MHD a moment to send it;
  *   4. stop the HTTP daemon, then flush the store.
  */
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,11 +61,47 @@ struct server {
 };
 
 static const char serve_usage[] =
-    "usage: voice-and-score serve --config FILE\n"
+    "usage: voice-and-score serve --config FILE [--simulated-clock]\n"
     "\n"
     "Runs the webhook server in the foreground, logging to stderr.\n"
-    "SIGTERM or SIGINT stops it gracefully: no new connections, every\n"
-    "received event answered, every call record written.\n";
+    "SIGHUP reloads the configuration and the lists. SIGTERM or SIGINT\n"
+    "stops it gracefully: no new connections, every received event\n"
+    "answered, every call record written.\n"
+    "\n"
+    "  --simulated-clock  take the time from each event's X-Simulated-Time\n"
+    "                     header (Unix ms): for the traffic simulator\n"
+    "                     (voice-and-score-sim) only, never in production\n";
+
+/* Parses serve's options; returns -1 to go on, or an exit status. */
+static int serve_args(int argc, char **argv, const char **config,
+                      int *simulated_clock)
+{
+  static const struct option opts[] = {
+      {"config", required_argument, 0, 'c'},
+      {"simulated-clock", no_argument, 0, 's'},
+      {0, 0, 0, 0}};
+  int c;
+
+  if (wants_help(argc, argv)) {
+    fputs(serve_usage, stdout);
+    return 0;
+  }
+  while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+    if (c == 'c') {
+      *config = optarg;
+    } else if (c == 's') {
+      *simulated_clock = 1;
+    } else {
+      fputs(serve_usage, stderr);
+      return EXIT_USAGE;
+    }
+  }
+  if (optind != argc || !*config) {
+    fputs(serve_usage, stderr);
+    return EXIT_USAGE;
+  }
+  return -1;
+}
 
 /* Stops the loop once nothing is left to answer (run before each sleep). */
 static void check_drained(struct loop_hook *h)
@@ -244,9 +281,10 @@ int cmd_serve(int argc, char **argv)
   struct config *cfg;
   const char *path = NULL;
   char err[512];
+  int simulated_clock = 0;
   int status;
 
-  status = cli_config_args(argc, argv, serve_usage, 0, &path);
+  status = serve_args(argc, argv, &path, &simulated_clock);
   if (status >= 0)
     return status;
   status = 1;
@@ -285,6 +323,11 @@ int cmd_serve(int argc, char **argv)
                      sizeof(err))) {
     log_error("cannot start the HTTP server|error=\"%s\"", err);
     goto out;
+  }
+  if (simulated_clock) {
+    webhook_set_simulated_clock(s.webhook, 1);
+    log_warn("simulated clock: events set the time (X-Simulated-Time); "
+             "for the traffic simulator only");
   }
   if (setup_signals(&s)) {
     log_error("cannot set up signal handling");

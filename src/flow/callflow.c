@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../ivr/ivr.h"
+#include "../loop/loop.h"
 #include "../screen/phone.h"
 #include "../screen/screening.h"
 #include "../store/store.h"
@@ -38,14 +39,6 @@ struct pending {
   void *arg;
 };
 
-static int64_t unix_ms(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * A uniformly random digit for a challenge. Bytes of 250 and above are
  * drawn again so that no digit is likelier than another; if the kernel's
@@ -58,7 +51,7 @@ static char random_digit(void)
   for (int i = 0; i < 16; i++)
     if (getrandom(&b, 1, 0) == 1 && b < 250)
       return (char)('0' + b % 10);
-  return (char)('0' + (unsigned)(unix_ms() % 10));
+  return (char)('0' + (unsigned)(time(NULL) % 10));
 }
 
 void flow_reply_clear(struct flow_reply *r)
@@ -126,7 +119,7 @@ static void save(struct flow *f, struct call *c)
 {
   int rc;
 
-  c->updated_ms = unix_ms();
+  c->updated_ms = loop_wall_ms(f->loop);
   rc = store_call_save(f->store, c);
   if (rc)
     log_error("call record not saved|ref=%s error=\"%s\"", c->ref,
@@ -208,7 +201,7 @@ static enum flow_status on_incoming(struct flow *f,
     return FLOW_DONE;
   }
   call_init(&c, ev->ref);
-  c.started_ms = unix_ms();
+  c.started_ms = loop_wall_ms(f->loop);
   CALL_SET(c.caller_raw, ev->from);
   CALL_SET(c.to, ev->to);
   if (screening_decide(f->screening, &c)) {
@@ -260,7 +253,7 @@ static void advance(struct flow *f, const struct voice_event *ev,
   case VOICE_EVENT_CALL_COMPLETED:
     CALL_SET(c->status, ev->status[0] ? ev->status : "completed");
     c->duration_s = ev->duration_s;
-    c->ended_ms = unix_ms();
+    c->ended_ms = loop_wall_ms(f->loop);
     c->step = CALL_STEP_ENDED;
     save(f, c);
     log_info("call completed|ref=%s status=%s duration_s=%d", c->ref,
@@ -294,7 +287,7 @@ static void unknown_call(struct flow *f, const struct voice_event *ev,
     return;
   }
   call_init(&c, ev->ref);
-  c.started_ms = unix_ms();
+  c.started_ms = loop_wall_ms(f->loop);
   CALL_SET(c.caller_raw, ev->from);
   CALL_SET(c.to, ev->to);
   phone_normalise(ev->from, f->cfg->screening.default_country, c.caller);

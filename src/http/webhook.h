@@ -1,17 +1,12 @@
 /*
- * The HTTP front: libmicrohttpd run inside our loop.
+ * The public listener: TeleSign's webhook (POST server.webhook_path, or
+ * server.webhook_path/<webhook.token>) and GET /health on server.listen,
+ * served by an httpd (httpd.h) in the loop. A request whose answer needs a
+ * Score lookup or a store load is suspended and answered when the call
+ * flow is done, so no thread waits on any request.
  *
- * It serves TeleSign's webhook (POST server.webhook_path) and GET /health
- * on server.listen. MHD runs in external-epoll mode with no thread of its
- * own: its epoll fd sits in the loop's, and MHD_run() is called when it is
- * readable or its timeout passes. A request whose answer needs a Score
- * lookup or a store load is suspended (MHD_suspend_connection) and resumed
- * when the call flow answers, so no thread waits on any request.
- *
- * Limits while reading: the body is capped at server.max_body (413), MHD
- * caps the request line and headers by its per-connection memory (431/414),
- * connections by server.max_connections and idle time by
- * server.idle_timeout_s.
+ * Limits: server.max_body, server.max_connections and
+ * server.idle_timeout_s, applied by httpd.
  *
  * The webhook and its requests belong to the loop thread.
  */
@@ -22,6 +17,8 @@
 #include <stdint.h>
 
 #include "../config/config.h"
+#include "../telesign/voice.h"
+#include "../util/histogram.h"
 
 struct loop;
 struct flow;
@@ -43,6 +40,25 @@ int webhook_create(struct loop *loop, const struct config *cfg,
  * connection limit and the idle timeout stay as they were at start.
  */
 void webhook_set_config(struct webhook *w, const struct config *cfg);
+
+/*
+ * With `on`, an event's X-Simulated-Time header (Unix ms) sets the wall
+ * clock before the event is handled: serve --simulated-clock, for the
+ * traffic simulator only, since anyone who can post events then sets the
+ * time every rule sees.
+ */
+void webhook_set_simulated_clock(struct webhook *w, int on);
+
+/* What /metrics reports of the webhook; counters since start. */
+struct webhook_stats {
+  uint64_t answers[3]; /* answers by status class: 2xx, 4xx, 5xx */
+  uint64_t unverified; /* events whose signature did not check out */
+  uint64_t events[VOICE_EVENT_CALL_COMPLETED + 1]; /* by voice_event_type */
+  struct histogram duration; /* complete request to answer, ms */
+};
+
+/* Borrowed; valid as long as the webhook. */
+const struct webhook_stats *webhook_stats(const struct webhook *w);
 
 /* The port actually bound (useful with port 0). */
 uint16_t webhook_port(const struct webhook *w);

@@ -28,6 +28,7 @@
 struct loop {
   int epfd;
   int64_t now_ms;
+  int64_t wall_offset_ms; /* loop_wall_ms() minus the real-time clock */
   int stopping;
   struct loop_timer *timers; /* unordered; few entries */
   struct loop_task *tasks_head;
@@ -82,6 +83,27 @@ int64_t loop_update_time(struct loop *loop)
 {
   loop->now_ms = monotonic_ms();
   return loop->now_ms;
+}
+
+static int64_t realtime_ms(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t loop_wall_ms(const struct loop *loop)
+{
+  return realtime_ms() + loop->wall_offset_ms;
+}
+
+void loop_set_wall_ms(struct loop *loop, int64_t unix_ms)
+{
+  int64_t real = realtime_ms();
+
+  if (unix_ms > real + loop->wall_offset_ms)
+    loop->wall_offset_ms = unix_ms - real;
 }
 
 /* ---- file descriptors ------------------------------------------------ */

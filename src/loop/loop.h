@@ -85,6 +85,22 @@ int64_t loop_now_ms(const struct loop *loop);
 /* Re-reads the clock now (for long callbacks and tests). */
 int64_t loop_update_time(struct loop *loop);
 
+/*
+ * Unix milliseconds: the time call records, list expiry, velocity windows
+ * and the score cache are kept in. It is the system's real-time clock
+ * unless loop_set_wall_ms() has set it, which only the traffic simulator
+ * does (serve --simulated-clock), so that a day of calls can be played in
+ * a minute with every time-based rule seeing the day's own times.
+ */
+int64_t loop_wall_ms(const struct loop *loop);
+
+/*
+ * Sets the wall clock to `unix_ms` from now on: later readings advance
+ * with the real-time clock from there. Never moves it backwards, so that
+ * records and windows keep their order.
+ */
+void loop_set_wall_ms(struct loop *loop, int64_t unix_ms);
+
 /* ---- deferred tasks -------------------------------------------------- */
 
 struct loop_task;

@@ -49,14 +49,6 @@ struct screening {
   int load_numbers;
 };
 
-static int64_t unix_ms(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int screening_create(const struct config *cfg, struct loop *loop,
                      struct store *store, struct score_client *scores,
                      struct screening **out)
@@ -139,7 +131,7 @@ int screening_load(struct screening *s, int with_numbers,
                    screening_loaded_cb cb, void *arg)
 {
   const struct config *cfg = s->cfg;
-  int64_t now = unix_ms();
+  int64_t now = loop_wall_ms(s->loop);
   int rc;
 
   if (s->loaded_cb)
@@ -222,7 +214,7 @@ static void on_score(void *arg, const struct score_result *res)
   if (ns && res->failure == SCORE_OK && s->cfg->screening.score_cache_ttl_s) {
     struct number_record *r = &ns->rec;
 
-    r->score_fetched_ms = unix_ms();
+    r->score_fetched_ms = loop_wall_ms(s->loop);
     r->score = res->score;
     CALL_SET(r->risk_level, res->level);
     CALL_SET(r->recommendation, res->recommendation);
@@ -320,7 +312,7 @@ int screening_decide(struct screening *s, struct call *c)
   struct policy_inputs in = {0};
   struct policy_verdict v;
   struct score_result res;
-  int64_t now = unix_ms();
+  int64_t now = loop_wall_ms(s->loop);
 
   CALL_SET(c->policy_version, cfg->policy_version);
   in.phone = phone_normalise(c->caller_raw, cfg->screening.default_country,
@@ -408,7 +400,7 @@ void screening_challenge_passed(struct screening *s, const struct call *c)
   if (!ns)
     return;
   ns->rec.pass_expires_ms =
-      unix_ms() + (int64_t)s->cfg->screening.challenge.pass_ttl_s * 1000;
+      loop_wall_ms(s->loop) + (int64_t)s->cfg->screening.challenge.pass_ttl_s * 1000;
   ns->rec.challenge_failures = 0;
   if (store_number_save(s->store, &ns->rec))
     log_warn("challenge pass not saved|number=%s", c->caller);
@@ -419,7 +411,7 @@ int screening_challenge_failed(struct screening *s, const struct call *c)
   const struct config *cfg = s->cfg;
   struct number_state *ns;
   struct list_entry e = {0};
-  int64_t now = unix_ms();
+  int64_t now = loop_wall_ms(s->loop);
 
   if (!c->caller[0])
     return 0;
