@@ -14,6 +14,7 @@
 #include "../screen/lists.h"
 #include "../screen/phone.h"
 #include "../store/store.h"
+#include "../store/call_json.h"
 #include "commands.h"
 
 enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV };
@@ -113,24 +114,7 @@ static int print_row(void *arg, const struct call *c)
     break;
   }
   case FORMAT_JSON: {
-    json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:i, s:i, "
-        "s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, "
-        "s:o}",
-        "reference_id", c->ref, "started", started, "caller", c->caller,
-        "caller_raw", c->caller_raw, "to", c->to, "step",
-        call_step_name(c->step), "decision", call_decision_name(c->decision),
-        "score", c->score >= 0 ? json_integer(c->score) : json_null(),
-        "reason", c->reason, "trace", c->trace, "policy_version",
-        c->policy_version, "shadow", c->shadow, "velocity_count",
-        (int)c->velocity_count, "score_source", c->score_source,
-        "challenge_result", c->challenge_result, "risk_level", c->risk_level,
-        "recommendation", c->recommendation, "phone_type", c->phone_type,
-        "score_ref", c->score_ref, "score_error", c->score_error, "score_ms",
-        c->score_ms >= 0 ? json_integer(c->score_ms) : json_null(), "digits",
-        c->digits, "department", c->department, "dialled", c->dialled,
-        "dial_status", c->dial_status, "status", status_of(c), "duration_s",
-        c->duration_s >= 0 ? json_integer(c->duration_s) : json_null());
+    json_t *o = call_to_json(c);
 
     if (!o || json_array_append_new(p->array, o))
       return 1;

@@ -72,6 +72,7 @@ typedef __typeof__(((struct config *)0)->screening.challenge) cfg_challenge;
 typedef __typeof__(((struct config *)0)->menu) cfg_menu;
 typedef __typeof__(((struct config *)0)->store) cfg_store;
 typedef __typeof__(((struct config *)0)->log) cfg_log;
+typedef __typeof__(((struct config *)0)->admin) cfg_admin;
 
 /*
  * The schema. Every key is optional except the three keys of a menu option;
@@ -133,6 +134,17 @@ static const cyaml_strval_t verify_names[] = {
     {"enforce", VERIFY_ENFORCE},
 };
 
+static const cyaml_strval_t preset_names[] = {
+    {"balanced", PRESET_BALANCED},
+    {"open", PRESET_OPEN},
+    {"strict", PRESET_STRICT},
+};
+
+static const cyaml_strval_t log_format_names[] = {
+    {"logfmt", LOG_FORMAT_LOGFMT},
+    {"json", LOG_FORMAT_JSON},
+};
+
 static const cyaml_strval_t caller_id_names[] = {
     {"virtual", CALLER_ID_VIRTUAL},
     {"caller", CALLER_ID_CALLER},
@@ -184,6 +196,7 @@ static const cyaml_schema_field_t challenge_fields[] = {
 };
 
 static const cyaml_schema_field_t screening_fields[] = {
+    ENUM("preset", cfg_screening, preset, preset_names),
     ENUM("mode", cfg_screening, mode, mode_names),
     STR("default_country", cfg_screening, default_country),
     ENUM("anonymous", cfg_screening, anonymous, verdict_names),
@@ -246,11 +259,21 @@ static const cyaml_schema_field_t webhook_fields[] = {
 
 static const cyaml_schema_field_t store_fields[] = {
     STR("path", cfg_store, path),
+    NUM("retention_days", cfg_store, retention_days),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t log_fields[] = {
     STR("level", cfg_log, level),
+    ENUM("format", cfg_log, format, log_format_names),
+    CYAML_FIELD_BOOL("mask_numbers", CYAML_FLAG_OPTIONAL, cfg_log,
+                     mask_numbers),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t admin_fields[] = {
+    STR("listen", cfg_admin, listen),
+    STR("token", cfg_admin, token),
     CYAML_FIELD_END,
 };
 
@@ -269,6 +292,8 @@ static const cyaml_schema_field_t config_fields[] = {
                         store_fields),
     CYAML_FIELD_MAPPING("log", CYAML_FLAG_OPTIONAL, struct config, log,
                         log_fields),
+    CYAML_FIELD_MAPPING("admin", CYAML_FLAG_OPTIONAL, struct config, admin,
+                        admin_fields),
     CYAML_FIELD_END,
 };
 
@@ -1115,6 +1140,10 @@ static const struct str_rule str_rules[] = {
     STR_RULE("store.path", store.path, "./var/voice-and-score.db", 1, 4095,
              CHARS_PATH),
     STR_RULE("log.level", log.level, "info", 1, 16, CHARS_WORD),
+    /* Checked for its shape in check_admin(). */
+    STR_RULE("admin.listen", admin.listen, "127.0.0.1:8081", 0, 300,
+             CHARS_WORD),
+    STR_RULE("admin.token", admin.token, "", 0, 256, CHARS_WORD),
 };
 
 struct u32_rule {
@@ -1161,6 +1190,7 @@ static const struct u32_rule u32_rules[] = {
     U32_RULE("screening.challenge.fail_block_ttl_s",
              screening.challenge.fail_block_ttl_s, 604800, 60, 31536000),
     U32_RULE("menu.attempts", menu.attempts, 3, 1, 10),
+    U32_RULE("store.retention_days", store.retention_days, 0, 0, 36500),
 };
 
 /*
@@ -1188,8 +1218,64 @@ static const struct verdict_rule verdict_rules[] = {
 _Static_assert(PROVIDER_TELESIGN == 0 && SCORE_API_INTELLIGENCE == 0 &&
                    AUTH_HMAC == 0 && MODE_ENFORCE == 0 &&
                    DECIDE_BY_SCORE == 0 && BLOCK_ACTION_MESSAGE == 0 &&
-                   CALLER_ID_VIRTUAL == 0 && VERIFY_LOG == 0,
+                   CALLER_ID_VIRTUAL == 0 && VERIFY_LOG == 0 &&
+                   PRESET_BALANCED == 0 && LOG_FORMAT_LOGFMT == 0,
                "an enum's default must be its first value");
+
+/*
+ * The presets: values that replace a key's default when the file does not
+ * set the key itself. Balanced is the defaults of the rules above. Each
+ * key named here is a u32 or verdict rule's; docs/screening-efficacy.md
+ * gives the simulation that chose the values.
+ */
+struct preset_value {
+  const char *key;
+  uint32_t value; /* a number, or an enum config_verdict */
+};
+
+static const struct preset_value preset_open[] = {
+    {"screening.block_at", 800},
+    {"screening.challenge_at", 700},
+    {"screening.anonymous", VERDICT_ALLOW},
+    {"screening.on_score_error", VERDICT_ALLOW},
+    {"screening.velocity.max_calls", 10},
+};
+
+static const struct preset_value preset_strict[] = {
+    {"screening.block_at", 500},
+    {"screening.challenge_at", 300},
+    {"screening.velocity.max_calls", 3},
+    {"screening.challenge.fail_block_after", 2},
+};
+
+/* Sets `key` to `value` in `cfg`, through the rule that names it. */
+static void set_rule_value(struct config *cfg, const char *key, uint32_t value)
+{
+  for (size_t i = 0; i < ARRAY_LEN(u32_rules); i++)
+    if (strcmp(u32_rules[i].key, key) == 0)
+      *CFG_U32(cfg, u32_rules[i].off) = value;
+  for (size_t i = 0; i < ARRAY_LEN(verdict_rules); i++)
+    if (strcmp(verdict_rules[i].key, key) == 0)
+      *CFG_VERDICT(cfg, verdict_rules[i].off) = (enum config_verdict)value;
+}
+
+/* Applies the preset to every key of it the file leaves unset. */
+static void apply_preset(struct loader *ld, struct config *cfg)
+{
+  const struct preset_value *v = NULL;
+  size_t n = 0;
+
+  if (cfg->screening.preset == PRESET_OPEN) {
+    v = preset_open;
+    n = ARRAY_LEN(preset_open);
+  } else if (cfg->screening.preset == PRESET_STRICT) {
+    v = preset_strict;
+    n = ARRAY_LEN(preset_strict);
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!idx_find(ld->idx, v[i].key, 0))
+      set_rule_value(cfg, v[i].key, v[i].value);
+}
 
 static const char *const lifecycle_events[] = {"create", "sign-in", "transact",
                                                "update", "delete"};
@@ -1237,6 +1323,9 @@ static int apply_defaults(struct loader *ld, struct config *cfg)
   for (size_t i = 0; i < ARRAY_LEN(verdict_rules); i++)
     if (!idx_find(ld->idx, verdict_rules[i].key, 0))
       *CFG_VERDICT(cfg, verdict_rules[i].off) = verdict_rules[i].def;
+  if (!idx_find(ld->idx, "log.mask_numbers", 0))
+    cfg->log.mask_numbers = true;
+  apply_preset(ld, cfg);
   return VS_OK;
 }
 
@@ -1602,6 +1691,47 @@ static int check_screening(struct loader *ld, struct config *cfg)
   return VS_OK;
 }
 
+/* 1 when `listen`'s host is a loopback address (or empty: all, so no). */
+static bool listen_is_loopback(const char *listen)
+{
+  const char *colon = strrchr(listen, ':');
+  size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+
+  return (n == 9 && strncmp(listen, "localhost", 9) == 0) ||
+         (n == 5 && strncmp(listen, "[::1]", 5) == 0) ||
+         (n >= 4 && strncmp(listen, "127.", 4) == 0);
+}
+
+/*
+ * The admin listener shows every caller's number and can change the
+ * lists: anywhere but loopback it needs a token, and it never shares the
+ * webhook's address.
+ */
+static int check_admin(struct loader *ld, const struct config *cfg)
+{
+  const char *listen = cfg->admin.listen;
+  const char *colon = strrchr(listen, ':');
+  char shown[SHOW_MAX];
+
+  if (!listen[0])
+    return VS_OK;
+  if (!colon || !colon[1] || !all_digits(colon + 1))
+    return fail_key(ld, VS_ERR_INVAL, "admin.listen",
+                    "'%s' is not host:port (such as 127.0.0.1:8081), or "
+                    "\"\" to turn the admin listener off",
+                    show(shown, sizeof(shown), listen));
+  if (strcmp(listen, cfg->server.listen) == 0)
+    return fail_key(ld, VS_ERR_INVAL, "admin.listen",
+                    "must differ from server.listen: the admin API is "
+                    "never served on the webhook's port");
+  if (!cfg->admin.token[0] && !listen_is_loopback(listen))
+    return fail_key(ld, VS_ERR_INVAL, "admin.listen",
+                    "'%s' is not a loopback address, so admin.token must be "
+                    "set (a bearer token of your choosing)",
+                    show(shown, sizeof(shown), listen));
+  return VS_OK;
+}
+
 static int check_options(struct loader *ld, const struct config *cfg)
 {
   const struct config_menu_option *opts = cfg->menu.options;
@@ -1706,6 +1836,8 @@ static int finish(struct loader *ld, struct config *cfg)
     rc = check_fields(ld, cfg);
   if (!rc)
     rc = check_screening(ld, cfg);
+  if (!rc)
+    rc = check_admin(ld, cfg);
   if (!rc)
     rc = check_options(ld, cfg);
   if (!rc && !cfg->menu.greeting)

@@ -15,6 +15,7 @@
 #ifndef VS_CONFIG_CONFIG_H
 #define VS_CONFIG_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,21 @@ enum config_verify {
   VERIFY_LOG,    /* check, log and count failures, answer anyway */
   VERIFY_OFF,    /* do not check */
   VERIFY_ENFORCE /* answer 401 to an unsigned or wrongly signed event */
+};
+
+/* Named sets of screening settings (screening.preset), each key of which
+ * the file may still set itself; docs/screening-efficacy.md has the values
+ * and the simulation that chose them. */
+enum config_preset {
+  PRESET_BALANCED, /* the default */
+  PRESET_OPEN,     /* fewest challenges: for lines where missing a
+                      customer costs more than a robocall */
+  PRESET_STRICT    /* most kept out: for lines under attack */
+};
+
+enum config_log_format {
+  LOG_FORMAT_LOGFMT, /* key=value pairs, the default */
+  LOG_FORMAT_JSON    /* one JSON object per line */
 };
 
 enum config_caller_id {
@@ -127,6 +143,7 @@ struct config {
   } telesign;
 
   struct {
+    enum config_preset preset;             /* default balanced */
     enum config_mode mode;                 /* default enforce */
     char *default_country;                 /* for national numbers; "1" */
     enum config_verdict anonymous;         /* unscorable callers; challenge */
@@ -169,11 +186,24 @@ struct config {
 
   struct {
     char *path; /* SQLite database file; default "./var/voice-and-score.db" */
+    /* Call records older than this many days are deleted (checked
+     * hourly); 0 = kept forever, the default. */
+    uint32_t retention_days;
   } store;
 
   struct {
     char *level; /* error | warn | info | debug; default info */
+    enum config_log_format format; /* default logfmt */
+    /* Phone numbers in log lines show only their last four digits;
+     * default true. */
+    bool mask_numbers;
   } log;
+
+  /* The admin listener: JSON API, dashboard, /metrics (docs/admin-api.md). */
+  struct {
+    char *listen; /* "host:port"; default "127.0.0.1:8081"; "" = off */
+    char *token;  /* bearer token; required when listen is not loopback */
+  } admin;
 };
 
 /* Default Score URLs, one per endpoint style. */

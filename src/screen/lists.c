@@ -308,6 +308,19 @@ size_t numlist_count(const struct numlist *l)
          l->tables[1][0].count + l->tables[1][1].count;
 }
 
+void numlist_each(const struct numlist *l, int64_t now_ms, numlist_each_cb cb,
+                  void *arg)
+{
+  for (size_t t = 0; t < 4; t++) {
+    const struct ltable *tb = &l->tables[t / 2][t % 2];
+
+    for (size_t b = 0; b < tb->nbuckets; b++)
+      for (const struct lnode *n = tb->buckets[b]; n; n = n->next)
+        if ((!n->e.expires_ms || n->e.expires_ms > now_ms) && cb(arg, &n->e))
+          return;
+  }
+}
+
 /*
  * A prefix goes through the normaliser's rules 3 to 5 by hand, as
  * phone_normalise() wants a whole number: formatting dropped, 00 or 011

@@ -62,4 +62,13 @@ const struct list_entry *numlist_match(struct numlist *l, enum list_kind kind,
 /* Entries of both kinds, expired ones included until pruned. */
 size_t numlist_count(const struct numlist *l);
 
+/*
+ * Calls `cb` with each entry unexpired at `now_ms`, in no particular
+ * order, until it returns non-zero. The entry is borrowed for the call;
+ * `cb` must not change the list.
+ */
+typedef int (*numlist_each_cb)(void *arg, const struct list_entry *e);
+void numlist_each(const struct numlist *l, int64_t now_ms, numlist_each_cb cb,
+                  void *arg);
+
 #endif

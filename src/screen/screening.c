@@ -47,6 +47,7 @@ struct screening {
   screening_loaded_cb loaded_cb;
   void *loaded_arg;
   int load_numbers;
+  struct screening_stats stats;
 };
 
 int screening_create(const struct config *cfg, struct loop *loop,
@@ -151,13 +152,15 @@ int screening_load(struct screening *s, int with_numbers,
 
 /* ---- deciding -------------------------------------------------------- */
 
-static void apply(struct call *c, const struct policy_verdict *v)
+static void apply(struct screening *s, struct call *c,
+                  const struct policy_verdict *v)
 {
   static const enum call_decision of_verdict[] = {
       [VERDICT_ALLOW] = CALL_DECISION_ALLOW,
       [VERDICT_CHALLENGE] = CALL_DECISION_CHALLENGE,
       [VERDICT_BLOCK] = CALL_DECISION_BLOCK};
 
+  s->stats.decided[v->verdict][v->step]++;
   c->decision = of_verdict[v->verdict];
   CALL_SET(c->reason, v->reason);
   CALL_SET(c->trace, v->trace);
@@ -199,7 +202,7 @@ static void decide_scored(struct screening *s, struct call *c,
   copy_score(c, res, source);
   scored_inputs(c, res, &in);
   policy_decide(s->cfg, &in, &v);
-  apply(c, &v);
+  apply(s, c, &v);
 }
 
 static void on_score(void *arg, const struct score_result *res)
@@ -332,10 +335,11 @@ int screening_decide(struct screening *s, struct call *c)
   }
   policy_decide(cfg, &in, &v);
   if (!v.needs_score) {
-    apply(c, &v);
+    apply(s, c, &v);
     return 1;
   }
   if (ns && cached_score(s, ns, now, &res)) {
+    s->stats.cache_hits++;
     decide_scored(s, c, &res, "cache");
     return 1;
   }
@@ -394,6 +398,7 @@ void screening_challenge_passed(struct screening *s, const struct call *c)
 {
   struct number_state *ns;
 
+  s->stats.challenges_passed++;
   if (!c->caller[0])
     return; /* an unscorable caller has no number to remember */
   ns = numbers_get(s->numbers, c->caller, 1);
@@ -406,6 +411,36 @@ void screening_challenge_passed(struct screening *s, const struct call *c)
     log_warn("challenge pass not saved|number=%s", c->caller);
 }
 
+int screening_list_put(struct screening *s, const struct list_entry *e)
+{
+  int rc = numlist_put(s->lists, e);
+
+  return rc ? rc : store_list_save(s->store, e);
+}
+
+int screening_list_remove(struct screening *s, enum list_kind kind,
+                          const char *entry)
+{
+  int rc = numlist_remove(s->lists, kind, entry);
+
+  if (store_list_delete(s->store, kind, entry))
+    log_warn("list removal not saved|kind=%s entry=%s", list_kind_name(kind),
+             entry);
+  return rc;
+}
+
+void screening_lists_each(struct screening *s,
+                          int (*cb)(void *arg, const struct list_entry *e),
+                          void *arg)
+{
+  numlist_each(s->lists, loop_wall_ms(s->loop), cb, arg);
+}
+
+const struct screening_stats *screening_stats(const struct screening *s)
+{
+  return &s->stats;
+}
+
 int screening_challenge_failed(struct screening *s, const struct call *c)
 {
   const struct config *cfg = s->cfg;
@@ -413,6 +448,7 @@ int screening_challenge_failed(struct screening *s, const struct call *c)
   struct list_entry e = {0};
   int64_t now = loop_wall_ms(s->loop);
 
+  s->stats.challenges_failed++;
   if (!c->caller[0])
     return 0;
   ns = numbers_get(s->numbers, c->caller, 1);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "../config/config.h"
+#include "../store/records.h"
 #include "../store/call.h"
 
 struct loop;
@@ -89,5 +90,31 @@ int screening_challenge_failed(struct screening *s, const struct call *c);
 
 /* Lookups in flight (each may serve several calls). */
 size_t screening_inflight(const struct screening *s);
+
+/*
+ * List edits made while the server runs (the admin API): the entry takes
+ * effect for the next call and is queued for the store. `e` is copied.
+ * put returns 0, VS_ERR_INVAL, VS_ERR_NOMEM or the store's VS_ERR_BUSY;
+ * remove returns 0 or VS_ERR_NOTFOUND (also queued when only the
+ * database may hold it).
+ */
+int screening_list_put(struct screening *s, const struct list_entry *e);
+int screening_list_remove(struct screening *s, enum list_kind kind,
+                          const char *entry);
+
+/* The unexpired entries, as numlist_each() gives them. */
+void screening_lists_each(struct screening *s,
+                          int (*cb)(void *arg, const struct list_entry *e),
+                          void *arg);
+
+/* What /metrics reports of screening; counters since start. */
+struct screening_stats {
+  uint64_t decided[3][7];  /* by enum config_verdict, enum policy_step */
+  uint64_t cache_hits;     /* decisions on a cached score */
+  uint64_t challenges_passed, challenges_failed;
+};
+
+/* Borrowed; valid as long as `s`. */
+const struct screening_stats *screening_stats(const struct screening *s);
 
 #endif

@@ -76,7 +76,23 @@ enum store_op_kind {
   STORE_OP_LIST_SAVE,   /* upsert of a list entry */
   STORE_OP_LIST_DELETE, /* removal of a list entry (kind, entry) */
   STORE_OP_NUMBER_SAVE, /* upsert of a number record */
-  STORE_OP_STATE        /* store_state_load() */
+  STORE_OP_STATE,       /* store_state_load() */
+  STORE_OP_CALLS,       /* store_calls_query() */
+  STORE_OP_STATS        /* store_call_stats() */
+};
+
+/* A calls query: the question (with copies of its strings), then the
+ * answer. */
+struct calls_query {
+  struct store_query q;
+  char caller[CALL_NUMBER_SIZE];
+  char decision[16];
+  unsigned offset;
+  unsigned page; /* rows asked for; q.limit is offset + page + 1 */
+  unsigned seen; /* rows passed so far */
+  struct call *rows;
+  size_t nrows;
+  int more;
 };
 
 /* The answer of a state load, grown by the worker as rows arrive. */
@@ -106,6 +122,8 @@ struct store_op {
   uint64_t cache_gen;      /* call load: st->cache_gen when it was issued */
   store_load_cb cb;        /* call load */
   store_state_cb state_cb; /* state load */
+  store_calls_cb calls_cb; /* calls query */
+  store_stats_cb stats_cb; /* call stats */
   void *arg;
   char ref[CALL_REF_SIZE]; /* call load: the record asked for */
   union {
@@ -116,6 +134,8 @@ struct store_op {
       struct store_state_query q;
       struct state_buf buf;
     } state; /* state load: the question, then the answer */
+    struct calls_query *calls;     /* calls query, malloc'd */
+    struct store_call_stats *stats; /* call stats, malloc'd */
   };
 };
 
@@ -422,6 +442,18 @@ static void store_deliver(struct store *st, struct store_op *op)
     if (op->kind == STORE_OP_STATE) {
       atomic_fetch_sub(&st->held, 1);
       store_deliver_state(op);
+    } else if (op->kind == STORE_OP_CALLS) {
+      struct calls_query *cq = op->calls;
+
+      atomic_fetch_sub(&st->held, 1);
+      op->calls_cb(op->arg, op->rc, op->rc ? NULL : cq->rows,
+                   op->rc ? 0 : cq->nrows, op->rc ? 0 : cq->more);
+      free(cq->rows);
+      free(cq);
+    } else if (op->kind == STORE_OP_STATS) {
+      atomic_fetch_sub(&st->held, 1);
+      op->stats_cb(op->arg, op->rc, op->rc ? NULL : op->stats);
+      free(op->stats);
     } else {
       if (op->rc == VS_OK)
         cache_loaded(st, op);
@@ -625,7 +657,75 @@ static int store_write(struct store *st, const struct store_op *op)
 
 static int is_write(const struct store_op *op)
 {
-  return op->kind != STORE_OP_LOAD && op->kind != STORE_OP_STATE;
+  return op->kind == STORE_OP_SAVE || op->kind == STORE_OP_LIST_SAVE ||
+         op->kind == STORE_OP_LIST_DELETE || op->kind == STORE_OP_NUMBER_SAVE;
+}
+
+/* ---- admin queries (worker) ------------------------------------------ */
+
+/* Keeps the rows of the page asked for, and notes whether more follow. */
+static int calls_row(void *arg, const struct call *c)
+{
+  struct calls_query *cq = arg;
+
+  if (cq->seen++ < cq->offset)
+    return 0;
+  if (cq->nrows == cq->page) {
+    cq->more = 1; /* the one extra row asked for */
+    return 1;
+  }
+  cq->rows[cq->nrows++] = *c;
+  return 0;
+}
+
+static int store_read_calls(struct store *st, struct store_op *op)
+{
+  struct calls_query *cq = op->calls;
+
+  cq->rows = malloc(sizeof(*cq->rows) * cq->page);
+  if (!cq->rows)
+    return VS_ERR_NOMEM;
+  return st->ops->list_calls(st->handle, &cq->q, calls_row, cq);
+}
+
+/* Counts one call into the stats. */
+static int stats_row(void *arg, const struct call *c)
+{
+  struct store_call_stats *s = arg;
+  const char *colon = strchr(c->reason, ':');
+  size_t hour = (size_t)((c->started_ms - s->since_ms) / 3600000);
+  size_t n = colon ? (size_t)(colon - c->reason) : strlen(c->reason);
+  unsigned d = (unsigned)c->decision < 4 ? (unsigned)c->decision : 0;
+
+  s->total++;
+  s->by_decision[d]++;
+  if (hour < s->hours)
+    s->hourly[hour][d]++;
+  if (c->score >= 0)
+    s->score_buckets[c->score >= 900 ? 9 : c->score / 100]++;
+  if (strcmp(c->challenge_result, "passed") == 0)
+    s->challenges_passed++;
+  else if (strcmp(c->challenge_result, "failed") == 0)
+    s->challenges_failed++;
+  if (!n || n >= sizeof(s->steps[0].name))
+    return 0;
+  for (size_t i = 0; i < STORE_STATS_STEPS; i++) {
+    if (!s->steps[i].name[0])
+      memcpy(s->steps[i].name, c->reason, n);
+    if (strncmp(s->steps[i].name, c->reason, n) == 0 && !s->steps[i].name[n]) {
+      s->steps[i].count++;
+      break;
+    }
+  }
+  return 0;
+}
+
+static int store_read_stats(struct store *st, struct store_op *op)
+{
+  struct store_query q = {.since_ms = op->stats->since_ms,
+                          .oldest_first = 1};
+
+  return st->ops->list_calls(st->handle, &q, stats_row, op->stats);
 }
 
 /*
@@ -658,6 +758,15 @@ static void store_run_batch(struct store *st, struct store_op *batch,
       if (rc == VS_OK) {
         rc = store_read_state(st, op);
         loaded++;
+      }
+    } else if (op->kind == STORE_OP_CALLS || op->kind == STORE_OP_STATS) {
+      if (rc == VS_OK) {
+        op->rc = op->kind == STORE_OP_CALLS ? store_read_calls(st, op)
+                                            : store_read_stats(st, op);
+        loaded++;
+        /* Running out of memory fails only the query. */
+        if (op->rc != VS_OK && op->rc != VS_ERR_NOMEM)
+          rc = op->rc;
       }
     } else if (rc == VS_OK) {
       op->rc = ops->load_call(st->handle, op->ref, &op->call);
@@ -1014,6 +1123,97 @@ int store_state_load(struct store *st, int64_t now_ms, int64_t score_since_ms,
   op->state.q.score_since_ms = score_since_ms;
   op->state.q.recent_since_ms = recent_since_ms;
   op->state.q.max_recent = STORE_STATE_MAX_RECENT + 1;
+  store_push(st, op);
+  return VS_OK;
+}
+
+/* Queues a read for the worker: `op` is the caller's until pushed. */
+static struct store_op *store_new_read(struct store *st,
+                                       enum store_op_kind kind, void *arg)
+{
+  struct store_op *op;
+
+  if (store_admit(st))
+    return NULL;
+  op = calloc(1, sizeof(*op));
+  if (!op) {
+    atomic_fetch_sub(&st->held, 1);
+    return NULL;
+  }
+  op->kind = kind;
+  op->rc = VS_OK;
+  op->arg = arg;
+  return op;
+}
+
+/* Gives back a read that was never pushed. */
+static void store_drop_read(struct store *st, struct store_op *op)
+{
+  atomic_fetch_sub(&st->held, 1);
+  free(op);
+}
+
+int store_calls_query(struct store *st, const struct store_query *q,
+                      unsigned offset, store_calls_cb cb, void *arg)
+{
+  struct calls_query *cq;
+  struct store_op *op;
+
+  if (!cb || q->limit < 1 || q->limit > STORE_PAGE_MAX ||
+      offset > 1000000 || q->oldest_first)
+    return VS_ERR_INVAL;
+  if (q->decision && call_decision_parse(q->decision) < 0)
+    return VS_ERR_INVAL;
+  op = store_new_read(st, STORE_OP_CALLS, arg);
+  if (!op)
+    return VS_ERR_BUSY;
+  cq = calloc(1, sizeof(*cq));
+  if (!cq) {
+    store_drop_read(st, op);
+    return VS_ERR_NOMEM;
+  }
+  cq->q = *q;
+  cq->page = q->limit;
+  cq->offset = offset;
+  cq->q.limit = offset + q->limit + 1;
+  if (q->caller) {
+    CALL_SET(cq->caller, q->caller);
+    cq->q.caller = cq->caller;
+  }
+  if (q->decision) {
+    CALL_SET(cq->decision, q->decision);
+    cq->q.decision = cq->decision;
+  }
+  op->calls = cq;
+  op->calls_cb = cb;
+  store_push(st, op);
+  return VS_OK;
+}
+
+int store_call_stats(struct store *st, int64_t since_ms, int64_t now_ms,
+                     store_stats_cb cb, void *arg)
+{
+  const int64_t hour = 3600000;
+  struct store_call_stats *s;
+  struct store_op *op;
+
+  if (!cb || now_ms < since_ms)
+    return VS_ERR_INVAL;
+  op = store_new_read(st, STORE_OP_STATS, arg);
+  if (!op)
+    return VS_ERR_BUSY;
+  s = calloc(1, sizeof(*s));
+  if (!s) {
+    store_drop_read(st, op);
+    return VS_ERR_NOMEM;
+  }
+  if (since_ms < now_ms - (STORE_STATS_HOURS - 1) * hour)
+    since_ms = now_ms - (STORE_STATS_HOURS - 1) * hour;
+  s->since_ms = since_ms - since_ms % hour;
+  s->now_ms = now_ms;
+  s->hours = (size_t)((now_ms - s->since_ms) / hour) + 1;
+  op->stats = s;
+  op->stats_cb = cb;
   store_push(st, op);
   return VS_OK;
 }

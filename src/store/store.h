@@ -132,6 +132,58 @@ typedef void (*store_state_cb)(void *arg, int rc,
 int store_state_load(struct store *st, int64_t now_ms, int64_t score_since_ms,
                      int64_t recent_since_ms, store_state_cb cb, void *arg);
 
+/* ---- queries for the admin API (answered by the worker) ------------ */
+
+struct store_query;
+
+/*
+ * A page of call records: `calls` (n of them, borrowed until the callback
+ * returns) and `more`, non-zero when another page exists.
+ */
+typedef void (*store_calls_cb)(void *arg, int rc, const struct call *calls,
+                               size_t n, int more);
+
+/*
+ * Reads the records matching `q` (copied, strings too), newest first,
+ * skipping `offset` of them, at most q->limit (1..STORE_PAGE_MAX).
+ * Callback contract as for store_call_load(); VS_ERR_INVAL for a bad
+ * limit.
+ */
+#define STORE_PAGE_MAX 500
+int store_calls_query(struct store *st, const struct store_query *q,
+                      unsigned offset, store_calls_cb cb, void *arg);
+
+/* Hours a call_stats answer covers at most (31 days). */
+#define STORE_STATS_HOURS 744
+#define STORE_STATS_STEPS 8
+
+/* Counts over the calls started in [since_ms, now_ms]. */
+struct store_call_stats {
+  int64_t since_ms; /* rounded down to its hour */
+  int64_t now_ms;
+  uint64_t total;
+  uint64_t by_decision[4]; /* by enum call_decision */
+  struct {
+    char name[16]; /* the deciding step: the reason up to its ':' */
+    uint64_t count;
+  } steps[STORE_STATS_STEPS];
+  uint64_t challenges_passed, challenges_failed;
+  uint64_t score_buckets[10]; /* 0-99, ..., 900-1000 */
+  size_t hours;               /* entries of `hourly` in use */
+  uint64_t hourly[STORE_STATS_HOURS][4]; /* by hour, by enum call_decision */
+};
+
+typedef void (*store_stats_cb)(void *arg, int rc,
+                               const struct store_call_stats *stats);
+
+/*
+ * Counts the calls started from `since_ms` (clamped to STORE_STATS_HOURS
+ * before `now_ms`) to `now_ms`. The stats are borrowed until the callback
+ * returns. Callback contract as for store_call_load().
+ */
+int store_call_stats(struct store *st, int64_t since_ms, int64_t now_ms,
+                     store_stats_cb cb, void *arg);
+
 /* 1 while the last batch committed, 0 after a database error. */
 int store_healthy(const struct store *st);
 

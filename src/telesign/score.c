@@ -89,6 +89,7 @@ struct score_client {
   uint32_t failures_in_row;
   int64_t open_until_ms;
   int probing;
+  struct score_stats stats;
 };
 
 static void complete(struct lookup *lk, struct score_result *res);
@@ -294,6 +295,11 @@ static void breaker_account(struct score_client *sc, struct lookup *lk,
                       (int64_t)sc->cfg->telesign.breaker_cooldown_s * 1000;
 }
 
+const struct score_stats *score_client_stats(const struct score_client *sc)
+{
+  return &sc->stats;
+}
+
 int score_breaker_open(const struct score_client *sc)
 {
   return sc->open_until_ms != 0;
@@ -332,6 +338,10 @@ static void complete(struct lookup *lk, struct score_result *res)
     breaker_account(sc, lk, res);
   }
   res->elapsed_ms = (int32_t)(loop_update_time(sc->loop) - lk->started_ms);
+  if ((unsigned)res->failure <= SCORE_FAIL_BREAKER)
+    sc->stats.outcomes[res->failure]++;
+  if (lk->easy)
+    histogram_observe(&sc->stats.latency, res->elapsed_ms);
   lk->cb(lk->arg, res);
   lookup_free(lk);
 }

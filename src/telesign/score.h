@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "../config/config.h"
+#include "../util/histogram.h"
 
 /* Why a lookup produced no usable result. */
 enum score_failure {
@@ -142,6 +143,15 @@ int score_lookup(struct score_client *sc, const char *number, score_cb cb,
  * telesign.breaker_failures failures in a row, for breaker_cooldown_s).
  */
 int score_breaker_open(const struct score_client *sc);
+
+/* What /metrics reports of the client; counters since start. */
+struct score_stats {
+  uint64_t outcomes[SCORE_FAIL_BREAKER + 1]; /* by enum score_failure */
+  struct histogram latency;                   /* lookups sent, ms */
+};
+
+/* Borrowed; valid as long as the client. */
+const struct score_stats *score_client_stats(const struct score_client *sc);
 
 /* Lookups in flight, and TCP connections the pool has opened in total. */
 size_t score_inflight(const struct score_client *sc);

@@ -562,7 +562,9 @@ long json_int(const char *json, const char *path)
 {
   json_t *root = json_loads(json ? json : "", 0, NULL);
   json_t *v = json_at(root, path);
-  long n = json_is_integer(v) ? (long)json_integer_value(v) : -12345;
+  long n = json_is_integer(v)   ? (long)json_integer_value(v)
+           : json_is_boolean(v) ? (long)json_is_true(v)
+                                : -12345;
 
   json_decref(root);
   return n;

@@ -95,7 +95,7 @@ int json_has(const char *json, const char *path, const char *value);
 /* The string at dotted `path` (e.g. "params.tts.message"), or "". */
 const char *json_str(const char *json, const char *path, char *buf,
                      size_t size);
-/* The integer at `path`, or -12345 when absent. */
+/* The integer (or boolean, as 0 or 1) at `path`, or -12345 when absent. */
 long json_int(const char *json, const char *path);
 
 /* Removes the temporary directories made by the harness. */

@@ -213,7 +213,7 @@ static char *record_of(const char *ref)
     for (int i = 0; i < 1000; i++) {
       char path[32];
 
-      snprintf(path, sizeof(path), "%d.reference_id", i);
+      snprintf(path, sizeof(path), "%d.ref", i);
       json_str(out, path, buf, sizeof(buf));
       if (!buf[0])
         break;

@@ -700,7 +700,7 @@ static const struct err_case err_cases[] = {
     {SIM MENU "srever:\n  listen: 127.0.0.1:8080\n", 6, 1,
      "srever: unknown key (did you mean 'server'?)"},
     {SIM MENU "store:\n  file: x.db\n", 7, 3,
-     "store.file: unknown key (expected one of: path)"},
+     "store.file: unknown key (expected one of: path, retention_days)"},
     {SIM "menu:\n  options:\n    - digit: '1'\n      name: Sales\n"
          "      dial: 15555550101\n      dail: 1\n",
      8, 7, "menu.options[0].dail: unknown key (did you mean 'dial'?)"},
@@ -970,7 +970,7 @@ static const struct err_case err_cases[] = {
      "(a section with no keys must be removed or written {})"},
     /* A velocity key one level too high is not silently taken. */
     {SIM MENU "screening:\n  max_calls: 3\n", 7, 3,
-     "screening.max_calls: unknown key (expected one of: mode, "
+     "screening.max_calls: unknown key (expected one of: preset, mode, "
      "default_country, anonymous, decide_by, block_at, challenge_at, "
      "on_score_error, score_cache_ttl_s, block_action, block_message, "
      "block_audio_url, velocity, challenge)"},
