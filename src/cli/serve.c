@@ -27,6 +27,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "../admin/admin.h"
 #include "../config/config.h"
 #include "../flow/callflow.h"
 #include "../http/webhook.h"
@@ -51,6 +52,7 @@ struct server {
   struct screening *screening;
   struct flow *flow;
   struct webhook *webhook;
+  struct admin *admin; /* NULL when admin.listen is "" */
   struct loop_io signals;
   struct loop_hook drained;
   struct loop_timer grace;
@@ -147,6 +149,8 @@ static void reload(struct server *s)
     log_warn("server.listen and store.path changes take effect on restart");
   log_set_level((enum log_level)log_level_parse(next->log.level));
   webhook_set_config(s->webhook, next);
+  if (s->admin)
+    admin_set_config(s->admin, next);
   score_client_set_config(s->scores, next);
   screening_set_config(s->screening, next);
   flow_set_config(s->flow, next);
@@ -213,6 +217,8 @@ static void finish(struct server *s)
   until = loop_update_time(s->loop) + FLUSH_WAIT_MS;
   while (webhook_live_requests(s->webhook) > 0 && loop_now_ms(s->loop) < until)
     loop_run_once(s->loop, 50);
+  admin_destroy(s->admin);
+  s->admin = NULL;
   webhook_destroy(s->webhook);
   s->webhook = NULL;
 }
@@ -254,6 +260,13 @@ static void announce(const struct server *s)
            scheme, host, webhook_port(s->webhook), cfg->server.webhook_path,
            scheme, host, webhook_port(s->webhook),
            config_provider_name(cfg->telesign.provider), cfg->store.path);
+  if (s->admin) {
+    const char *acolon = strrchr(cfg->admin.listen, ':');
+
+    log_info("admin listening|url=http://%.*s:%u/ token=%s",
+             (int)(acolon - cfg->admin.listen), cfg->admin.listen,
+             admin_port(s->admin), cfg->admin.token[0] ? "required" : "none");
+  }
   if (cfg->webhook.verify == VERIFY_OFF)
     log_warn("event signatures are not checked (webhook.verify: off)");
   else if (!cfg->telesign.api_key[0])
@@ -324,6 +337,14 @@ int cmd_serve(int argc, char **argv)
     log_error("cannot start the HTTP server|error=\"%s\"", err);
     goto out;
   }
+  if (cfg->admin.listen[0]) {
+    struct admin_sources src = {s.store, s.screening, s.scores, s.webhook};
+
+    if (admin_create(s.loop, cfg, &src, &s.admin, err, sizeof(err))) {
+      log_error("cannot start the admin listener|error=\"%s\"", err);
+      goto out;
+    }
+  }
   if (simulated_clock) {
     webhook_set_simulated_clock(s.webhook, 1);
     log_warn("simulated clock: events set the time (X-Simulated-Time); "
@@ -341,6 +362,7 @@ out:
   /* Teardown is not the reverse of construction: the store completes its
    * pending loads when closed, and those belong to the flow, so the flow
    * goes after the store. Every destructor accepts NULL. */
+  admin_destroy(s.admin);
   webhook_destroy(s.webhook);
   score_client_destroy(s.scores);
   store_close(s.store);

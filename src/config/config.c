@@ -1720,7 +1720,7 @@ static int check_admin(struct loader *ld, const struct config *cfg)
                     "'%s' is not host:port (such as 127.0.0.1:8081), or "
                     "\"\" to turn the admin listener off",
                     show(shown, sizeof(shown), listen));
-  if (strcmp(listen, cfg->server.listen) == 0)
+  if (strcmp(listen, cfg->server.listen) == 0 && strcmp(colon, ":0") != 0)
     return fail_key(ld, VS_ERR_INVAL, "admin.listen",
                     "must differ from server.listen: the admin API is "
                     "never served on the webhook's port");

@@ -42,9 +42,9 @@ struct httpd_request {
   int64_t received_ms;
   int refs;
   int suspended;
-  int in_handler;              /* the handler is running right now */
-  int answered;                /* httpd_respond() or a shutdown has */
-  struct MHD_Response *resp;   /* the answer, until queued */
+  int in_handler;            /* the handler is running right now */
+  int answered;              /* httpd_respond() or a shutdown has */
+  struct MHD_Response *resp; /* the answer, until queued */
   unsigned status;
   const char *hname[MAX_HEADERS], *hvalue[MAX_HEADERS];
   unsigned nheaders;
@@ -229,9 +229,9 @@ const char *httpd_path(const struct httpd_request *rq)
 
 const char *httpd_header(const struct httpd_request *rq, const char *name)
 {
-  return rq->conn ? MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-                                                name)
-                  : NULL;
+  return rq->conn
+             ? MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name)
+             : NULL;
 }
 
 const char *httpd_query(const struct httpd_request *rq, const char *name)
@@ -420,8 +420,8 @@ static int parse_listen(const char *name, const char *listen,
   int rc;
 
   if (!colon)
-    return vs_fail(err, errlen, VS_ERR_INVAL, "%s '%s' is not host:port",
-                   name, listen);
+    return vs_fail(err, errlen, VS_ERR_INVAL, "%s '%s' is not host:port", name,
+                   listen);
   hlen = (size_t)(colon - listen);
   if (hlen && hs[0] == '[' && hs[hlen - 1] == ']') {
     hs++;
@@ -526,9 +526,9 @@ int httpd_create(struct loop *loop, const struct httpd_options *opt,
       h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->tls_cert,
       MHD_OPTION_HTTPS_MEM_KEY, h->tls_key, MHD_OPTION_END);
   if (!h->daemon) {
-    rc = vs_fail(err, errlen, VS_ERR_IO, "cannot listen on %s: %s",
-                 opt->listen,
-                 errno ? strerror(errno) : "libmicrohttpd refused");
+    rc =
+        vs_fail(err, errlen, VS_ERR_IO, "cannot listen on %s: %s", opt->listen,
+                errno ? strerror(errno) : "libmicrohttpd refused");
     goto fail_free;
   }
   info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -29,12 +29,12 @@ struct httpd;
 struct httpd_request;
 
 struct httpd_options {
-  const char *name;        /* the config key of listen, for messages */
-  const char *listen;      /* "host:port", host may be "[v6]" or empty */
-  size_t max_body;         /* bytes */
+  const char *name;   /* the config key of listen, for messages */
+  const char *listen; /* "host:port", host may be "[v6]" or empty */
+  size_t max_body;    /* bytes */
   unsigned max_connections;
   unsigned idle_timeout_s;
-  const char *tls_cert;    /* PEM file paths; NULL or "" = plain HTTP */
+  const char *tls_cert; /* PEM file paths; NULL or "" = plain HTTP */
   const char *tls_key;
 };
 

@@ -65,17 +65,16 @@ static void respond_health(struct webhook *w, struct httpd_request *rq)
                ok ? "ok" : "degraded", VS_VERSION, ok ? "ok" : "error",
                config_provider_name(w->cfg->telesign.provider)) < 0)
     body = NULL;
-  httpd_respond(rq, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-                json_type, body, body ? strlen(body) : 1);
+  httpd_respond(rq, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, json_type,
+                body, body ? strlen(body) : 1);
 }
 
 /* The call flow's answer, now or later: time it and send it. */
 static void send_reply(struct webhook *w, struct httpd_request *rq,
                        struct flow_reply *reply)
 {
-  histogram_observe(&w->stats.duration,
-                    (double)(loop_update_time(w->loop) -
-                             httpd_received_ms(rq)));
+  histogram_observe(&w->stats.duration, (double)(loop_update_time(w->loop) -
+                                                 httpd_received_ms(rq)));
   answer(w, rq, reply->http_status, reply->body);
   reply->body = NULL;
 }
@@ -131,8 +130,8 @@ static int event_verified(struct webhook *w, struct httpd_request *rq)
   body = httpd_body(rq, &len);
   if (tsauth_callback_verify(cfg->telesign.customer_id, cfg->telesign.api_key,
                              httpd_header(rq, MHD_HTTP_HEADER_AUTHORIZATION),
-                             httpd_header(rq, "X-TS-Authorization"), body,
-                             len, why, sizeof(why)) == VS_OK)
+                             httpd_header(rq, "X-TS-Authorization"), body, len,
+                             why, sizeof(why)) == VS_OK)
     return 1;
   w->stats.unverified++;
   if (cfg->webhook.verify == VERIFY_ENFORCE) {

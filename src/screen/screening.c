@@ -405,7 +405,8 @@ void screening_challenge_passed(struct screening *s, const struct call *c)
   if (!ns)
     return;
   ns->rec.pass_expires_ms =
-      loop_wall_ms(s->loop) + (int64_t)s->cfg->screening.challenge.pass_ttl_s * 1000;
+      loop_wall_ms(s->loop) +
+      (int64_t)s->cfg->screening.challenge.pass_ttl_s * 1000;
   ns->rec.challenge_failures = 0;
   if (store_number_save(s->store, &ns->rec))
     log_warn("challenge pass not saved|number=%s", c->caller);

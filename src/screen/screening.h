@@ -109,8 +109,8 @@ void screening_lists_each(struct screening *s,
 
 /* What /metrics reports of screening; counters since start. */
 struct screening_stats {
-  uint64_t decided[3][7];  /* by enum config_verdict, enum policy_step */
-  uint64_t cache_hits;     /* decisions on a cached score */
+  uint64_t decided[3][7]; /* by enum config_verdict, enum policy_step */
+  uint64_t cache_hits;    /* decisions on a cached score */
   uint64_t challenges_passed, challenges_failed;
 };
 

@@ -133,8 +133,8 @@ struct store_op {
     struct {
       struct store_state_query q;
       struct state_buf buf;
-    } state; /* state load: the question, then the answer */
-    struct calls_query *calls;     /* calls query, malloc'd */
+    } state;                   /* state load: the question, then the answer */
+    struct calls_query *calls; /* calls query, malloc'd */
     struct store_call_stats *stats; /* call stats, malloc'd */
   };
 };
@@ -722,8 +722,7 @@ static int stats_row(void *arg, const struct call *c)
 
 static int store_read_stats(struct store *st, struct store_op *op)
 {
-  struct store_query q = {.since_ms = op->stats->since_ms,
-                          .oldest_first = 1};
+  struct store_query q = {.since_ms = op->stats->since_ms, .oldest_first = 1};
 
   return st->ops->list_calls(st->handle, &q, stats_row, op->stats);
 }
@@ -1159,8 +1158,8 @@ int store_calls_query(struct store *st, const struct store_query *q,
   struct calls_query *cq;
   struct store_op *op;
 
-  if (!cb || q->limit < 1 || q->limit > STORE_PAGE_MAX ||
-      offset > 1000000 || q->oldest_first)
+  if (!cb || q->limit < 1 || q->limit > STORE_PAGE_MAX || offset > 1000000 ||
+      q->oldest_first)
     return VS_ERR_INVAL;
   if (q->decision && call_decision_parse(q->decision) < 0)
     return VS_ERR_INVAL;

@@ -168,8 +168,8 @@ struct store_call_stats {
     uint64_t count;
   } steps[STORE_STATS_STEPS];
   uint64_t challenges_passed, challenges_failed;
-  uint64_t score_buckets[10]; /* 0-99, ..., 900-1000 */
-  size_t hours;               /* entries of `hourly` in use */
+  uint64_t score_buckets[10];            /* 0-99, ..., 900-1000 */
+  size_t hours;                          /* entries of `hourly` in use */
   uint64_t hourly[STORE_STATS_HOURS][4]; /* by hour, by enum call_decision */
 };
 
@@ -189,6 +189,29 @@ int store_healthy(const struct store *st);
 
 /* Operations queued and not yet committed. */
 size_t store_queue_depth(const struct store *st);
+
+/*
+ * Counters of a store since it was opened, for tests and for /metrics.
+ * They are updated with relaxed atomics by the thread that does the work, so a
+ * snapshot taken while the store is busy is consistent per counter, not across
+ * counters. The evidence of group commit is `batches` (one transaction each)
+ * against `saved`.
+ */
+struct store_stats {
+  uint64_t batches;   /* transactions begun by the worker, one per batch */
+  uint64_t failed;    /* of those, rolled back after an error */
+  uint64_t saved;     /* records written (saves of calls, list entries
+                         and numbers, list deletes) by committed batches */
+  uint64_t lost;      /* records in failed batches, not written */
+  uint64_t loaded;    /* loads (of a call or of the screening state)
+                         answered by the database, found or not */
+  uint64_t dropped;   /* saves refused with VS_ERR_BUSY */
+  uint64_t evicted;   /* live calls pushed out of a full cache */
+  uint64_t max_batch; /* operations in the largest batch so far */
+};
+
+/* Copies the counters of `st` into the caller's *out. Any thread. */
+void store_stats_get(const struct store *st, struct store_stats *out);
 
 /* ---- for tools: synchronous, any thread but the loop's --------------- */
 

@@ -192,27 +192,5 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
                        const struct store_backend_ops *ops, void *handle,
                        struct store **out, char *err, size_t errlen);
 
-/*
- * Counters of a store since it was opened, for tests and for a future
- * metrics endpoint. They are updated with relaxed atomics by the thread
- * that does the work, so a snapshot taken while the store is busy is
- * consistent per counter, not across counters. The evidence of group
- * commit is `batches` (one transaction each) against `saved`.
- */
-struct store_stats {
-  uint64_t batches;   /* transactions begun by the worker, one per batch */
-  uint64_t failed;    /* of those, rolled back after an error */
-  uint64_t saved;     /* records written (saves of calls, list entries
-                         and numbers, list deletes) by committed batches */
-  uint64_t lost;      /* records in failed batches, not written */
-  uint64_t loaded;    /* loads (of a call or of the screening state)
-                         answered by the database, found or not */
-  uint64_t dropped;   /* saves refused with VS_ERR_BUSY */
-  uint64_t evicted;   /* live calls pushed out of a full cache */
-  uint64_t max_batch; /* operations in the largest batch so far */
-};
-
-/* Copies the counters of `st` into the caller's *out. Any thread. */
-void store_stats_get(const struct store *st, struct store_stats *out);
 
 #endif

@@ -147,7 +147,7 @@ int score_breaker_open(const struct score_client *sc);
 /* What /metrics reports of the client; counters since start. */
 struct score_stats {
   uint64_t outcomes[SCORE_FAIL_BREAKER + 1]; /* by enum score_failure */
-  struct histogram latency;                   /* lookups sent, ms */
+  struct histogram latency;                  /* lookups sent, ms */
 };
 
 /* Borrowed; valid as long as the client. */

@@ -449,6 +449,32 @@ long http_request(const struct proc *srv, const char *method, const char *path,
   return http_to(srv->port, method, path, body, len, resp);
 }
 
+/* The admin listener's port, from the server's "admin listening" line. */
+static int admin_port_of(const struct proc *srv)
+{
+  char *log = read_file(srv->log);
+  char *at = strstr(log, "msg=\"admin listening\"");
+  int port = 0;
+
+  if (!(at && (at = strstr(at, "url=http://")) &&
+        (at = strchr(at + 11, ':')) && sscanf(at + 1, "%d", &port) == 1))
+    fail_msg("no admin listening line in:\n%s", log);
+  free(log);
+  return port;
+}
+
+long admin_request(const struct proc *srv, const char *method,
+                   const char *path, const char *body, const char *token,
+                   char **resp)
+{
+  char header[300];
+
+  snprintf(header, sizeof(header), "Authorization: Bearer %s",
+           token ? token : "");
+  return http_to_with(admin_port_of(srv), method, path, body,
+                      body ? strlen(body) : 0, token ? header : NULL, resp);
+}
+
 long post_event(const struct proc *srv, const char *body, char **resp)
 {
   return http_to(srv->port, "POST", "/telesign/voice", body, strlen(body),

@@ -81,6 +81,15 @@ long http_request(const struct proc *srv, const char *method, const char *path,
                   const char *body, size_t len, char **resp);
 
 /*
+ * A request to the server's admin listener (port from its log), with
+ * "Authorization: Bearer <token>" unless `token` is NULL. Returns the
+ * HTTP status, *resp malloc'd (may be NULL).
+ */
+long admin_request(const struct proc *srv, const char *method,
+                   const char *path, const char *body, const char *token,
+                   char **resp);
+
+/*
  * Builds and posts an event. `data` is a JSON object text (may be NULL).
  * Returns the answer body (malloc'd) and fails the test on non-200.
  */

@@ -56,6 +56,7 @@ struct opts {
   const char *server_extra;   /* more lines for the server section */
   const char *telesign_extra; /* more lines for the telesign section */
   const char *extra;          /* more top-level sections */
+  const char *admin;          /* the admin section; default: any port */
 };
 
 struct world {
@@ -104,6 +105,7 @@ static char *config_text(const struct opts *o)
                "  path: \"{DIR}/calls.db\"\n"
                "log:\n"
                "  level: debug\n"
+               "%s"
                "%s",
                o->server_extra ? o->server_extra : "",
                o->provider ? o->provider : "telesign", api,
@@ -118,6 +120,7 @@ static char *config_text(const struct opts *o)
                o->anonymous ? o->anonymous : "block",
                o->screening ? o->screening : "",
                o->caller_id ? o->caller_id : "virtual",
+               o->admin ? o->admin : "admin:\n  listen: \"127.0.0.1:0\"\n",
                o->extra ? o->extra : "") > 0);
   return s;
 }
@@ -1655,6 +1658,301 @@ static void test_slow_client(void **state)
   world_stop(w);
 }
 
+/* ---- the admin listener ---------------------------------------------- */
+
+#define ADMIN_TOKEN "t0ken-for-tests"
+#define ADMIN_SECTION                                                         \
+  "admin:\n  listen: \"127.0.0.1:0\"\n  token: \"" ADMIN_TOKEN "\"\n"
+
+/* GETs `path` from the admin API with the token; fails on non-200. */
+static char *admin_get(const struct world *w, const char *path)
+{
+  char *out = NULL;
+  long status = admin_request(w->srv, "GET", path, NULL, ADMIN_TOKEN, &out);
+
+  if (status != 200)
+    fail_msg("GET %s: %ld %s", path, status, out ? out : "");
+  return out;
+}
+
+static void test_admin_needs_token_and_own_port(void **state)
+{
+  struct world *w = world_start(&(struct opts){.admin = ADMIN_SECTION});
+  char *out = NULL;
+
+  (void)state;
+  assert_int_equal(
+      admin_request(w->srv, "GET", "/api/calls", NULL, NULL, &out), 401);
+  assert_true(json_has(out, "error",
+                       "a bearer token (admin.token) is "
+                       "required"));
+  free(out);
+  assert_int_equal(
+      admin_request(w->srv, "GET", "/metrics", NULL, "wrong", NULL), 401);
+  assert_int_equal(
+      admin_request(w->srv, "GET", "/api/lists", NULL, ADMIN_TOKEN "x", NULL),
+      401);
+  /* The dashboard's files hold no data and need no token. */
+  out = NULL;
+  assert_int_equal(admin_request(w->srv, "GET", "/", NULL, NULL, &out), 200);
+  assert_non_null(strstr(out, "<html"));
+  free(out);
+  assert_int_equal(admin_request(w->srv, "GET", "/app.js", NULL, NULL, NULL),
+                   200);
+  assert_int_equal(admin_request(w->srv, "GET", "/nothing", NULL, NULL, NULL),
+                   404);
+  /* Nothing of it is on the webhook's port. */
+  assert_int_equal(http_request(w->srv, "GET", "/api/calls", NULL, 0, NULL),
+                   404);
+  assert_int_equal(http_request(w->srv, "GET", "/metrics", NULL, 0, NULL),
+                   404);
+  assert_int_equal(http_request(w->srv, "GET", "/", NULL, 0, NULL), 404);
+  world_stop(w);
+}
+
+static void test_admin_refuses_exposed_listener(void **state)
+{
+  struct proc *srv;
+
+  (void)state;
+  srv = server_start(
+      "telesign:\n  provider: simulator\n"
+      "admin:\n  listen: \"0.0.0.0:0\"\n"
+      "menu:\n  options:\n"
+      "    - {digit: \"1\", name: Sales, dial: \"15555550101\"}\n",
+      NULL);
+  assert_null(srv);
+  assert_non_null(strstr(harness_last_log(), "admin.listen: '0.0.0.0:0' is "
+                                             "not a loopback address, so "
+                                             "admin.token must be set"));
+  harness_cleanup();
+}
+
+static void test_admin_calls_api(void **state)
+{
+  struct world *w = world_start(&(struct opts){.admin = ADMIN_SECTION});
+  char *out;
+  char buf[128];
+
+  (void)state;
+  assert_menu(incoming(w, "API1", "15555550123"));
+  free(incoming(w, "API2", "15555550999"));
+  assert_menu(incoming(w, "API3", "15555550124"));
+  free(record_of("API3")); /* all three written */
+
+  out = admin_get(w, "/api/calls?limit=2");
+  assert_true(json_has(out, "calls.0.ref", "API3"));
+  assert_true(json_has(out, "calls.1.ref", "API2"));
+  assert_int_equal(json_int(out, "more"), 1);
+  assert_int_equal(json_int(out, "limit"), 2);
+  free(out);
+  out = admin_get(w, "/api/calls?limit=2&offset=2");
+  assert_true(json_has(out, "calls.0.ref", "API1"));
+  assert_true(json_has(out, "calls.1.ref", ""));
+  assert_int_equal(json_int(out, "more"), 0);
+  free(out);
+  out = admin_get(w, "/api/calls?decision=block");
+  assert_true(json_has(out, "calls.0.ref", "API2"));
+  assert_true(json_has(out, "calls.0.reason", "score:999>=600"));
+  assert_int_equal(json_int(out, "calls.0.score"), 999);
+  assert_true(json_has(out, "calls.1.ref", ""));
+  free(out);
+  out = admin_get(w, "/api/calls?caller=%2B1%20555%20555%200124&since=1h");
+  assert_true(json_has(out, "calls.0.ref", "API3"));
+  assert_true(json_has(out, "calls.1.ref", ""));
+  free(out);
+
+  out = admin_get(w, "/api/calls/API2");
+  assert_true(json_has(out, "call.decision", "block"));
+  assert_true(json_has(out, "steps.0.step", "normalise"));
+  assert_true(json_has(out, "steps.5.step", "score"));
+  assert_true(json_has(out, "steps.5.outcome", "999>=600"));
+  assert_int_equal(json_int(out, "steps.5.decisive"), 1);
+  assert_int_equal(json_int(out, "steps.0.decisive"), 0);
+  free(out);
+  assert_int_equal(
+      admin_request(w->srv, "GET", "/api/calls/NOPE", NULL, ADMIN_TOKEN, NULL),
+      404);
+
+  out = admin_get(w, "/api/stats?since=2h");
+  assert_int_equal(json_int(out, "total"), 3);
+  assert_int_equal(json_int(out, "by_decision.allow"), 2);
+  assert_int_equal(json_int(out, "by_decision.block"), 1);
+  assert_int_equal(json_int(out, "by_step.score"), 3);
+  assert_int_equal(json_int(out, "score_histogram.9.count"), 1);
+  assert_int_equal(json_int(out, "hourly.2.allow"), 2);
+  assert_true(json_has(out, "hourly.3.allow", ""));
+  free(out);
+
+  /* Bad parameters are refused with the reason, and the server goes on. */
+  const char *bad[] = {"/api/calls?limit=0",        "/api/calls?limit=501",
+                       "/api/calls?decision=maybe", "/api/calls?since=soon",
+                       "/api/calls?caller=abc",     "/api/stats?since=-1h"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    out = NULL;
+    if (admin_request(w->srv, "GET", bad[i], NULL, ADMIN_TOKEN, &out) != 400)
+      fail_msg("%s was not refused: %s", bad[i], out ? out : "");
+    assert_true(json_str(out, "error", buf, sizeof(buf))[0] != '\0');
+    free(out);
+  }
+  assert_int_equal(
+      admin_request(w->srv, "POST", "/api/calls", "{}", ADMIN_TOKEN, NULL),
+      404);
+  world_stop(w);
+}
+
+static void test_admin_lists_api(void **state)
+{
+  struct world *w = world_start(&(struct opts){.admin = ADMIN_SECTION});
+  const char *show[] = {"list", "show", "block", "--config", NULL, NULL};
+  char *out = NULL;
+
+  (void)state;
+  assert_menu(incoming(w, "LST1", "15555550123"));
+  assert_int_equal(
+      admin_request(w->srv, "POST", "/api/lists",
+                    "{\"kind\":\"block\",\"entry\":\"+1 (555) 555-0123\","
+                    "\"note\":\"from the log\",\"expires_in_s\":3600}",
+                    ADMIN_TOKEN, &out),
+      201);
+  assert_true(json_has(out, "entry", "15555550123"));
+  assert_true(json_has(out, "source", "api"));
+  free(out);
+  out = admin_get(w, "/api/lists");
+  assert_true(json_has(out, "entries.0.kind", "block"));
+  assert_true(json_has(out, "entries.0.note", "from the log"));
+  free(out);
+  /* The next call from the number is blocked, without a lookup. */
+  free(incoming(w, "LST2", "15555550123"));
+  assert_record("LST2", "decision", "block");
+  assert_record("LST2", "reason", "blocklist:+15555550123");
+  /* The entry is in the database, where the CLI sees it. */
+  show[4] = harness_config();
+  out = NULL;
+  assert_int_equal(run_cli(&out, show), 0);
+  assert_non_null(strstr(out, "15555550123"));
+  free(out);
+
+  assert_int_equal(admin_request(w->srv, "DELETE",
+                                 "/api/lists/block/15555550123", NULL,
+                                 ADMIN_TOKEN, NULL),
+                   204);
+  assert_int_equal(admin_request(w->srv, "DELETE",
+                                 "/api/lists/block/15555550123", NULL,
+                                 ADMIN_TOKEN, NULL),
+                   404);
+  assert_menu(incoming(w, "LST3", "15555550123"));
+  /* A prefix, URL-encoded on the way out. */
+  assert_int_equal(admin_request(w->srv, "POST", "/api/lists",
+                                 "{\"kind\":\"allow\",\"entry\":\"+1555*\"}",
+                                 ADMIN_TOKEN, NULL),
+                   201);
+  assert_int_equal(admin_request(w->srv, "DELETE", "/api/lists/allow/1555%2A",
+                                 NULL, ADMIN_TOKEN, NULL),
+                   204);
+
+  const char *bad[] = {"{\"kind\":\"grey\",\"entry\":\"15555550123\"}",
+                       "{\"kind\":\"block\",\"entry\":\"call me\"}",
+                       "{\"kind\":\"block\"}", "not json",
+                       "{\"kind\":\"block\",\"entry\":\"15555550123\","
+                       "\"expires_in_s\":-5}"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    if (admin_request(w->srv, "POST", "/api/lists", bad[i], ADMIN_TOKEN,
+                      NULL) != 400)
+      fail_msg("%s was not refused", bad[i]);
+  out = admin_get(w, "/api/lists");
+  assert_true(json_has(out, "entries.0.kind", ""));
+  free(out);
+  world_stop(w);
+}
+
+/*
+ * Checks the text exposition format line by line: every family has HELP
+ * and TYPE before its samples, every sample is `name{labels} value` with a
+ * number for the value, and histogram buckets never decrease.
+ */
+static void assert_exposition(const char *text)
+{
+  char family[128] = "";
+  double last_bucket = -1;
+  const char *line = text;
+
+  while (*line) {
+    const char *end = strchr(line, '\n');
+    char l[512];
+    char name[128];
+    double value;
+    int n;
+
+    assert_non_null(end);
+    n = (int)(end - line);
+    assert_true(n < (int)sizeof(l));
+    memcpy(l, line, (size_t)n);
+    l[n] = '\0';
+    line = end + 1;
+    if (sscanf(l, "# HELP %127s", name) == 1) {
+      snprintf(family, sizeof(family), "%s", name);
+      last_bucket = -1;
+      continue;
+    }
+    if (strncmp(l, "# TYPE ", 7) == 0) {
+      assert_int_equal(strncmp(l + 7, family, strlen(family)), 0);
+      continue;
+    }
+    assert_int_equal(sscanf(l, "%127[a-z_]", name), 1);
+    if (strncmp(name, family, strlen(family)) != 0)
+      fail_msg("sample %s outside its family %s", l, family);
+    {
+      const char *sp = strrchr(l, ' ');
+      char *vend;
+
+      assert_non_null(sp);
+      value = strtod(sp + 1, &vend);
+      if (*vend)
+        fail_msg("bad value in '%s'", l);
+    }
+    if (strstr(name, "_bucket")) {
+      assert_true(value >= last_bucket);
+      last_bucket = value;
+    }
+  }
+}
+
+static void test_metrics(void **state)
+{
+  struct world *w = world_start(&(struct opts){.admin = ADMIN_SECTION});
+  char *out;
+
+  (void)state;
+  assert_menu(incoming(w, "MET1", "15555550123"));
+  free(incoming(w, "MET2", "15555550999"));
+  assert_int_equal(post_event(w->srv, "{not json", NULL), 400);
+  out = admin_get(w, "/metrics");
+  assert_exposition(out);
+  assert_non_null(
+      strstr(out, "vs_build_info{version=\"" VS_VERSION "\"} 1\n"));
+  assert_non_null(
+      strstr(out, "vs_calls_total{decision=\"block\",step=\"score\"} 1\n"));
+  assert_non_null(
+      strstr(out, "vs_calls_total{decision=\"allow\",step=\"score\"} 1\n"));
+  assert_non_null(strstr(out, "vs_events_total{event=\"incoming_call\"} 2\n"));
+  assert_non_null(strstr(out, "vs_webhook_requests_total{code=\"2xx\"} 2\n"));
+  assert_non_null(strstr(out, "vs_webhook_requests_total{code=\"4xx\"} 1\n"));
+  assert_non_null(strstr(out, "vs_score_lookups_total{outcome=\"ok\"} 2\n"));
+  assert_non_null(strstr(out, "vs_score_duration_seconds_count 2\n"));
+  assert_non_null(strstr(out, "vs_webhook_duration_seconds_count 2\n"));
+  assert_non_null(strstr(out, "vs_score_breaker_open 0\n"));
+  assert_non_null(strstr(out, "vs_store_healthy 1\n"));
+  free(out);
+  /* The second call from a number is decided on the cached score. */
+  free(incoming(w, "MET3", "15555550999"));
+  out = admin_get(w, "/metrics");
+  assert_non_null(strstr(out, "vs_score_cache_hits_total 1\n"));
+  assert_non_null(strstr(out, "vs_score_lookups_total{outcome=\"ok\"} 2\n"));
+  free(out);
+  world_stop(w);
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -1721,6 +2019,11 @@ int main(void)
       TEST(test_circuit_breaker),
       TEST(test_direct_tls),
       TEST(test_slow_client),
+      TEST(test_admin_needs_token_and_own_port),
+      TEST(test_admin_refuses_exposed_listener),
+      TEST(test_admin_calls_api),
+      TEST(test_admin_lists_api),
+      TEST(test_metrics),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */
