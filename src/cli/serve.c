@@ -148,6 +148,7 @@ static void reload(struct server *s)
       strcmp(next->store.path, s->cfg->store.path) != 0)
     log_warn("server.listen and store.path changes take effect on restart");
   log_set_level((enum log_level)log_level_parse(next->log.level));
+  log_set_mask_numbers(next->log.mask_numbers);
   webhook_set_config(s->webhook, next);
   if (s->admin)
     admin_set_config(s->admin, next);
@@ -307,6 +308,8 @@ int cmd_serve(int argc, char **argv)
   s.cfg = cfg;
   s.config_path = path;
   log_set_level((enum log_level)log_level_parse(cfg->log.level));
+  log_set_json(cfg->log.format == LOG_FORMAT_JSON);
+  log_set_mask_numbers(cfg->log.mask_numbers);
 
   if (loop_create(&s.loop)) {
     log_error("cannot create the event loop");

@@ -324,16 +324,37 @@ static char *expand(const char *in, const char *dir, int double_port)
   return out;
 }
 
+/*
+ * The port in the url= of the first log line with message `msg`, in
+ * logfmt or in JSON (log.format: json); 0 when there is none yet.
+ */
+static int port_in_log(const char *log, const char *msg)
+{
+  char logfmt[64];
+  char json[64];
+  const char *at;
+  int port = 0;
+
+  snprintf(logfmt, sizeof(logfmt), "msg=\"%s\"", msg);
+  snprintf(json, sizeof(json), "\"msg\":\"%s\"", msg);
+  at = strstr(log, logfmt);
+  if (!at)
+    at = strstr(log, json);
+  if (at && (at = strstr(at, "http")) && (at = strstr(at, "://")) &&
+      (at = strchr(at + 3, ':')) && sscanf(at + 1, "%d", &port) == 1)
+    return port;
+  return 0;
+}
+
 /* Waits for the "listening" log line and reads the port from it. */
 static int wait_listening(struct proc *p)
 {
   for (int waited = 0; waited < START_WAIT_MS; waited += 10) {
     char *log = read_file(p->log);
-    char *at = strstr(log, "msg=\"listening\"");
     int status;
 
-    if (at && (at = strstr(at, "url=http")) && (at = strstr(at, "://")) &&
-        (at = strchr(at + 3, ':')) && sscanf(at + 1, "%d", &p->port) == 1) {
+    p->port = port_in_log(log, "listening");
+    if (p->port) {
       free(log);
       return 1;
     }
@@ -388,6 +409,11 @@ void harness_rewrite_config(const char *yaml, const struct proc *dbl)
   assert_int_equal(fclose(f), 0);
   assert_int_equal(rename(tmp, cur_config), 0);
   free(text);
+}
+
+char *server_log(const struct proc *srv)
+{
+  return read_file(srv->log);
 }
 
 int server_log_has(const struct proc *srv, const char *text)

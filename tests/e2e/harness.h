@@ -50,6 +50,8 @@ char *harness_expand(const char *yaml, const struct proc *dbl);
  * for reload tests.
  */
 void harness_rewrite_config(const char *yaml, const struct proc *dbl);
+/* The server's log so far, malloc'd (caller frees). */
+char *server_log(const struct proc *srv);
 /* Waits until the server's log contains `text` (bounded); 1 if it did. */
 int server_log_has(const struct proc *srv, const char *text);
 /* Sends SIGTERM and waits; returns the exit status (or -1 on a signal). */

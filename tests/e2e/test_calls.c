@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -57,6 +58,7 @@ struct opts {
   const char *telesign_extra; /* more lines for the telesign section */
   const char *extra;          /* more top-level sections */
   const char *admin;          /* the admin section; default: any port */
+  const char *log_extra;      /* more lines for the log section */
 };
 
 struct world {
@@ -106,6 +108,7 @@ static char *config_text(const struct opts *o)
                "log:\n"
                "  level: debug\n"
                "%s"
+               "%s"
                "%s",
                o->server_extra ? o->server_extra : "",
                o->provider ? o->provider : "telesign", api,
@@ -120,6 +123,7 @@ static char *config_text(const struct opts *o)
                o->anonymous ? o->anonymous : "block",
                o->screening ? o->screening : "",
                o->caller_id ? o->caller_id : "virtual",
+               o->log_extra ? o->log_extra : "",
                o->admin ? o->admin : "admin:\n  listen: \"127.0.0.1:0\"\n",
                o->extra ? o->extra : "") > 0);
   return s;
@@ -1953,6 +1957,66 @@ static void test_metrics(void **state)
   world_stop(w);
 }
 
+static void test_log_masks_numbers(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  char *log;
+
+  (void)state;
+  assert_menu(incoming(w, "MASK1", "+1 555 555 0123"));
+  assert_true(server_log_has(w->srv, "caller=*******0123"));
+  assert_true(server_log_has(w->srv, "ref=MASK1"));
+  log = server_log(w->srv);
+  if (strstr(log, "5555550123") || strstr(log, "555 555"))
+    fail_msg("a caller's number is in the log:\n%s", log);
+  free(log);
+  world_stop(w);
+
+  w = world_start(&(struct opts){.log_extra = "  mask_numbers: false\n"});
+  assert_menu(incoming(w, "MASK2", "15555550123"));
+  assert_true(server_log_has(w->srv, "caller=15555550123"));
+  world_stop(w);
+}
+
+static void test_log_json(void **state)
+{
+  struct world *w =
+      world_start(&(struct opts){.log_extra = "  format: json\n"});
+  char *log;
+  char *line;
+  char *save = NULL;
+  int screened = 0;
+
+  (void)state;
+  assert_menu(incoming(w, "JSON1", "15555550123"));
+  assert_true(server_log_has(w->srv, "\"msg\":\"call screened\""));
+  log = server_log(w->srv);
+  for (line = strtok_r(log, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save)) {
+    json_error_t err;
+    json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &err);
+
+    if (!json_is_object(o) || !json_is_string(json_object_get(o, "ts")) ||
+        !json_is_string(json_object_get(o, "level")) ||
+        !json_is_string(json_object_get(o, "msg")))
+      fail_msg("not a JSON log line (%s): %s", err.text, line);
+    if (strcmp(json_string_value(json_object_get(o, "msg")),
+               "call screened") == 0) {
+      screened++;
+      assert_string_equal(json_string_value(json_object_get(o, "ref")),
+                          "JSON1");
+      assert_string_equal(json_string_value(json_object_get(o, "caller")),
+                          "*******0123");
+      assert_string_equal(json_string_value(json_object_get(o, "reason")),
+                          "score:123<600");
+    }
+    json_decref(o);
+  }
+  assert_int_equal(screened, 1);
+  free(log);
+  world_stop(w);
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -2024,6 +2088,8 @@ int main(void)
       TEST(test_admin_calls_api),
       TEST(test_admin_lists_api),
       TEST(test_metrics),
+      TEST(test_log_masks_numbers),
+      TEST(test_log_json),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */
