@@ -260,6 +260,7 @@ static const cyaml_schema_field_t webhook_fields[] = {
 static const cyaml_schema_field_t store_fields[] = {
     STR("path", cfg_store, path),
     NUM("retention_days", cfg_store, retention_days),
+    NUM("commit_wait_ms", cfg_store, commit_wait_ms),
     CYAML_FIELD_END,
 };
 
@@ -1191,6 +1192,7 @@ static const struct u32_rule u32_rules[] = {
              screening.challenge.fail_block_ttl_s, 604800, 60, 31536000),
     U32_RULE("menu.attempts", menu.attempts, 3, 1, 10),
     U32_RULE("store.retention_days", store.retention_days, 0, 0, 36500),
+    U32_RULE("store.commit_wait_ms", store.commit_wait_ms, 250, 0, 10000),
 };
 
 /*

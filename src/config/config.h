@@ -189,6 +189,11 @@ struct config {
     /* Call records older than this many days are deleted (checked
      * hourly); 0 = kept forever, the default. */
     uint32_t retention_days;
+    /* The answer that completes a call's screening decision waits this
+     * long at most for the call's record to be committed (so a decision
+     * answered survives a crash); past it the caller is answered anyway.
+     * 0 = never wait. Default 250. */
+    uint32_t commit_wait_ms;
   } store;
 
   struct {

@@ -25,18 +25,30 @@ struct flow {
   struct store *store;
   struct screening *screening;
   size_t pending;
+  /* Replies waiting for their record's commit, oldest first: every wait
+   * is store.commit_wait_ms long, so the order of arrival is the order of
+   * the deadlines and one timer serves them all. */
+  struct pending *wait_head, *wait_tail;
+  struct loop_timer wait_timer;
+  uint64_t early_replies; /* answered before the commit, since start */
 };
 
 /*
- * An event waiting for a lookup or a load. Owns a copy of the event and
- * the record being built; freed once its reply has been handed over.
+ * An event waiting for a lookup, a load or a commit. Owns a copy of the
+ * event, the record being built and, while its commit is awaited, the
+ * reply; freed once the reply has been handed over.
  */
 struct pending {
   struct flow *flow;
   struct voice_event ev;
   struct call call;
+  struct flow_reply reply;
   flow_reply_cb cb;
   void *arg;
+  /* While waiting for a commit: */
+  int64_t deadline_ms;           /* loop_now_ms() of the latest answer */
+  struct pending *wprev, *wnext; /* the flow's wait list */
+  int replied;                   /* answered already; the commit frees */
 };
 
 /*
@@ -83,6 +95,9 @@ void flow_set_config(struct flow *f, const struct config *cfg)
 
 void flow_destroy(struct flow *f)
 {
+  if (!f)
+    return;
+  loop_timer_stop(f->loop, &f->wait_timer);
   free(f);
 }
 
@@ -128,6 +143,148 @@ static void save(struct flow *f, struct call *c)
 
 static struct pending *pending_new(struct flow *f,
                                    const struct voice_event *ev,
+                                   flow_reply_cb cb, void *arg);
+static void finish_pending(struct pending *p, struct flow_reply *r);
+
+static void wait_unlink(struct flow *f, struct pending *p)
+{
+  if (p->wprev)
+    p->wprev->wnext = p->wnext;
+  else
+    f->wait_head = p->wnext;
+  if (p->wnext)
+    p->wnext->wprev = p->wprev;
+  else
+    f->wait_tail = p->wprev;
+  p->wprev = p->wnext = NULL;
+}
+
+/* Hands the reply over now; the commit's callback will free `p`. */
+static void reply_early(struct flow *f, struct pending *p)
+{
+  struct flow_reply r = p->reply;
+
+  p->reply.body = NULL;
+  p->replied = 1;
+  f->pending--;
+  p->cb(p->arg, &r);
+}
+
+/*
+ * The store took longer than store.commit_wait_ms: answer anyway, since a
+ * caller must not wait on a stalled disk (the store reports itself, and
+ * the record is still written when the disk comes back).
+ */
+static void on_wait_timer(struct loop_timer *t)
+{
+  struct flow *f = t->data;
+  int64_t now = loop_now_ms(f->loop);
+  unsigned n = 0;
+
+  while (f->wait_head && f->wait_head->deadline_ms <= now) {
+    struct pending *p = f->wait_head;
+
+    wait_unlink(f, p);
+    reply_early(f, p);
+    n++;
+  }
+  f->early_replies += n;
+  if (n)
+    log_warn("answered before the call record was committed (store slow)|"
+             "calls=%u total=%llu",
+             n, (unsigned long long)f->early_replies);
+  if (f->wait_head)
+    loop_timer_start(f->loop, &f->wait_timer, f->wait_head->deadline_ms,
+                     on_wait_timer, f);
+}
+
+static void on_committed(void *arg, int rc)
+{
+  struct pending *p = arg;
+  struct flow *f = p->flow;
+
+  if (rc)
+    log_error("call record not committed|ref=%s error=\"%s\"", p->call.ref,
+              vs_strerror(rc));
+  if (p->replied) {
+    free(p);
+    return;
+  }
+  wait_unlink(f, p);
+  if (!f->wait_head)
+    loop_timer_stop(f->loop, &f->wait_timer);
+  finish_pending(p, &p->reply);
+}
+
+/*
+ * Saves `c` and holds the reply `p->reply` back until the record is
+ * committed, at most store.commit_wait_ms, so that a decision that was
+ * answered is not lost with the process (docs/architecture.md,
+ * durability). When the store cannot take the write, the caller is
+ * answered at once all the same: returns 0 when `p` now belongs to the
+ * commit, -1 when the caller must hand the reply over itself.
+ */
+static int commit_then_reply(struct flow *f, struct pending *p, struct call *c)
+{
+  uint32_t wait_ms = f->cfg->store.commit_wait_ms;
+  int rc;
+
+  c->updated_ms = loop_wall_ms(f->loop);
+  p->call = *c;
+  rc = store_call_commit(f->store, c, on_committed, p);
+  if (rc) {
+    log_error("call record not saved|ref=%s error=\"%s\"", c->ref,
+              vs_strerror(rc));
+    return -1;
+  }
+  if (!wait_ms) {
+    reply_early(f, p);
+    return 0;
+  }
+  p->deadline_ms = loop_now_ms(f->loop) + wait_ms;
+  p->wprev = f->wait_tail;
+  if (f->wait_tail)
+    f->wait_tail->wnext = p;
+  else
+    f->wait_head = p;
+  f->wait_tail = p;
+  if (!f->wait_timer.active)
+    loop_timer_start(f->loop, &f->wait_timer, p->deadline_ms, on_wait_timer,
+                     f);
+  return 0;
+}
+
+/*
+ * For an answer given at once: moves `*now` into a new pending that waits
+ * for the record's commit. Returns FLOW_PENDING, or FLOW_DONE with the
+ * reply still in `*now` when it cannot wait (out of memory, store full).
+ */
+static enum flow_status commit_now(struct flow *f, struct call *c,
+                                   struct flow_reply *now, flow_reply_cb cb,
+                                   void *arg)
+{
+  struct pending *p;
+
+  if (!f->cfg->store.commit_wait_ms)
+    goto save_only;
+  p = pending_new(f, NULL, cb, arg);
+  if (!p)
+    goto save_only;
+  p->reply = *now;
+  if (commit_then_reply(f, p, c)) {
+    free(p);
+    return FLOW_DONE;
+  }
+  now->body = NULL;
+  f->pending++;
+  return FLOW_PENDING;
+save_only:
+  save(f, c);
+  return FLOW_DONE;
+}
+
+static struct pending *pending_new(struct flow *f,
+                                   const struct voice_event *ev,
                                    flow_reply_cb cb, void *arg)
 {
   struct pending *p = calloc(1, sizeof(*p));
@@ -135,7 +292,8 @@ static struct pending *pending_new(struct flow *f,
   if (!p)
     return NULL;
   p->flow = f;
-  p->ev = *ev;
+  if (ev)
+    p->ev = *ev;
   p->cb = cb;
   p->arg = arg;
   return p;
@@ -152,7 +310,7 @@ static void finish_pending(struct pending *p, struct flow_reply *r)
 
 /* ---- incoming_call --------------------------------------------------- */
 
-/* The first answer to a decided call: record it and say it. */
+/* The first answer to a decided call; the caller records it. */
 static void screened(struct flow *f, struct call *c, struct flow_reply *r)
 {
   struct ivr_answer ans;
@@ -161,7 +319,6 @@ static void screened(struct flow *f, struct call *c, struct flow_reply *r)
   ivr_start(f->cfg, c,
             c->decision == CALL_DECISION_CHALLENGE ? random_digit() : '0',
             &ans);
-  save(f, c);
   log_info("call screened|ref=%s caller=%s decision=%s reason=%s%s score=%d "
            "source=%s",
            c->ref, c->caller[0] ? c->caller : "-",
@@ -174,10 +331,10 @@ static void screened(struct flow *f, struct call *c, struct flow_reply *r)
 static void on_decided(void *arg, struct call *c)
 {
   struct pending *p = arg;
-  struct flow_reply r;
 
-  screened(p->flow, c, &r);
-  finish_pending(p, &r);
+  screened(p->flow, c, &p->reply);
+  if (commit_then_reply(p->flow, p, c))
+    finish_pending(p, &p->reply);
 }
 
 static enum flow_status on_incoming(struct flow *f,
@@ -206,7 +363,7 @@ static enum flow_status on_incoming(struct flow *f,
   CALL_SET(c.to, ev->to);
   if (screening_decide(f->screening, &c)) {
     screened(f, &c, now);
-    return FLOW_DONE;
+    return commit_now(f, &c, now, cb, arg);
   }
   p = pending_new(f, ev, cb, arg);
   if (!p) {
@@ -225,11 +382,13 @@ static enum flow_status on_incoming(struct flow *f,
 /* ---- later events ---------------------------------------------------- */
 
 /*
- * Advances a known call for `ev` and answers. `c` is a copy the function
- * may change; it is saved when the event changed anything.
+ * Advances a known call for `ev` and answers in `r`. `c` is a copy the
+ * function may change, and the caller saves it. Returns 1 when the event
+ * completed the screening decision (a challenge passed or failed), whose
+ * answer must wait for the record's commit, 0 otherwise.
  */
-static void advance(struct flow *f, const struct voice_event *ev,
-                    struct call *c, struct flow_reply *r)
+static int advance(struct flow *f, const struct voice_event *ev,
+                   struct call *c, struct flow_reply *r)
 {
   struct ivr_answer ans;
 
@@ -255,19 +414,18 @@ static void advance(struct flow *f, const struct voice_event *ev,
     c->duration_s = ev->duration_s;
     c->ended_ms = loop_wall_ms(f->loop);
     c->step = CALL_STEP_ENDED;
-    save(f, c);
     log_info("call completed|ref=%s status=%s duration_s=%d", c->ref,
              c->status, c->duration_s);
     reply_empty(r);
-    return;
+    return 0;
   default:
     ivr_hangup(c, &ans);
     break;
   }
-  save(f, c);
   log_debug("call advanced|ref=%s event=%s step=%s", c->ref, ev->name,
             call_step_name(c->step));
   reply_action(r, &ans.action);
+  return ans.outcome != IVR_OUTCOME_NONE;
 }
 
 /*
@@ -298,18 +456,21 @@ static void unknown_call(struct flow *f, const struct voice_event *ev,
 static void on_loaded(void *arg, int rc, const struct call *loaded)
 {
   struct pending *p = arg;
-  struct flow_reply r = {0};
+  struct call c;
 
-  if (rc == VS_OK) {
-    p->call = *loaded;
-    advance(p->flow, &p->ev, &p->call, &r);
-  } else {
+  if (rc != VS_OK) {
     if (rc != VS_ERR_NOTFOUND)
       log_error("call record not loaded|ref=%s error=\"%s\"", p->ev.ref,
                 vs_strerror(rc));
-    unknown_call(p->flow, &p->ev, &r);
+    unknown_call(p->flow, &p->ev, &p->reply);
+  } else {
+    c = *loaded;
+    if (!advance(p->flow, &p->ev, &c, &p->reply))
+      save(p->flow, &c);
+    else if (commit_then_reply(p->flow, p, &c) == 0)
+      return;
   }
-  finish_pending(p, &r);
+  finish_pending(p, &p->reply);
 }
 
 enum flow_status flow_handle(struct flow *f, const struct voice_event *ev,
@@ -328,7 +489,9 @@ enum flow_status flow_handle(struct flow *f, const struct voice_event *ev,
   known = store_call_find(f->store, ev->ref);
   if (known) {
     c = *known;
-    advance(f, ev, &c, now);
+    if (advance(f, ev, &c, now))
+      return commit_now(f, &c, now, cb, arg);
+    save(f, &c);
     return FLOW_DONE;
   }
   p = pending_new(f, ev, cb, arg);

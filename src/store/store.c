@@ -122,6 +122,7 @@ struct store_op {
   uint64_t cache_gen;      /* call load: st->cache_gen when it was issued */
   store_load_cb cb;        /* call load */
   store_state_cb state_cb; /* state load */
+  store_saved_cb saved_cb; /* call save: when committed, or NULL */
   store_calls_cb calls_cb; /* calls query */
   store_stats_cb stats_cb; /* call stats */
   void *arg;
@@ -439,7 +440,9 @@ static void store_deliver(struct store *st, struct store_op *op)
   while (op) {
     struct store_op *next = op->next;
 
-    if (op->kind == STORE_OP_STATE) {
+    if (op->kind == STORE_OP_SAVE) {
+      op->saved_cb(op->arg, op->rc);
+    } else if (op->kind == STORE_OP_STATE) {
       atomic_fetch_sub(&st->held, 1);
       store_deliver_state(op);
     } else if (op->kind == STORE_OP_CALLS) {
@@ -795,10 +798,12 @@ static void store_run_batch(struct store *st, struct store_op *batch,
 
   for (op = batch; op; op = next) {
     next = op->next;
-    if (is_write(op)) {
+    if (is_write(op) && !op->saved_cb) {
       free(op);
       continue;
     }
+    /* A save whose issuer waits for its commit goes back like a load,
+     * with the batch's result (its queue slot is given back below). */
     /* Nothing read in a batch that failed is delivered: it may be a state
      * the database no longer holds. */
     if (rc != VS_OK) {
@@ -961,11 +966,14 @@ static int store_new_write(struct store *st, enum store_op_kind kind,
     return VS_ERR_NOMEM;
   }
   op->kind = kind;
+  op->saved_cb = NULL;
   *out = op;
   return VS_OK;
 }
 
-int store_call_save(struct store *st, const struct call *call)
+/* store_call_save() and store_call_commit(): `cb` NULL for the first. */
+static int save_call(struct store *st, const struct call *call,
+                     store_saved_cb cb, void *arg)
 {
   struct store_op *op;
   int rc;
@@ -979,6 +987,9 @@ int store_call_save(struct store *st, const struct call *call)
   rc = store_new_write(st, STORE_OP_SAVE, &op);
   if (rc == VS_OK) {
     op->call = *call;
+    op->saved_cb = cb;
+    op->arg = arg;
+    op->rc = VS_OK;
     store_push(st, op);
   }
   /*
@@ -994,6 +1005,17 @@ int store_call_save(struct store *st, const struct call *call)
       cache_put(st, call);
   }
   return rc;
+}
+
+int store_call_save(struct store *st, const struct call *call)
+{
+  return save_call(st, call, NULL, NULL);
+}
+
+int store_call_commit(struct store *st, const struct call *call,
+                      store_saved_cb cb, void *arg)
+{
+  return cb ? save_call(st, call, cb, arg) : VS_ERR_INVAL;
 }
 
 int store_call_load(struct store *st, const char *ref, store_load_cb cb,

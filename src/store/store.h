@@ -87,6 +87,20 @@ int store_call_load(struct store *st, const char *ref, store_load_cb cb,
  */
 int store_call_save(struct store *st, const struct call *call);
 
+/* rc 0 when the record is committed, or why its batch failed. */
+typedef void (*store_saved_cb)(void *arg, int rc);
+
+/*
+ * store_call_save(), then `cb` once the batch holding the write has
+ * committed (rc 0: the record survives the process being killed) or failed.
+ * This is how an answer is held back until the record of its decision is
+ * on disk. Returns as store_call_save(); on an error `cb` is never called.
+ * Group commit keeps the wait short: every save of a loop iteration shares
+ * one transaction.
+ */
+int store_call_commit(struct store *st, const struct call *call,
+                      store_saved_cb cb, void *arg);
+
 /* ---- screening state: lists and caller numbers ---------------------- */
 
 /*

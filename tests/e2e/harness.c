@@ -444,13 +444,23 @@ struct proc *server_restart(struct proc *old)
   return launch();
 }
 
+struct proc *server_relaunch(void)
+{
+  return launch();
+}
+
 int proc_stop(struct proc *p)
+{
+  return proc_signal(p, SIGTERM);
+}
+
+int proc_signal(struct proc *p, int sig)
 {
   int status = 0;
 
   if (!p)
     return -1;
-  kill(p->pid, SIGTERM);
+  kill(p->pid, sig);
   for (int waited = 0;; waited += 10) {
     if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
       forget(p->pid);
@@ -466,6 +476,8 @@ int proc_stop(struct proc *p)
     sleep_ms(10);
   }
   free(p);
+  if (WIFSIGNALED(status))
+    return -WTERMSIG(status);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

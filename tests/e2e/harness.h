@@ -54,8 +54,12 @@ void harness_rewrite_config(const char *yaml, const struct proc *dbl);
 char *server_log(const struct proc *srv);
 /* Waits until the server's log contains `text` (bounded); 1 if it did. */
 int server_log_has(const struct proc *srv, const char *text);
-/* Sends SIGTERM and waits; returns the exit status (or -1 on a signal). */
+/* Sends SIGTERM and waits; returns as proc_signal(). */
 int proc_stop(struct proc *p);
+/* Sends `sig` and waits; the exit status, or minus the killing signal. */
+int proc_signal(struct proc *p, int sig);
+/* Starts the last server's config again (after proc_signal, say). */
+struct proc *server_relaunch(void);
 /* The directory of the last server started, and its config file. */
 const char *harness_dir(void);
 const char *harness_config(void);
