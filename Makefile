@@ -5,6 +5,8 @@
 #   make test   run the whole suite: plain build, then ASan+UBSan build
 #   make fuzz   run every libFuzzer target for FUZZ_SECONDS (needs clang)
 #   make bench  the benchmark: writes bench/RESULTS.md (see bench/README.md)
+#   make install   binary, manual pages, example config, systemd unit;
+#               PREFIX (default /usr/local) and DESTDIR as usual
 #
 # Each installs missing Debian packages first (scripts/install-deps).
 
@@ -16,7 +18,10 @@ CONFIG     ?= examples/demo.yaml
 FUZZ_SECONDS ?= 60
 FUZZERS    := callback config event phone score
 
-.PHONY: all deps run test test-plain test-asan fuzz bench clean
+.PHONY: all deps run test test-plain test-asan fuzz bench install clean
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -35,7 +40,9 @@ run: all
 	@mkdir -p var
 	$(BUILD)/voice-and-score serve --config $(CONFIG)
 
-test: deps test-plain test-asan
+test:
+	@scripts/install-deps --test
+	$(MAKE) test-plain test-asan
 
 test-plain: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -73,6 +80,10 @@ fuzz: $(FUZZ_BUILD)/build.ninja
 
 bench:
 	bench/run
+
+install: all
+	meson configure $(BUILD) --prefix=$(PREFIX)
+	meson install -C $(BUILD) --destdir "$(DESTDIR)"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-bench
