@@ -224,7 +224,7 @@ int cmd_calls(int argc, char **argv)
   else if (p.format == FORMAT_CSV)
     for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++)
       csv_field(columns[i], i + 1 == sizeof(columns) / sizeof(columns[0]));
-  if (store_calls_list(cfg->store.path, &q, print_row, &p, err, sizeof(err))) {
+  if (store_calls_list(cfg->store.location, &q, print_row, &p, err, sizeof(err))) {
     fprintf(stderr, "voice-and-score: %s\n", err);
     goto out;
   }

@@ -240,7 +240,7 @@ static int import_file(const struct config *cfg, enum list_kind kind,
     fprintf(stderr, "%s: read error\n", file);
     goto out;
   }
-  if (store_lists_put(cfg->store.path, entries, n, err, sizeof(err))) {
+  if (store_lists_put(cfg->store.location, entries, n, err, sizeof(err))) {
     fprintf(stderr, "voice-and-score: %s\n", err);
     goto out;
   }
@@ -266,7 +266,7 @@ static int export_file(const struct config *cfg, enum list_kind kind,
     return 1;
   }
   fputs("number,note,expires\n", sh.out);
-  rc = store_lists_read(cfg->store.path, (int)kind, show_row, &sh, err,
+  rc = store_lists_read(cfg->store.location, (int)kind, show_row, &sh, err,
                         sizeof(err));
   if (sh.out != stdout && fclose(sh.out) != 0 && !rc) {
     fprintf(stderr, "%s: cannot write: %s\n", file, strerror(errno));
@@ -347,7 +347,7 @@ int cmd_list(int argc, char **argv)
     snprintf(e.source, sizeof(e.source), "cli");
     e.created_ms = now_ms();
     e.expires_ms = seconds ? e.created_ms + seconds * 1000 : 0;
-    if (store_lists_put(cfg->store.path, &e, 1, err, sizeof(err))) {
+    if (store_lists_put(cfg->store.location, &e, 1, err, sizeof(err))) {
       fprintf(stderr, "voice-and-score: %s\n", err);
       goto out;
     }
@@ -356,7 +356,7 @@ int cmd_list(int argc, char **argv)
     status = 0;
   } else if (strcmp(action, "remove") == 0) {
     int rc =
-        store_lists_delete(cfg->store.path, e.kind, e.entry, err, sizeof(err));
+        store_lists_delete(cfg->store.location, e.kind, e.entry, err, sizeof(err));
 
     if (rc == VS_ERR_NOTFOUND)
       fprintf(stderr, "%s is not on the %slist\n", e.entry,
@@ -371,7 +371,7 @@ int cmd_list(int argc, char **argv)
 
     printf("%-17s  %-9s  %-20s  %-20s  %s\n", "ENTRY", "SOURCE", "CREATED",
            "EXPIRES", "NOTE");
-    if (store_lists_read(cfg->store.path, kind, show_row, &sh, err,
+    if (store_lists_read(cfg->store.location, kind, show_row, &sh, err,
                          sizeof(err))) {
       fprintf(stderr, "voice-and-score: %s\n", err);
       goto out;

@@ -87,7 +87,7 @@ int cmd_replay(int argc, char **argv)
   r.cfg = cfg;
   printf("replaying calls of the last %s under %s (policy %s)\n", since,
          cfg->path, cfg->policy_version);
-  if (store_calls_list(cfg->store.path, &q, replay_row, &r, err,
+  if (store_calls_list(cfg->store.location, &q, replay_row, &r, err,
                        sizeof(err))) {
     fprintf(stderr, "voice-and-score: %s\n", err);
     goto out;

@@ -145,7 +145,7 @@ static void reload(struct server *s)
     return;
   }
   if (strcmp(next->server.listen, s->cfg->server.listen) != 0 ||
-      strcmp(next->store.path, s->cfg->store.path) != 0)
+      strcmp(next->store.location, s->cfg->store.location) != 0)
     log_warn("server.listen and store.path changes take effect on restart");
   log_set_level((enum log_level)log_level_parse(next->log.level));
   log_set_mask_numbers(next->log.mask_numbers);
@@ -260,7 +260,7 @@ static void announce(const struct server *s)
            "provider=%s store=%s",
            scheme, host, webhook_port(s->webhook), cfg->server.webhook_path,
            scheme, host, webhook_port(s->webhook),
-           config_provider_name(cfg->telesign.provider), cfg->store.path);
+           config_provider_name(cfg->telesign.provider), cfg->store.location);
   if (s->admin) {
     const char *acolon = strrchr(cfg->admin.listen, ':');
 
@@ -315,9 +315,9 @@ int cmd_serve(int argc, char **argv)
     log_error("cannot create the event loop");
     goto out;
   }
-  sopt.path = cfg->store.path;
+  sopt.path = cfg->store.location;
   if (store_open(s.loop, &sopt, &s.store, err, sizeof(err))) {
-    log_error("cannot open the store|path=%s error=\"%s\"", cfg->store.path,
+    log_error("cannot open the store|path=%s error=\"%s\"", cfg->store.location,
               err);
     goto out;
   }
@@ -332,7 +332,7 @@ int cmd_serve(int argc, char **argv)
   }
   if (load_state(&s)) {
     log_error("cannot read the lists and numbers from the store|path=%s",
-              cfg->store.path);
+              cfg->store.location);
     goto out;
   }
   if (webhook_create(s.loop, cfg, s.flow, s.store, &s.webhook, err,

@@ -67,7 +67,7 @@ int cmd_stats(int argc, char **argv)
   cfg = cli_load_config(path);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
-  if (store_calls_list(cfg->store.path, &q, stats_row, &s, err, sizeof(err))) {
+  if (store_calls_list(cfg->store.location, &q, stats_row, &s, err, sizeof(err))) {
     fprintf(stderr, "voice-and-score: %s\n", err);
     goto out;
   }

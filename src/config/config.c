@@ -140,6 +140,11 @@ static const cyaml_strval_t preset_names[] = {
     {"strict", PRESET_STRICT},
 };
 
+static const cyaml_strval_t store_driver_names[] = {
+    {"sqlite", STORE_DRIVER_SQLITE},
+    {"postgres", STORE_DRIVER_POSTGRES},
+};
+
 static const cyaml_strval_t log_format_names[] = {
     {"logfmt", LOG_FORMAT_LOGFMT},
     {"json", LOG_FORMAT_JSON},
@@ -258,7 +263,9 @@ static const cyaml_schema_field_t webhook_fields[] = {
 };
 
 static const cyaml_schema_field_t store_fields[] = {
+    ENUM("driver", cfg_store, driver, store_driver_names),
     STR("path", cfg_store, path),
+    STR("url", cfg_store, url),
     NUM("retention_days", cfg_store, retention_days),
     NUM("commit_wait_ms", cfg_store, commit_wait_ms),
     CYAML_FIELD_END,
@@ -1140,6 +1147,7 @@ static const struct str_rule str_rules[] = {
              1, MESSAGE_MAX, CHARS_TEXT),
     STR_RULE("store.path", store.path, "./var/voice-and-score.db", 1, 4095,
              CHARS_PATH),
+    STR_RULE("store.url", store.url, "", 0, 2048, CHARS_WORD),
     STR_RULE("log.level", log.level, "info", 1, 16, CHARS_WORD),
     /* Checked for its shape in check_admin(). */
     STR_RULE("admin.listen", admin.listen, "127.0.0.1:8081", 0, 300,
@@ -1221,7 +1229,8 @@ _Static_assert(PROVIDER_TELESIGN == 0 && SCORE_API_INTELLIGENCE == 0 &&
                    AUTH_HMAC == 0 && MODE_ENFORCE == 0 &&
                    DECIDE_BY_SCORE == 0 && BLOCK_ACTION_MESSAGE == 0 &&
                    CALLER_ID_VIRTUAL == 0 && VERIFY_LOG == 0 &&
-                   PRESET_BALANCED == 0 && LOG_FORMAT_LOGFMT == 0,
+                   PRESET_BALANCED == 0 && LOG_FORMAT_LOGFMT == 0 &&
+                   STORE_DRIVER_SQLITE == 0,
                "an enum's default must be its first value");
 
 /*
@@ -1693,6 +1702,28 @@ static int check_screening(struct loader *ld, struct config *cfg)
   return VS_OK;
 }
 
+/* store.url must be a PostgreSQL URI when the driver is postgres. */
+static int check_store(struct loader *ld, struct config *cfg)
+{
+  const char *url = cfg->store.url;
+  char shown[SHOW_MAX];
+
+  cfg->store.location = cfg->store.path;
+  if (cfg->store.driver != STORE_DRIVER_POSTGRES)
+    return VS_OK;
+  if (!url[0])
+    return fail_key(ld, VS_ERR_INVAL, "store.driver",
+                    "postgres needs store.url, such as "
+                    "postgresql://voice@localhost/voice");
+  if (strncmp(url, "postgresql://", 13) != 0 &&
+      strncmp(url, "postgres://", 11) != 0)
+    return fail_key(ld, VS_ERR_INVAL, "store.url",
+                    "'%s' is not a postgresql:// URI",
+                    show(shown, sizeof(shown), url));
+  cfg->store.location = url;
+  return VS_OK;
+}
+
 /* 1 when `listen`'s host is a loopback address (or empty: all, so no). */
 static bool listen_is_loopback(const char *listen)
 {
@@ -1840,6 +1871,8 @@ static int finish(struct loader *ld, struct config *cfg)
     rc = check_screening(ld, cfg);
   if (!rc)
     rc = check_admin(ld, cfg);
+  if (!rc)
+    rc = check_store(ld, cfg);
   if (!rc)
     rc = check_options(ld, cfg);
   if (!rc && !cfg->menu.greeting)
@@ -2015,7 +2048,13 @@ void config_free(struct config *cfg)
     free(cfg->menu.options);
   }
   free(cfg->store.path);
+  free(cfg->store.url);
   free(cfg->log.level);
+  free(cfg->admin.listen);
+  if (cfg->admin.token) {
+    explicit_bzero(cfg->admin.token, strlen(cfg->admin.token));
+    free(cfg->admin.token);
+  }
   free(cfg);
 }
 

@@ -80,6 +80,12 @@ enum config_preset {
   PRESET_STRICT    /* most kept out: for lines under attack */
 };
 
+/* Where the store lives (store.driver). */
+enum config_store_driver {
+  STORE_DRIVER_SQLITE,  /* a file: store.path; one instance */
+  STORE_DRIVER_POSTGRES /* a server: store.url; any number of instances */
+};
+
 enum config_log_format {
   LOG_FORMAT_LOGFMT, /* key=value pairs, the default */
   LOG_FORMAT_JSON    /* one JSON object per line */
@@ -185,7 +191,14 @@ struct config {
   } menu;
 
   struct {
+    enum config_store_driver driver; /* default sqlite */
     char *path; /* SQLite database file; default "./var/voice-and-score.db" */
+    /* PostgreSQL connection URI, "postgresql://user@host:5432/db"; the
+     * password may come from PGPASSWORD or ~/.pgpass instead. Required
+     * with driver postgres. */
+    char *url;
+    /* What the store opens: `path` or `url`, by driver (not a key). */
+    const char *location;
     /* Call records older than this many days are deleted (checked
      * hourly); 0 = kept forever, the default. */
     uint32_t retention_days;

@@ -700,7 +700,7 @@ static const struct err_case err_cases[] = {
     {SIM MENU "srever:\n  listen: 127.0.0.1:8080\n", 6, 1,
      "srever: unknown key (did you mean 'server'?)"},
     {SIM MENU "store:\n  file: x.db\n", 7, 3,
-     "store.file: unknown key (expected one of: path, retention_days, commit_wait_ms)"},
+     "store.file: unknown key (expected one of: driver, path, url, retention_days, commit_wait_ms)"},
     {SIM "menu:\n  options:\n    - digit: '1'\n      name: Sales\n"
          "      dial: 15555550101\n      dail: 1\n",
      8, 7, "menu.options[0].dail: unknown key (did you mean 'dial'?)"},
