@@ -459,6 +459,39 @@ static void delete_list(const struct api_context *ctx,
     httpd_respond(rq, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
 }
 
+/* ---- /api/numbers/{number} ------------------------------------------- */
+
+static void on_forgotten(void *arg, int rc,
+                         const struct store_forget_counts *c)
+{
+  struct httpd_request *rq = arg;
+
+  if (rc)
+    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "the store could not delete the records");
+  else
+    respond_json(rq, MHD_HTTP_OK,
+                 json_pack("{s:I, s:I, s:I}", "calls", (json_int_t)c->calls,
+                           "list_entries", (json_int_t)c->list_entries,
+                           "numbers", (json_int_t)c->numbers));
+}
+
+/* DELETE: forgets a caller (voice-and-score forget). */
+static void delete_number(const struct api_context *ctx,
+                          struct httpd_request *rq, const char *raw)
+{
+  char number[CALL_NUMBER_SIZE];
+
+  if (phone_normalise(raw, ctx->cfg->screening.default_country, number) !=
+      PHONE_OK) {
+    httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST, "not a phone number");
+    return;
+  }
+  if (screening_forget(ctx->screening, number, on_forgotten, rq))
+    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "the store is busy; try again");
+}
+
 /* ---- routing --------------------------------------------------------- */
 
 void api_handle(const struct api_context *ctx, struct httpd_request *rq)
@@ -481,6 +514,9 @@ void api_handle(const struct api_context *ctx, struct httpd_request *rq)
   else if (strncmp(path, "/lists/", 7) == 0 &&
            strcmp(method, MHD_HTTP_METHOD_DELETE) == 0)
     delete_list(ctx, rq, path + 7);
+  else if (strncmp(path, "/numbers/", 9) == 0 &&
+           strcmp(method, MHD_HTTP_METHOD_DELETE) == 0)
+    delete_number(ctx, rq, path + 9);
   else
     httpd_respond_error(rq, MHD_HTTP_NOT_FOUND, "no such API path or method");
 }

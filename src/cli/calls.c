@@ -200,7 +200,7 @@ int cmd_calls(int argc, char **argv)
     fputs(calls_usage, stderr);
     return EXIT_USAGE;
   }
-  cfg = cli_load_config(path);
+  cfg = cli_load_config_as(path, 0);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
   if (caller_raw) {
@@ -224,7 +224,8 @@ int cmd_calls(int argc, char **argv)
   else if (p.format == FORMAT_CSV)
     for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++)
       csv_field(columns[i], i + 1 == sizeof(columns) / sizeof(columns[0]));
-  if (store_calls_list(cfg->store.location, &q, print_row, &p, err, sizeof(err))) {
+  if (store_calls_list(cfg->store.location, &q, print_row, &p, err,
+                       sizeof(err))) {
     fprintf(stderr, "voice-and-score: %s\n", err);
     goto out;
   }

@@ -16,6 +16,8 @@ int cmd_calls(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 /* Exit statuses shared by the commands. */
 #define EXIT_USAGE 2
@@ -51,5 +53,7 @@ struct config;
  * with config_free(), or NULL.
  */
 struct config *cli_load_config(const char *path);
+/* The same; with `for_lookups` 0 missing credentials are no error. */
+struct config *cli_load_config_as(const char *path, int for_lookups);
 
 #endif

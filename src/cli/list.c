@@ -324,7 +324,7 @@ int cmd_list(int argc, char **argv)
             expires);
     return EXIT_USAGE;
   }
-  cfg = cli_load_config(path);
+  cfg = cli_load_config_as(path, 0);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
 
@@ -355,8 +355,8 @@ int cmd_list(int argc, char **argv)
            seconds ? " (expires)" : "");
     status = 0;
   } else if (strcmp(action, "remove") == 0) {
-    int rc =
-        store_lists_delete(cfg->store.location, e.kind, e.entry, err, sizeof(err));
+    int rc = store_lists_delete(cfg->store.location, e.kind, e.entry, err,
+                                sizeof(err));
 
     if (rc == VS_ERR_NOTFOUND)
       fprintf(stderr, "%s is not on the %slist\n", e.entry,

@@ -9,6 +9,7 @@
 
 #include "../config/config.h"
 #include "../screen/lists.h"
+#include "../store/store.h"
 #include "commands.h"
 
 static const char main_usage[] =
@@ -31,17 +32,23 @@ static const char main_usage[] =
     "                               decisions, rates and lookups saved\n"
     "  replay --config NEW.yaml [--since 7d]\n"
     "                               re-decide stored calls under NEW.yaml\n"
+    "  forget NUMBER --config FILE  delete everything kept about a caller\n"
+    "  migrate --config FILE        bring the database's schema up to date\n"
+    "  --version                    print the version\n"
     "\n"
-    "Run 'voice-and-score COMMAND --help' for a command's options.\n";
+    "Run 'voice-and-score COMMAND --help' for a command's options.\n"
+    "Exit status: 0 success, 1 failure, 2 usage error (see "
+    "voice-and-score(1)).\n";
 
 static const struct {
   const char *name;
   int (*run)(int argc, char **argv);
 } commands[] = {
-    {"serve", cmd_serve}, {"check-config", cmd_check_config},
-    {"score", cmd_score}, {"call", cmd_call},
-    {"calls", cmd_calls}, {"list", cmd_list},
-    {"stats", cmd_stats}, {"replay", cmd_replay},
+    {"serve", cmd_serve},   {"check-config", cmd_check_config},
+    {"score", cmd_score},   {"call", cmd_call},
+    {"calls", cmd_calls},   {"list", cmd_list},
+    {"stats", cmd_stats},   {"replay", cmd_replay},
+    {"forget", cmd_forget}, {"migrate", cmd_migrate},
 };
 
 int wants_help(int argc, char **argv)
@@ -116,6 +123,11 @@ int cli_history_args(int argc, char **argv, const char *usage,
 
 struct config *cli_load_config(const char *path)
 {
+  return cli_load_config_as(path, 1);
+}
+
+struct config *cli_load_config_as(const char *path, int for_lookups)
+{
   struct config *cfg;
   char err[1024];
 
@@ -123,7 +135,7 @@ struct config *cli_load_config(const char *path)
     fprintf(stderr, "voice-and-score: --config FILE is required\n");
     return NULL;
   }
-  if (config_load(path, &cfg, err, sizeof(err))) {
+  if (config_load_as(path, for_lookups, &cfg, err, sizeof(err))) {
     fprintf(stderr, "%s\n", err);
     return NULL;
   }
@@ -154,6 +166,33 @@ int cmd_check_config(int argc, char **argv)
          cfg->menu.options_count);
   config_free(cfg);
   return 0;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+  static const char usage[] =
+      "usage: voice-and-score migrate --config FILE\n"
+      "\n"
+      "Creates the database if needed and applies every schema migration\n"
+      "it lacks, then exits (serve does the same at start). Safe while\n"
+      "other servers run. Exits 0 when the schema is current.\n";
+  struct config *cfg;
+  const char *path = NULL;
+  char err[512];
+  int rc = cli_config_args(argc, argv, usage, 0, &path);
+
+  if (rc >= 0)
+    return rc;
+  cfg = cli_load_config_as(path, 0);
+  if (!cfg)
+    return path ? 1 : EXIT_USAGE;
+  rc = store_migrate(cfg->store.location, err, sizeof(err));
+  if (rc)
+    fprintf(stderr, "voice-and-score: %s\n", err);
+  else
+    printf("%s: schema up to date\n", cfg->store.location);
+  config_free(cfg);
+  return rc ? 1 : 0;
 }
 
 int main(int argc, char **argv)

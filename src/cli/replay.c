@@ -81,7 +81,7 @@ int cmd_replay(int argc, char **argv)
   if (status >= 0)
     return status;
   status = 1;
-  cfg = cli_load_config(path);
+  cfg = cli_load_config_as(path, 0);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
   r.cfg = cfg;

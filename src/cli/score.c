@@ -70,15 +70,15 @@ int cmd_score(int argc, char **argv)
   if (status >= 0)
     return status;
   status = 1;
-  pr = phone_normalise(argv[optind], "1", number);
-  if (pr != PHONE_OK) {
-    fprintf(stderr, "voice-and-score: '%s' cannot be scored: %s\n",
-            argv[optind], phone_result_name(pr));
-    return 1;
-  }
   cfg = cli_load_config(path);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
+  pr = phone_normalise(argv[optind], cfg->screening.default_country, number);
+  if (pr != PHONE_OK) {
+    fprintf(stderr, "voice-and-score: '%s' cannot be scored: %s\n",
+            argv[optind], phone_result_name(pr));
+    goto out;
+  }
   if (loop_create(&loop)) {
     fprintf(stderr, "voice-and-score: cannot create the event loop\n");
     goto out;

@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -56,6 +57,7 @@ struct server {
   struct loop_io signals;
   struct loop_hook drained;
   struct loop_timer grace;
+  struct loop_timer retention; /* store.retention_days, hourly */
   int signal_fd;
   int stopping;
   int loaded; /* the start-up load finished */
@@ -105,6 +107,22 @@ static int serve_args(int argc, char **argv, const char **config,
   return -1;
 }
 
+#define RETENTION_FIRST_MS 0 /* at start, then hourly */
+#define RETENTION_EVERY_MS (3600 * 1000)
+
+/* store.retention_days: deletes older call records, then again hourly. */
+static void on_retention(struct loop_timer *t)
+{
+  struct server *s = t->data;
+  uint32_t days = s->cfg->store.retention_days;
+
+  if (days && store_purge(s->store, loop_wall_ms(s->loop) -
+                                        (int64_t)days * 86400 * 1000))
+    log_warn("old call records not deleted now: the store is busy");
+  loop_timer_start(s->loop, t, loop_now_ms(s->loop) + RETENTION_EVERY_MS,
+                   on_retention, s);
+}
+
 /* Stops the loop once nothing is left to answer (run before each sleep). */
 static void check_drained(struct loop_hook *h)
 {
@@ -132,6 +150,38 @@ static void on_lists_reloaded(void *arg, int rc)
 }
 
 /* SIGHUP: the new file, if it is valid, then the lists. */
+/*
+ * The keys a reload cannot apply (sockets, pools and files opened at
+ * start): a change to any of them is named, so nobody believes it took.
+ */
+static void warn_restart_keys(const struct config *was,
+                              const struct config *now)
+{
+  const struct {
+    const char *key;
+    int changed;
+  } keys[] = {
+      {"server.listen", strcmp(was->server.listen, now->server.listen)},
+      {"server.max_connections",
+       was->server.max_connections != now->server.max_connections},
+      {"server.idle_timeout_s",
+       was->server.idle_timeout_s != now->server.idle_timeout_s},
+      {"server.tls_cert", strcmp(was->server.tls_cert, now->server.tls_cert)},
+      {"server.tls_key", strcmp(was->server.tls_key, now->server.tls_key)},
+      {"telesign.max_connections",
+       was->telesign.max_connections != now->telesign.max_connections},
+      {"store.driver", was->store.driver != now->store.driver},
+      {"store.path/url", strcmp(was->store.location, now->store.location)},
+      {"admin.listen", strcmp(was->admin.listen, now->admin.listen)},
+      {"log.format", was->log.format != now->log.format},
+  };
+
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+    if (keys[i].changed)
+      log_warn("a change of this key takes effect on restart only|key=%s",
+               keys[i].key);
+}
+
 static void reload(struct server *s)
 {
   struct config *next;
@@ -144,9 +194,7 @@ static void reload(struct server *s)
               err);
     return;
   }
-  if (strcmp(next->server.listen, s->cfg->server.listen) != 0 ||
-      strcmp(next->store.location, s->cfg->store.location) != 0)
-    log_warn("server.listen and store.path changes take effect on restart");
+  warn_restart_keys(s->cfg, next);
   log_set_level((enum log_level)log_level_parse(next->log.level));
   log_set_mask_numbers(next->log.mask_numbers);
   webhook_set_config(s->webhook, next);
@@ -213,6 +261,7 @@ static void finish(struct server *s)
 
   loop_hook_remove(s->loop, &s->drained);
   loop_timer_stop(s->loop, &s->grace);
+  loop_timer_stop(s->loop, &s->retention);
   score_client_destroy(s->scores);
   s->scores = NULL;
   until = loop_update_time(s->loop) + FLUSH_WAIT_MS;
@@ -309,6 +358,7 @@ int cmd_serve(int argc, char **argv)
   s.config_path = path;
   log_set_level((enum log_level)log_level_parse(cfg->log.level));
   log_set_json(cfg->log.format == LOG_FORMAT_JSON);
+  log_set_journal(getenv("JOURNAL_STREAM") != NULL);
   log_set_mask_numbers(cfg->log.mask_numbers);
 
   if (loop_create(&s.loop)) {
@@ -317,8 +367,8 @@ int cmd_serve(int argc, char **argv)
   }
   sopt.path = cfg->store.location;
   if (store_open(s.loop, &sopt, &s.store, err, sizeof(err))) {
-    log_error("cannot open the store|path=%s error=\"%s\"", cfg->store.location,
-              err);
+    log_error("cannot open the store|path=%s error=\"%s\"",
+              cfg->store.location, err);
     goto out;
   }
   if (score_client_create(s.loop, cfg, &s.scores, err, sizeof(err))) {
@@ -348,6 +398,8 @@ int cmd_serve(int argc, char **argv)
       goto out;
     }
   }
+  loop_timer_start(s.loop, &s.retention,
+                   loop_now_ms(s.loop) + RETENTION_FIRST_MS, on_retention, &s);
   if (simulated_clock) {
     webhook_set_simulated_clock(s.webhook, 1);
     log_warn("simulated clock: events set the time (X-Simulated-Time); "

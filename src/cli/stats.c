@@ -64,10 +64,11 @@ int cmd_stats(int argc, char **argv)
   if (status >= 0)
     return status;
   status = 1;
-  cfg = cli_load_config(path);
+  cfg = cli_load_config_as(path, 0);
   if (!cfg)
     return path ? 1 : EXIT_USAGE;
-  if (store_calls_list(cfg->store.location, &q, stats_row, &s, err, sizeof(err))) {
+  if (store_calls_list(cfg->store.location, &q, stats_row, &s, err,
+                       sizeof(err))) {
     fprintf(stderr, "voice-and-score: %s\n", err);
     goto out;
   }

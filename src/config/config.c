@@ -365,6 +365,7 @@ struct loader {
   char *err;
   size_t errlen;
   struct idx *idx;
+  bool skip_credentials; /* a tool that makes no lookups */
   bool customer_id_from_env;
   bool api_key_from_env;
 };
@@ -1878,7 +1879,7 @@ static int finish(struct loader *ld, struct config *cfg)
   if (!rc && !cfg->menu.greeting)
     rc = build_greeting(ld, cfg);
   if (!rc)
-    rc = check_credentials(ld, cfg);
+    rc = ld->skip_credentials ? VS_OK : check_credentials(ld, cfg);
   return rc;
 }
 
@@ -1929,6 +1930,12 @@ static void scrub(char *err, size_t errlen, const char *secret)
 int config_load(const char *path, struct config **out, char *err,
                 size_t errlen)
 {
+  return config_load_as(path, 1, out, err, errlen);
+}
+
+int config_load_as(const char *path, int for_lookups, struct config **out,
+                   char *err, size_t errlen)
+{
   struct loader ld;
   struct cy_log lg;
   struct buf file;
@@ -1949,6 +1956,7 @@ int config_load(const char *path, struct config **out, char *err,
   ld.path = path;
   ld.err = err;
   ld.errlen = errlen;
+  ld.skip_credentials = !for_lookups;
   ld.idx = calloc(1, sizeof(*ld.idx));
   if (!ld.idx) {
     rc = fail_file(&ld, VS_ERR_NOMEM, "out of memory");

@@ -240,6 +240,15 @@ struct config {
 int config_load(const char *path, struct config **out, char *err,
                 size_t errlen);
 
+/*
+ * config_load() for the tools that make no Score lookup (calls, stats,
+ * list, replay, forget, migrate): with `for_lookups` 0, missing TeleSign
+ * credentials are not an error, so that those tools run on the server's
+ * own file where the credentials come from its environment.
+ */
+int config_load_as(const char *path, int for_lookups, struct config **out,
+                   char *err, size_t errlen);
+
 /* Frees a config from config_load(); NULL is a no-op. */
 void config_free(struct config *cfg);
 

@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -475,6 +476,30 @@ static int read_pem(const char *path, char **out, char *err, size_t errlen)
   return VS_OK;
 }
 
+/*
+ * Checks that the PEM files hold a certificate and its key, so that a bad
+ * file is refused with GnuTLS's reason rather than MHD's bare refusal.
+ */
+static int check_tls_pair(const struct httpd_options *opt, const char *cert,
+                          const char *key, char *err, size_t errlen)
+{
+  gnutls_certificate_credentials_t cred;
+  gnutls_datum_t c = {(unsigned char *)cert, (unsigned)strlen(cert)};
+  gnutls_datum_t k = {(unsigned char *)key, (unsigned)strlen(key)};
+  int rc = gnutls_certificate_allocate_credentials(&cred);
+
+  if (rc == GNUTLS_E_SUCCESS) {
+    rc =
+        gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
+    gnutls_certificate_free_credentials(cred);
+  }
+  if (rc < 0)
+    return vs_fail(err, errlen, VS_ERR_INVAL,
+                   "%s and %s are not a usable certificate and key: %s",
+                   opt->tls_cert, opt->tls_key, gnutls_strerror(rc));
+  return VS_OK;
+}
+
 static void free_secret(char *s)
 {
   if (s) {
@@ -511,18 +536,20 @@ int httpd_create(struct loop *loop, const struct httpd_options *opt,
     rc = read_pem(opt->tls_cert, &h->tls_cert, err, errlen);
     if (!rc)
       rc = read_pem(opt->tls_key, &h->tls_key, err, errlen);
+    if (!rc)
+      rc = check_tls_pair(opt, h->tls_cert, h->tls_key, err, errlen);
     if (rc)
       goto fail_free;
     flags |= MHD_USE_TLS;
   }
   /* Without TLS the option list ends before the two HTTPS options. */
+  errno = 0;
   h->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
       h, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
       h, MHD_OPTION_CONNECTION_LIMIT, opt->max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, opt->idle_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
       h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->tls_cert,
       MHD_OPTION_HTTPS_MEM_KEY, h->tls_key, MHD_OPTION_END);
   if (!h->daemon) {

@@ -430,6 +430,22 @@ int screening_list_remove(struct screening *s, enum list_kind kind,
   return rc;
 }
 
+int screening_forget(struct screening *s, const char *number,
+                     store_forget_cb cb, void *arg)
+{
+  struct number_state *ns = numbers_get(s->numbers, number, 0);
+
+  if (ns) {
+    /* A lookup in flight stays shared; everything remembered goes. */
+    number_record_init(&ns->rec, number);
+    ns->ncalls = 0;
+    ns->head = 0;
+  }
+  numlist_remove(s->lists, LIST_ALLOW, number);
+  numlist_remove(s->lists, LIST_BLOCK, number);
+  return store_forget(s->store, number, cb, arg);
+}
+
 void screening_lists_each(struct screening *s,
                           int (*cb)(void *arg, const struct list_entry *e),
                           void *arg)

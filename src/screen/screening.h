@@ -20,6 +20,7 @@
 
 #include "../config/config.h"
 #include "../store/records.h"
+#include "../store/store.h"
 #include "../store/call.h"
 
 struct loop;
@@ -101,6 +102,16 @@ size_t screening_inflight(const struct screening *s);
 int screening_list_put(struct screening *s, const struct list_entry *e);
 int screening_list_remove(struct screening *s, enum list_kind kind,
                           const char *entry);
+
+/*
+ * `voice-and-score forget`: drops what memory holds of `number` (its
+ * pass, failures, cached score, velocity, exact list entries) and has the
+ * store delete its call records, list entries and record; `cb` as for
+ * store_forget(). Returns 0 or the store's error (memory is cleared
+ * either way).
+ */
+int screening_forget(struct screening *s, const char *number,
+                     store_forget_cb cb, void *arg);
 
 /* The unexpired entries, as numlist_each() gives them. */
 void screening_lists_each(struct screening *s,

@@ -78,8 +78,13 @@ enum store_op_kind {
   STORE_OP_NUMBER_SAVE, /* upsert of a number record */
   STORE_OP_STATE,       /* store_state_load() */
   STORE_OP_CALLS,       /* store_calls_query() */
-  STORE_OP_STATS        /* store_call_stats() */
+  STORE_OP_STATS,       /* store_call_stats() */
+  STORE_OP_FORGET,      /* store_forget() */
+  STORE_OP_PURGE        /* store_purge() */
 };
+
+/* Call records a purge batch deletes at most. */
+#define STORE_PURGE_BATCH 5000
 
 /* A calls query: the question (with copies of its strings), then the
  * answer. */
@@ -125,6 +130,7 @@ struct store_op {
   store_saved_cb saved_cb; /* call save: when committed, or NULL */
   store_calls_cb calls_cb; /* calls query */
   store_stats_cb stats_cb; /* call stats */
+  store_forget_cb forget_cb; /* forget */
   void *arg;
   char ref[CALL_REF_SIZE]; /* call load: the record asked for */
   union {
@@ -134,8 +140,17 @@ struct store_op {
     struct {
       struct store_state_query q;
       struct state_buf buf;
-    } state;                   /* state load: the question, then the answer */
-    struct calls_query *calls; /* calls query, malloc'd */
+    } state; /* state load: the question, then the answer */
+    struct {
+      char number[CALL_NUMBER_SIZE];
+      struct store_forget_counts counts;
+    } forget;
+    struct {
+      int64_t before_ms;
+      uint64_t deleted; /* by this batch */
+      uint64_t total;   /* by the batches before it */
+    } purge;
+    struct calls_query *calls;      /* calls query, malloc'd */
     struct store_call_stats *stats; /* call stats, malloc'd */
   };
 };
@@ -435,6 +450,8 @@ static void store_deliver_state(struct store_op *op)
  * of each is given back before its callback, so that a callback may issue
  * the next load even with a queue_max of one.
  */
+static void store_purge_done(struct store *st, struct store_op *op);
+
 static void store_deliver(struct store *st, struct store_op *op)
 {
   while (op) {
@@ -442,6 +459,12 @@ static void store_deliver(struct store *st, struct store_op *op)
 
     if (op->kind == STORE_OP_SAVE) {
       op->saved_cb(op->arg, op->rc);
+    } else if (op->kind == STORE_OP_FORGET) {
+      atomic_fetch_sub(&st->held, 1);
+      op->forget_cb(op->arg, op->rc, op->rc ? NULL : &op->forget.counts);
+    } else if (op->kind == STORE_OP_PURGE) {
+      atomic_fetch_sub(&st->held, 1);
+      store_purge_done(st, op);
     } else if (op->kind == STORE_OP_STATE) {
       atomic_fetch_sub(&st->held, 1);
       store_deliver_state(op);
@@ -761,6 +784,14 @@ static void store_run_batch(struct store *st, struct store_op *batch,
         rc = store_read_state(st, op);
         loaded++;
       }
+    } else if (op->kind == STORE_OP_FORGET) {
+      if (rc == VS_OK)
+        rc = op->rc = ops->forget_number(st->handle, op->forget.number,
+                                         &op->forget.counts);
+    } else if (op->kind == STORE_OP_PURGE) {
+      if (rc == VS_OK)
+        rc = op->rc = ops->purge_calls(st->handle, op->purge.before_ms,
+                                       STORE_PURGE_BATCH, &op->purge.deleted);
     } else if (op->kind == STORE_OP_CALLS || op->kind == STORE_OP_STATS) {
       if (rc == VS_OK) {
         op->rc = op->kind == STORE_OP_CALLS ? store_read_calls(st, op)
@@ -1174,6 +1205,57 @@ static void store_drop_read(struct store *st, struct store_op *op)
   free(op);
 }
 
+int store_forget(struct store *st, const char *number, store_forget_cb cb,
+                 void *arg)
+{
+  struct store_op *op;
+
+  if (!cb || !number || !*number || strlen(number) >= CALL_NUMBER_SIZE)
+    return VS_ERR_INVAL;
+  op = store_new_read(st, STORE_OP_FORGET, arg);
+  if (!op)
+    return VS_ERR_BUSY;
+  CALL_SET(op->forget.number, number);
+  op->forget_cb = cb;
+  store_push(st, op);
+  return VS_OK;
+}
+
+/* Queues the purge's next batch, which has deleted `total` so far. */
+static int store_purge_from(struct store *st, int64_t before_ms,
+                            uint64_t total)
+{
+  struct store_op *op = store_new_read(st, STORE_OP_PURGE, NULL);
+
+  if (!op)
+    return VS_ERR_BUSY;
+  op->purge.before_ms = before_ms;
+  op->purge.total = total;
+  store_push(st, op);
+  return VS_OK;
+}
+
+int store_purge(struct store *st, int64_t before_ms)
+{
+  return store_purge_from(st, before_ms, 0);
+}
+
+/* A purge batch is back: go on while batches come back full. */
+static void store_purge_done(struct store *st, struct store_op *op)
+{
+  uint64_t total = op->purge.total + op->purge.deleted;
+
+  if (op->rc == VS_OK && op->purge.deleted == STORE_PURGE_BATCH &&
+      store_purge_from(st, op->purge.before_ms, total) == VS_OK)
+    return;
+  if (op->rc)
+    log_error("old call records not deleted|error=\"%s\"",
+              vs_strerror(op->rc));
+  else if (total)
+    log_info("old call records deleted (store.retention_days)|calls=%llu",
+             (unsigned long long)total);
+}
+
 int store_calls_query(struct store *st, const struct store_query *q,
                       unsigned offset, store_calls_cb cb, void *arg)
 {
@@ -1545,6 +1627,44 @@ int store_lists_delete(const char *path, enum list_kind kind,
   rc = ops->delete_list(handle, kind, entry);
   if (rc)
     vs_fail(err, errlen, rc, "%s", ops->errmsg(handle));
+  ops->close(handle);
+  return rc;
+}
+
+int store_migrate(const char *path, char *err, size_t errlen)
+{
+  void *handle;
+  int rc = tool_open(path, &handle, err, errlen);
+
+  if (!rc)
+    store_sqlite_ops.close(handle);
+  return rc;
+}
+
+int store_forget_offline(const char *path, const char *number,
+                         struct store_forget_counts *out, char *err,
+                         size_t errlen)
+{
+  const struct store_backend_ops *ops = &store_sqlite_ops;
+  void *handle;
+  int rc;
+
+  if (!key_valid(number, CALL_NUMBER_SIZE))
+    return vs_fail(err, errlen, VS_ERR_INVAL,
+                   "the number is empty or too "
+                   "long");
+  rc = tool_open(path, &handle, err, errlen);
+  if (rc)
+    return rc;
+  rc = ops->begin(handle);
+  if (!rc)
+    rc = ops->forget_number(handle, number, out);
+  if (!rc)
+    rc = ops->commit(handle);
+  if (rc) {
+    vs_fail(err, errlen, rc, "%s", ops->errmsg(handle));
+    ops->rollback(handle);
+  }
   ops->close(handle);
   return rc;
 }

@@ -198,6 +198,33 @@ typedef void (*store_stats_cb)(void *arg, int rc,
 int store_call_stats(struct store *st, int64_t since_ms, int64_t now_ms,
                      store_stats_cb cb, void *arg);
 
+/* ---- privacy and retention ----------------------------------------- */
+
+/* What forgetting a number deleted. */
+struct store_forget_counts {
+  uint64_t calls, list_entries, numbers;
+};
+
+typedef void (*store_forget_cb)(void *arg, int rc,
+                                const struct store_forget_counts *counts);
+
+/*
+ * Deletes the call records whose caller is `number`, the list entries
+ * that are exactly `number` and the number's record, in one batch; the
+ * counts are borrowed until the callback returns. Callback contract as
+ * for store_call_load(). (A call of the number still in progress is
+ * written again by its next event.)
+ */
+int store_forget(struct store *st, const char *number, store_forget_cb cb,
+                 void *arg);
+
+/*
+ * Deletes the call records started before `before_ms` (store.retention_
+ * days), a bounded number per batch so that calls keep being written in
+ * between; logs how many once done. Returns 0 or VS_ERR_BUSY/NOMEM.
+ */
+int store_purge(struct store *st, int64_t before_ms);
+
 /* 1 while the last batch committed, 0 after a database error. */
 int store_healthy(const struct store *st);
 
@@ -259,6 +286,14 @@ int store_lists_put(const char *path, const struct list_entry *entries,
                     size_t n, char *err, size_t errlen);
 int store_lists_delete(const char *path, enum list_kind kind,
                        const char *entry, char *err, size_t errlen);
+
+/* Opens (creating and migrating) the database at `path`, and closes it. */
+int store_migrate(const char *path, char *err, size_t errlen);
+
+/* store_forget() for tools, on the database at `path`, synchronously. */
+int store_forget_offline(const char *path, const char *number,
+                         struct store_forget_counts *out, char *err,
+                         size_t errlen);
 
 /* Called once per entry, ordered by kind then entry; non-zero stops. */
 typedef int (*store_list_cb)(void *arg, const struct list_entry *e);

@@ -61,6 +61,30 @@ struct store_state_sink {
   void *arg;
 };
 
+/*
+ * The question of visit_number() (shared backends): one call of `number`
+ * arriving at now_ms.
+ */
+struct store_visit_query {
+  const char *number;
+  int64_t now_ms;
+  int64_t window_ms;      /* velocity window; 0 = do not count calls */
+  int64_t score_since_ms; /* a score fetched before this is stale */
+  int64_t claim_ms;       /* how long a claimed lookup stays claimed */
+  const char *instance;   /* who claims: unique per running server */
+};
+
+/* Its answer. */
+struct store_visit {
+  uint32_t velocity_count;  /* calls in the window, this one included */
+  struct number_record rec; /* the number's record (number_record_init'ed
+                               when it had none) */
+  int has_score;            /* rec holds a score fetched >= score_since */
+  int claimed;              /* no fresh score and no live claim: this
+                               instance now owns the lookup until
+                               now_ms + claim_ms */
+};
+
 struct store_backend_ops {
   const char *name; /* "sqlite", for logs */
 
@@ -174,6 +198,39 @@ struct store_backend_ops {
   int (*read_lists)(void *handle, int kind, store_list_cb cb, void *arg);
 
   /*
+   * `voice-and-score forget`: deletes, in the caller's transaction, the
+   * call records whose caller is `number`, the list entries whose entry
+   * is exactly `number` (prefixes stay), and the number's record; the
+   * counts go to *out.
+   */
+  int (*forget_number)(void *handle, const char *number,
+                       struct store_forget_counts *out);
+
+  /*
+   * store.retention_days: deletes up to `max` call records that started
+   * before `before_ms` (oldest first), in the caller's transaction;
+   * *deleted is how many. The store calls it again while it deletes
+   * `max`, so no single batch holds the database for long.
+   */
+  int (*purge_calls)(void *handle, int64_t before_ms, unsigned max,
+                     uint64_t *deleted);
+
+  /*
+   * Shared backends only (NULL otherwise): the screening state of one
+   * arriving call, atomically with respect to every other instance
+   * (a transaction with the number's row locked, or atomic upserts):
+   * records the call for velocity and returns the count, returns the
+   * number's record, and claims the Score lookup when no fresh score
+   * and no unexpired claim of another instance exists, so that
+   * concurrent calls from one number across instances make one lookup
+   * per cache TTL. The claim ends when save_number() stores a score
+   * or when it expires. Runs in its own transaction (outside batches):
+   * returns 0 or a vs_err code.
+   */
+  int (*visit_number)(void *handle, const struct store_visit_query *q,
+                      struct store_visit *out);
+
+  /*
    * The reason for the last failure on `handle`, as one sentence. The
    * string belongs to the handle and is valid until its next op.
    */
@@ -191,6 +248,5 @@ struct store_backend_ops {
 int store_open_backend(struct loop *loop, const struct store_options *opt,
                        const struct store_backend_ops *ops, void *handle,
                        struct store **out, char *err, size_t errlen);
-
 
 #endif

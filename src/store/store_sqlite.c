@@ -412,6 +412,9 @@ struct sqlite_backend {
   sqlite3_stmt *recent;
   sqlite3_stmt *list_all;
   sqlite3_stmt *list_kind;
+  /* forget and the retention purge, prepared on first use. */
+  sqlite3_stmt *forget[3];
+  sqlite3_stmt *purge;
   char err[SQLITE_ERR_SIZE];
 };
 
@@ -517,6 +520,9 @@ static void backend_free(struct sqlite_backend *b)
   sqlite3_finalize(b->recent);
   sqlite3_finalize(b->list_all);
   sqlite3_finalize(b->list_kind);
+  for (int i = 0; i < 3; i++)
+    sqlite3_finalize(b->forget[i]);
+  sqlite3_finalize(b->purge);
   sqlite3_close_v2(b->db);
   free(b);
 }
@@ -1490,6 +1496,66 @@ static const char *sqlite_errmsg(void *handle)
   return b->err[0] ? b->err : "no error";
 }
 
+/* ---- forget and retention ------------------------------------------ */
+
+static const char *const sql_forget[3] = {
+    "DELETE FROM calls WHERE caller = ?1",
+    "DELETE FROM lists WHERE entry = ?1",
+    "DELETE FROM numbers WHERE number = ?1",
+};
+
+static int sqlite_forget_number(void *handle, const char *number,
+                                struct store_forget_counts *out)
+{
+  struct sqlite_backend *b = handle;
+  uint64_t *counts[3] = {&out->calls, &out->list_entries, &out->numbers};
+  int rc = VS_OK;
+
+  memset(out, 0, sizeof(*out));
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  for (int i = 0; rc == VS_OK && i < 3; i++) {
+    rc = lazy_prepare(b, sql_forget[i], &b->forget[i],
+                      "cannot prepare forgetting a number");
+    if (rc == VS_OK &&
+        sqlite3_bind_text(b->forget[i], 1, number,
+                          (int)strnlen(number, CALL_NUMBER_SIZE),
+                          SQLITE_STATIC) != SQLITE_OK)
+      rc = backend_fail(b, VS_ERR_INVAL, "cannot bind a number");
+    if (rc == VS_OK)
+      rc = run_stmt(b, b->forget[i], "cannot forget a number");
+    if (rc == VS_OK)
+      *counts[i] = (uint64_t)sqlite3_changes(b->db);
+  }
+  return rc;
+}
+
+/* The oldest first, so that a purge cut short by `max` resumes in order. */
+static const char sql_purge[] =
+    "DELETE FROM calls WHERE ref IN (SELECT ref FROM calls "
+    "WHERE started_ms < ?1 ORDER BY started_ms LIMIT ?2)";
+
+static int sqlite_purge_calls(void *handle, int64_t before_ms, unsigned max,
+                              uint64_t *deleted)
+{
+  struct sqlite_backend *b = handle;
+  int rc;
+
+  *deleted = 0;
+  if (b->readonly)
+    return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  rc = lazy_prepare(b, sql_purge, &b->purge, "cannot prepare the purge");
+  if (rc == VS_OK &&
+      (sqlite3_bind_int64(b->purge, 1, before_ms) != SQLITE_OK ||
+       sqlite3_bind_int64(b->purge, 2, max) != SQLITE_OK))
+    rc = backend_fail(b, VS_ERR_INVAL, "cannot bind the purge");
+  if (rc == VS_OK)
+    rc = run_stmt(b, b->purge, "cannot delete old call records");
+  if (rc == VS_OK)
+    *deleted = (uint64_t)sqlite3_changes(b->db);
+  return rc;
+}
+
 const struct store_backend_ops store_sqlite_ops = {
     .name = "sqlite",
     .shared = 0,
@@ -1507,5 +1573,8 @@ const struct store_backend_ops store_sqlite_ops = {
     .delete_list = sqlite_delete_list,
     .load_state = sqlite_load_state,
     .read_lists = sqlite_read_lists,
+    .forget_number = sqlite_forget_number,
+    .purge_calls = sqlite_purge_calls,
+    .visit_number = NULL,
     .errmsg = sqlite_errmsg,
 };

@@ -17,8 +17,10 @@
 static _Atomic int log_max = LOG_INFO;
 static _Atomic int log_json;
 static _Atomic int log_mask = 1;
+static _Atomic int log_journal;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const int syslog_priority[] = {3, 4, 6, 7}; /* err warning info debug */
 
 /* Keys whose values are a caller's (or a department's) phone number. */
 static const char *const number_keys[] = {"caller", "number",  "from",
@@ -37,6 +39,11 @@ void log_set_json(int on)
 void log_set_mask_numbers(int on)
 {
   log_mask = on;
+}
+
+void log_set_journal(int on)
+{
+  log_journal = on;
 }
 
 int log_level_parse(const char *s)
@@ -196,6 +203,9 @@ void log_write(enum log_level level, const char *fmt, ...)
            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
            tm.tm_sec, ts.tv_nsec / 1000000);
   buf_init(&b, LOG_LINE_MAX);
+  /* journald reads a leading <N> as the line's syslog priority. */
+  if (log_journal)
+    buf_printf(&b, "<%d>", syslog_priority[level]);
   if (log_json) {
     buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts_text,
                level_names[level]);

@@ -33,6 +33,13 @@ void log_set_json(int on);
 /* Masks phone numbers in the keys listed above (log.mask_numbers). */
 void log_set_mask_numbers(int on);
 
+/*
+ * Starts each line with its syslog priority, "<3>" to "<7>", which
+ * journald strips and keeps as the priority (so journalctl -p works):
+ * for when stderr is the journal (JOURNAL_STREAM is set).
+ */
+void log_set_journal(int on);
+
 /* Parses "error", "warn", "info" or "debug"; returns -1 if unknown. */
 int log_level_parse(const char *s);
 

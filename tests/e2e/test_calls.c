@@ -60,6 +60,7 @@ struct opts {
   const char *extra;          /* more top-level sections */
   const char *admin;          /* the admin section; default: any port */
   const char *log_extra;      /* more lines for the log section */
+  const char *store_extra;    /* more lines for the store section */
 };
 
 struct world {
@@ -106,6 +107,7 @@ static char *config_text(const struct opts *o)
                "    - {digit: \"3\", name: Billing, dial: \"15555550103\"}\n"
                "store:\n"
                "  path: \"{DIR}/calls.db\"\n"
+               "%s"
                "log:\n"
                "  level: debug\n"
                "%s"
@@ -124,6 +126,7 @@ static char *config_text(const struct opts *o)
                o->anonymous ? o->anonymous : "block",
                o->screening ? o->screening : "",
                o->caller_id ? o->caller_id : "virtual",
+               o->store_extra ? o->store_extra : "",
                o->log_extra ? o->log_extra : "",
                o->admin ? o->admin : "admin:\n  listen: \"127.0.0.1:0\"\n",
                o->extra ? o->extra : "") > 0);
@@ -826,6 +829,21 @@ static void test_refuses_bad_config(void **state)
   assert_int_equal(run_cli(&out, args), 1);
   assert_non_null(strstr(out, "no credentials"));
   free(out);
+  /* The tools that make no lookup work on the same file (the server has
+   * its credentials from its environment). */
+  {
+    const char *calls[] = {"calls", "--config", harness_config(), NULL};
+    const char *show[] = {"list",     "show",           "block",
+                          "--config", harness_config(), NULL};
+
+    /* list creates the database, which calls only reads. */
+    out = NULL;
+    assert_int_equal(run_cli(&out, show), 0);
+    free(out);
+    out = NULL;
+    assert_int_equal(run_cli(&out, calls), 0);
+    free(out);
+  }
   harness_cleanup();
 }
 
@@ -2125,6 +2143,131 @@ static void test_kill_9_loses_no_answered_call(void **state)
   world_stop(w);
 }
 
+/* ---- privacy and retention ------------------------------------------- */
+
+/* Rows of `sql` (a SELECT count(*) ...) in the test's database. */
+static long db_count(const char *sql)
+{
+  char db[512];
+  sqlite3 *h = NULL;
+  sqlite3_stmt *st = NULL;
+  long n = -1;
+
+  snprintf(db, sizeof(db), "%s/calls.db", harness_dir());
+  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+  sqlite3_busy_timeout(h, 5000);
+  assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    n = (long)sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return n;
+}
+
+static void test_forget_number(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  const char *forget[] = {"forget", "+1 555 555 0123", "--config", NULL, NULL};
+  char *out = NULL;
+
+  (void)state;
+  assert_menu(incoming(w, "FGT1", "15555550123"));
+  assert_menu(incoming(w, "FGT2", "15555550123"));
+  assert_menu(incoming(w, "FGT3", "15555550124"));
+  assert_int_equal(admin_request(w->srv, "POST", "/api/lists",
+                                 "{\"kind\":\"allow\",\"entry\":"
+                                 "\"15555550123\"}",
+                                 NULL, NULL),
+                   201);
+  free(record_of("FGT3"));
+  /* Through the running server's admin API. */
+  assert_int_equal(admin_request(w->srv, "DELETE",
+                                 "/api/numbers/%2B15555550123", NULL, NULL,
+                                 &out),
+                   200);
+  assert_int_equal(json_int(out, "calls"), 2);
+  assert_int_equal(json_int(out, "list_entries"), 1);
+  assert_int_equal(json_int(out, "numbers"), 1);
+  free(out);
+  assert_int_equal(db_count("SELECT count(*) FROM calls WHERE caller = "
+                            "'15555550123'"),
+                   0);
+  assert_int_equal(db_count("SELECT count(*) FROM lists"), 0);
+  assert_int_equal(db_count("SELECT count(*) FROM calls"), 1);
+  /* Memory forgot too: the next call is scored afresh, not allowlisted. */
+  free(incoming(w, "FGT4", "15555550123"));
+  assert_record("FGT4", "reason", "score:123<600");
+  assert_record("FGT4", "score_source", "api");
+  assert_int_equal(proc_stop(w->srv), 0);
+
+  /* With no server running, the command edits the database itself. */
+  forget[3] = harness_config();
+  out = NULL;
+  assert_int_equal(run_cli(&out, forget), 0);
+  assert_non_null(strstr(out, "forgot 15555550123: 1 call records"));
+  free(out);
+  assert_int_equal(db_count("SELECT count(*) FROM calls WHERE caller = "
+                            "'15555550123'"),
+                   0);
+  proc_stop(w->dbl);
+  free(w);
+  harness_cleanup();
+}
+
+static void test_retention_purges_old_calls(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  char db[512];
+  sqlite3 *h = NULL;
+
+  (void)state;
+  assert_menu(incoming(w, "OLD1", "15555550123"));
+  assert_menu(incoming(w, "OLD2", "15555550124"));
+  assert_int_equal(proc_stop(w->srv), 0);
+  snprintf(db, sizeof(db), "%s/calls.db", harness_dir());
+  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(h,
+                                "UPDATE calls SET started_ms = started_ms - "
+                                "40 * 86400000 WHERE ref = 'OLD1'",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(h);
+  {
+    char *cfg =
+        config_text(&(struct opts){.store_extra = "  retention_days: 30\n"});
+
+    harness_rewrite_config(cfg, w->dbl);
+    free(cfg);
+  }
+  w->srv = server_relaunch();
+  assert_non_null(w->srv);
+  assert_true(server_log_has(w->srv, "old call records deleted"));
+  assert_true(server_log_has(w->srv, "calls=1"));
+  assert_int_equal(db_count("SELECT count(*) FROM calls WHERE ref = 'OLD1'"),
+                   0);
+  assert_int_equal(db_count("SELECT count(*) FROM calls WHERE ref = 'OLD2'"),
+                   1);
+  world_stop(w);
+}
+
+static void test_migrate_command(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  const char *migrate[] = {"migrate", "--config", NULL, NULL};
+  char *out = NULL;
+
+  (void)state;
+  migrate[2] = harness_config();
+  /* Beside a running server, and again: both are no-ops that succeed. */
+  assert_int_equal(run_cli(&out, migrate), 0);
+  assert_non_null(strstr(out, "schema up to date"));
+  free(out);
+  out = NULL;
+  assert_int_equal(run_cli(&out, migrate), 0);
+  free(out);
+  world_stop(w);
+}
+
 /* Kills whatever a failed test left running and removes its files. */
 static int teardown(void **state)
 {
@@ -2199,6 +2342,9 @@ int main(void)
       TEST(test_log_masks_numbers),
       TEST(test_log_json),
       TEST(test_kill_9_loses_no_answered_call),
+      TEST(test_forget_number),
+      TEST(test_retention_purges_old_calls),
+      TEST(test_migrate_command),
   };
 
   /* VS_TEST_FILTER=test_name* runs a subset, for debugging. */
