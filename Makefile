@@ -52,7 +52,7 @@ test-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  meson test -C $(ASAN_BUILD) --print-errorlogs
+	  meson test -C $(ASAN_BUILD) --print-errorlogs --no-suite soak
 
 $(FUZZ_BUILD)/build.ninja:
 	@scripts/install-deps --fuzz
