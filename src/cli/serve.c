@@ -299,6 +299,7 @@ static void announce(const struct server *s)
 {
   const struct config *cfg = s->cfg;
   char host[256];
+  char where[512]; /* store.url without its password */
   const char *colon = strrchr(cfg->server.listen, ':');
   size_t n = colon ? (size_t)(colon - cfg->server.listen) : 0;
 
@@ -309,7 +310,8 @@ static void announce(const struct server *s)
            "provider=%s store=%s",
            scheme, host, webhook_port(s->webhook), cfg->server.webhook_path,
            scheme, host, webhook_port(s->webhook),
-           config_provider_name(cfg->telesign.provider), cfg->store.location);
+           config_provider_name(cfg->telesign.provider),
+           store_location_safe(cfg->store.location, where, sizeof(where)));
   if (s->admin) {
     const char *acolon = strrchr(cfg->admin.listen, ':');
 
@@ -344,6 +346,7 @@ int cmd_serve(int argc, char **argv)
   struct config *cfg;
   const char *path = NULL;
   char err[512];
+  char where[512]; /* store.url without its password, for logs */
   int simulated_clock = 0;
   int status;
 
@@ -366,9 +369,9 @@ int cmd_serve(int argc, char **argv)
     goto out;
   }
   sopt.path = cfg->store.location;
+  store_location_safe(cfg->store.location, where, sizeof(where));
   if (store_open(s.loop, &sopt, &s.store, err, sizeof(err))) {
-    log_error("cannot open the store|path=%s error=\"%s\"",
-              cfg->store.location, err);
+    log_error("cannot open the store|path=%s error=\"%s\"", where, err);
     goto out;
   }
   if (score_client_create(s.loop, cfg, &s.scores, err, sizeof(err))) {
@@ -382,7 +385,7 @@ int cmd_serve(int argc, char **argv)
   }
   if (load_state(&s)) {
     log_error("cannot read the lists and numbers from the store|path=%s",
-              cfg->store.location);
+              where);
     goto out;
   }
   if (webhook_create(s.loop, cfg, s.flow, s.store, &s.webhook, err,

@@ -9,8 +9,15 @@
  * arrive while its lookup is in flight wait for that one lookup instead of
  * starting their own. Failed lookups are not cached.
  *
- * State lives in memory on the loop thread and is written through to the
- * store (lists, number records); screening_load() reads it back at start.
+ * With a store of its own (SQLite), state lives in memory on the loop
+ * thread and is written through to the store (lists, number records);
+ * screening_load() reads it back at start. With a store shared by several
+ * instances (store_shared(), PostgreSQL), the database is the state: each
+ * call's velocity, pass and cached score come from one atomic store visit,
+ * only one instance looks a number up per cache TTL (the others poll the
+ * number's record for its score), challenge outcomes are atomic updates,
+ * and the lists are read again every second (an edit made on another
+ * instance applies here within about a second; one made here, at once).
  * Loop thread only.
  */
 #ifndef VS_SCREEN_SCREENING_H
@@ -48,8 +55,9 @@ void screening_destroy(struct screening *s);
  * `cb` (rc 0 or a vs_err code). With `with_numbers` (at start) it also
  * reads the number records and rebuilds velocity from recent calls; a
  * reload (SIGHUP) reads only the lists, since memory is ahead of the
- * database for numbers. Returns 0, or an error after which `cb` is not
- * called.
+ * database for numbers. A shared store reads only the lists either way
+ * (the first load starts their periodic refresh, and prunes the number
+ * records). Returns 0, or an error after which `cb` is not called.
  */
 typedef void (*screening_loaded_cb)(void *arg, int rc);
 int screening_load(struct screening *s, int with_numbers,
@@ -62,8 +70,9 @@ void screening_set_config(struct screening *s, const struct config *cfg);
  * Decides `c`, a new call whose caller_raw is set: normalises the caller
  * into c->caller, runs the pipeline and fills decision, reason, trace,
  * velocity_count, the score fields and policy_version. Returns 1 when that
- * is done, or 0 when the pipeline needs the Score API: the caller then
- * hands a copy of `c` that lives until the callback to screening_lookup().
+ * is done, or 0 when the pipeline needs the Score API, or (shared store)
+ * the number's state from the database: the caller then hands a copy of
+ * `c` that lives until the callback to screening_lookup().
  * Deciding at once costs no allocation, which keeps the common paths
  * (cached scores, lists, passes) cheap.
  */
@@ -84,7 +93,9 @@ void screening_lookup(struct screening *s, struct call *c, screening_cb cb,
  * A challenge outcome for the call's number: passing grants a pass for
  * challenge.pass_ttl_s and clears its failures; failing counts one more
  * failure and, at challenge.fail_block_after, blocklists the number for
- * challenge.fail_block_ttl_s. Returns 1 when the failure blocklisted it.
+ * challenge.fail_block_ttl_s. Returns 1 when the failure blocklisted it
+ * (a shared store counts in the database and returns 0: the entry applies
+ * here once the store has added it, before the call's committed answer).
  */
 void screening_challenge_passed(struct screening *s, const struct call *c);
 int screening_challenge_failed(struct screening *s, const struct call *c);

@@ -4,6 +4,7 @@
  * constraint lists them again: a new kind needs a migration as well.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "call.h"
@@ -33,4 +34,9 @@ void number_record_init(struct number_record *r, const char *number)
   memset(r, 0, sizeof(*r));
   CALL_SET(r->number, number);
   r->score = -1;
+}
+
+void list_entry_note_failures(struct list_entry *e, uint32_t failures)
+{
+  snprintf(e->note, sizeof(e->note), "failed %u challenges", failures);
 }

@@ -47,6 +47,12 @@ struct number_record {
   char score_ref[CALL_REF_SIZE];
 };
 
+/*
+ * The note of the block list entry that failed challenges put a number
+ * on: "failed N challenges".
+ */
+void list_entry_note_failures(struct list_entry *e, uint32_t failures);
+
 /* An empty record for `number` (score -1, everything else 0). */
 void number_record_init(struct number_record *r, const char *number);
 

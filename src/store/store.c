@@ -30,6 +30,7 @@
  * the ceiling saves fail with VS_ERR_BUSY instead of waiting: the loop must
  * never block on the disk.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -46,6 +47,7 @@
 #include "records.h"
 #include "store.h"
 #include "store_backend.h"
+#include "store_postgres.h"
 #include "store_sqlite.h"
 
 /*
@@ -80,8 +82,24 @@ enum store_op_kind {
   STORE_OP_CALLS,       /* store_calls_query() */
   STORE_OP_STATS,       /* store_call_stats() */
   STORE_OP_FORGET,      /* store_forget() */
-  STORE_OP_PURGE        /* store_purge() */
+  STORE_OP_PURGE,       /* store_purge() */
+  STORE_OP_VISIT,       /* store_visit_number() */
+  STORE_OP_UPDATE       /* store_number_update(), a write */
 };
+
+/*
+ * Times a batch runs when it conflicts with another instance's (a
+ * deadlock the database broke by aborting ours): the conflict is gone once
+ * the other batch commits, so a second try normally succeeds.
+ */
+#define STORE_BATCH_TRIES 3
+
+/*
+ * While a shared backend's batches fail, the worker tries an empty
+ * transaction this often when nothing else is queued, so that the store
+ * reconnects (and /health recovers) without waiting for traffic.
+ */
+#define STORE_PROBE_MS 250
 
 /* Call records a purge batch deletes at most. */
 #define STORE_PURGE_BATCH 5000
@@ -131,6 +149,8 @@ struct store_op {
   store_calls_cb calls_cb; /* calls query */
   store_stats_cb stats_cb; /* call stats */
   store_forget_cb forget_cb; /* forget */
+  store_visit_cb visit_cb;   /* visit */
+  store_update_cb update_cb; /* number update: when applied, or NULL */
   void *arg;
   char ref[CALL_REF_SIZE]; /* call load: the record asked for */
   union {
@@ -150,6 +170,17 @@ struct store_op {
       uint64_t deleted; /* by this batch */
       uint64_t total;   /* by the batches before it */
     } purge;
+    struct {
+      struct store_visit_query q; /* its strings point at the two below */
+      char number[CALL_NUMBER_SIZE];
+      char instance[STORE_CLAIM_SIZE];
+      struct store_visit out;
+    } visit;
+    struct {
+      struct store_number_update u;
+      struct list_entry entry; /* what a FAIL blocklisted */
+      int blocked;
+    } update;
     struct calls_query *calls;      /* calls query, malloc'd */
     struct store_call_stats *stats; /* call stats, malloc'd */
   };
@@ -459,6 +490,16 @@ static void store_deliver(struct store *st, struct store_op *op)
 
     if (op->kind == STORE_OP_SAVE) {
       op->saved_cb(op->arg, op->rc);
+    } else if (op->kind == STORE_OP_UPDATE) {
+      op->update_cb(op->arg, op->rc,
+                    op->rc == VS_OK && op->update.blocked ? &op->update.entry
+                                                          : NULL);
+    } else if (op->kind == STORE_OP_VISIT) {
+      /* A server closing its store must not start lookups on the answer. */
+      if (st->closing && op->rc == VS_OK)
+        op->rc = VS_ERR_BUSY;
+      atomic_fetch_sub(&st->held, 1);
+      op->visit_cb(op->arg, op->rc, op->rc ? NULL : &op->visit.out);
     } else if (op->kind == STORE_OP_FORGET) {
       atomic_fetch_sub(&st->held, 1);
       op->forget_cb(op->arg, op->rc, op->rc ? NULL : &op->forget.counts);
@@ -661,7 +702,7 @@ static int store_read_state(struct store *st, struct store_op *op)
 }
 
 /* Runs one write; an absent entry is a delete already done. */
-static int store_write(struct store *st, const struct store_op *op)
+static int store_write(struct store *st, struct store_op *op)
 {
   const struct store_backend_ops *ops = st->ops;
   int rc;
@@ -676,6 +717,9 @@ static int store_write(struct store *st, const struct store_op *op)
     return rc == VS_ERR_NOTFOUND ? VS_OK : rc;
   case STORE_OP_NUMBER_SAVE:
     return ops->save_number(st->handle, &op->number);
+  case STORE_OP_UPDATE:
+    return op->rc = ops->update_number(st->handle, &op->update.u,
+                                       &op->update.entry, &op->update.blocked);
   default:
     return VS_ERR_INVAL;
   }
@@ -684,7 +728,15 @@ static int store_write(struct store *st, const struct store_op *op)
 static int is_write(const struct store_op *op)
 {
   return op->kind == STORE_OP_SAVE || op->kind == STORE_OP_LIST_SAVE ||
-         op->kind == STORE_OP_LIST_DELETE || op->kind == STORE_OP_NUMBER_SAVE;
+         op->kind == STORE_OP_LIST_DELETE ||
+         op->kind == STORE_OP_NUMBER_SAVE || op->kind == STORE_OP_UPDATE;
+}
+
+/* A write whose issuer waits for its batch: delivered like a load. */
+static int has_callback(const struct store_op *op)
+{
+  return op->kind == STORE_OP_UPDATE ? op->update_cb != NULL
+                                     : op->saved_cb != NULL;
 }
 
 /* ---- admin queries (worker) ------------------------------------------ */
@@ -753,11 +805,100 @@ static int store_read_stats(struct store *st, struct store_op *op)
   return st->ops->list_calls(st->handle, &q, stats_row, op->stats);
 }
 
+/* What one run of a batch's operations did, for the counters. */
+struct batch_counts {
+  size_t n;      /* operations */
+  size_t saves;  /* writes among them */
+  size_t loaded; /* reads answered by the database */
+};
+
 /*
- * Runs one batch in one transaction, in queue order, so a load sees every
- * save issued before it. `drop_gen` is the count of dropped saves when the
- * batch was taken: a commit clears the saturated flag only if no save was
- * dropped since, since only then does it prove the store keeps up again.
+ * Runs every operation of a batch in the open transaction, in queue order,
+ * so that a load sees every save issued before it, and counts the reads
+ * into c->loaded. Returns what fails the batch: the first error of the
+ * database (after which nothing more is run), not an answer such as "no
+ * such call".
+ */
+static int run_ops(struct store *st, struct store_op *batch,
+                   struct batch_counts *c)
+{
+  const struct store_backend_ops *ops = st->ops;
+  struct store_op *op;
+  int rc = VS_OK;
+
+  c->loaded = 0;
+  for (op = batch; op; op = op->next) {
+    if (is_write(op)) {
+      if (rc == VS_OK)
+        rc = store_write(st, op);
+    } else if (rc != VS_OK) {
+      continue;
+    } else if (op->kind == STORE_OP_STATE) {
+      rc = store_read_state(st, op);
+      c->loaded++;
+    } else if (op->kind == STORE_OP_FORGET) {
+      rc = op->rc = ops->forget_number(st->handle, op->forget.number,
+                                       &op->forget.counts);
+    } else if (op->kind == STORE_OP_PURGE) {
+      rc = op->rc = ops->purge_calls(st->handle, op->purge.before_ms,
+                                     STORE_PURGE_BATCH, &op->purge.deleted);
+    } else if (op->kind == STORE_OP_VISIT) {
+      rc = op->rc =
+          ops->visit_number(st->handle, &op->visit.q, &op->visit.out);
+      c->loaded++;
+    } else if (op->kind == STORE_OP_CALLS || op->kind == STORE_OP_STATS) {
+      op->rc = op->kind == STORE_OP_CALLS ? store_read_calls(st, op)
+                                          : store_read_stats(st, op);
+      c->loaded++;
+      /* Running out of memory fails only the query. */
+      if (op->rc != VS_OK && op->rc != VS_ERR_NOMEM)
+        rc = op->rc;
+    } else {
+      op->rc = ops->load_call(st->handle, op->ref, &op->call);
+      c->loaded++;
+      /* A missing or unreadable record is that load's answer; anything
+       * else is the database failing, and fails the batch. */
+      if (op->rc != VS_OK && op->rc != VS_ERR_NOTFOUND &&
+          op->rc != VS_ERR_PROTO)
+        rc = op->rc;
+    }
+  }
+  return rc;
+}
+
+/* Forgets what a rolled-back run of the batch had read, before a retry. */
+static void batch_reset(struct store_op *batch)
+{
+  for (struct store_op *op = batch; op; op = op->next) {
+    if (op->kind == STORE_OP_STATE) {
+      state_buf_free(&op->state.buf);
+    } else if (op->kind == STORE_OP_CALLS) {
+      free(op->calls->rows);
+      op->calls->rows = NULL;
+      op->calls->nrows = 0;
+      op->calls->seen = 0;
+      op->calls->more = 0;
+    } else if (op->kind == STORE_OP_STATS) {
+      struct store_call_stats *s = op->stats;
+      int64_t since = s->since_ms;
+      int64_t now = s->now_ms;
+      size_t hours = s->hours;
+
+      memset(s, 0, sizeof(*s));
+      s->since_ms = since;
+      s->now_ms = now;
+      s->hours = hours;
+    }
+  }
+}
+
+/*
+ * Runs one batch in one transaction (see run_ops). A batch that a shared
+ * backend says conflicted with another instance's is rolled back and run
+ * again, at most STORE_BATCH_TRIES times. `drop_gen` is the count of
+ * dropped saves when the batch was taken: a commit clears the saturated
+ * flag only if no save was dropped since, since only then does it prove
+ * the store keeps up again.
  */
 static void store_run_batch(struct store *st, struct store_op *batch,
                             uint64_t drop_gen)
@@ -767,52 +908,28 @@ static void store_run_batch(struct store *st, struct store_op *batch,
   struct store_op *last = NULL;
   struct store_op *op;
   struct store_op *next;
-  size_t n = 0;
-  size_t saves = 0;
-  size_t loaded = 0;
+  struct batch_counts c = {0};
   int rc;
 
-  rc = ops->begin(st->handle);
   for (op = batch; op; op = op->next) {
-    n++;
-    if (is_write(op)) {
-      saves++;
-      if (rc == VS_OK)
-        rc = store_write(st, op);
-    } else if (op->kind == STORE_OP_STATE) {
-      if (rc == VS_OK) {
-        rc = store_read_state(st, op);
-        loaded++;
-      }
-    } else if (op->kind == STORE_OP_FORGET) {
-      if (rc == VS_OK)
-        rc = op->rc = ops->forget_number(st->handle, op->forget.number,
-                                         &op->forget.counts);
-    } else if (op->kind == STORE_OP_PURGE) {
-      if (rc == VS_OK)
-        rc = op->rc = ops->purge_calls(st->handle, op->purge.before_ms,
-                                       STORE_PURGE_BATCH, &op->purge.deleted);
-    } else if (op->kind == STORE_OP_CALLS || op->kind == STORE_OP_STATS) {
-      if (rc == VS_OK) {
-        op->rc = op->kind == STORE_OP_CALLS ? store_read_calls(st, op)
-                                            : store_read_stats(st, op);
-        loaded++;
-        /* Running out of memory fails only the query. */
-        if (op->rc != VS_OK && op->rc != VS_ERR_NOMEM)
-          rc = op->rc;
-      }
-    } else if (rc == VS_OK) {
-      op->rc = ops->load_call(st->handle, op->ref, &op->call);
-      loaded++;
-      /* A missing or unreadable record is that load's answer; anything
-       * else is the database failing, and fails the batch. */
-      if (op->rc != VS_OK && op->rc != VS_ERR_NOTFOUND &&
-          op->rc != VS_ERR_PROTO)
-        rc = op->rc;
-    }
+    c.n++;
+    c.saves += (size_t)is_write(op);
   }
-  if (rc == VS_OK)
-    rc = ops->commit(st->handle);
+  for (int attempt = 1;; attempt++) {
+    rc = ops->begin(st->handle);
+    if (rc == VS_OK)
+      rc = run_ops(st, batch, &c);
+    if (rc == VS_OK)
+      rc = ops->commit(st->handle);
+    if (rc == VS_OK || attempt == STORE_BATCH_TRIES || !ops->retryable ||
+        !ops->retryable(st->handle))
+      break;
+    log_warn("store batch conflicted with another instance, run again|"
+             "backend=%s error=\"%s\" attempt=%d",
+             ops->name, ops->errmsg(st->handle), attempt);
+    ops->rollback(st->handle);
+    batch_reset(batch);
+  }
   if (rc != VS_OK) {
     char why[STORE_WHY_SIZE];
 
@@ -821,7 +938,7 @@ static void store_run_batch(struct store *st, struct store_op *batch,
     if (ops->rollback(st->handle) != VS_OK)
       log_error("store rollback failed|backend=%s error=\"%s\"", ops->name,
                 ops->errmsg(st->handle));
-    store_log_failure(st, rc, why, n, saves);
+    store_log_failure(st, rc, why, c.n, c.saves);
   } else if (st->failing) {
     log_info("store writing again|backend=%s", ops->name);
     st->failing = 0;
@@ -829,7 +946,7 @@ static void store_run_batch(struct store *st, struct store_op *batch,
 
   for (op = batch; op; op = next) {
     next = op->next;
-    if (is_write(op) && !op->saved_cb) {
+    if (is_write(op) && !has_callback(op)) {
       free(op);
       continue;
     }
@@ -851,10 +968,10 @@ static void store_run_batch(struct store *st, struct store_op *batch,
   }
 
   stat_add(&st->stats.batches, 1);
-  stat_add(rc == VS_OK ? &st->stats.saved : &st->stats.lost, saves);
+  stat_add(rc == VS_OK ? &st->stats.saved : &st->stats.lost, c.saves);
   stat_add(&st->stats.failed, rc != VS_OK);
-  stat_add(&st->stats.loaded, loaded);
-  stat_max(&st->stats.max_batch, n);
+  stat_add(&st->stats.loaded, c.loaded);
+  stat_max(&st->stats.max_batch, c.n);
   atomic_store(&st->healthy, rc == VS_OK);
 
   pthread_mutex_lock(&st->lock);
@@ -870,16 +987,56 @@ static void store_run_batch(struct store *st, struct store_op *batch,
   pthread_mutex_unlock(&st->lock);
 
   /* Last, so that whoever sees the depth fall also sees the counters. */
-  atomic_fetch_sub(&st->held, saves);
-  atomic_fetch_sub(&st->depth, n);
+  atomic_fetch_sub(&st->held, c.saves);
+  atomic_fetch_sub(&st->depth, c.n);
   if (loads)
     loop_async_send(&st->async);
 }
 
 /*
+ * Worker, while a shared backend's batches fail and nothing is queued: an
+ * empty transaction, which makes the backend connect again (within its
+ * backoff). Its success is a batch that committed, for store_healthy().
+ */
+static void store_probe(struct store *st)
+{
+  const struct store_backend_ops *ops = st->ops;
+  int rc = ops->begin(st->handle);
+
+  if (rc == VS_OK)
+    rc = ops->commit(st->handle);
+  if (rc != VS_OK) {
+    ops->rollback(st->handle);
+    return;
+  }
+  log_info("store writing again|backend=%s", ops->name);
+  st->failing = 0;
+  atomic_store(&st->healthy, 1);
+}
+
+/*
+ * Waits on `wake` under `lock` for at most `ms`; 1 when the time ran out.
+ * `wake` runs on CLOCK_MONOTONIC (see store_open_backend).
+ */
+static int wait_ms(struct store *st, int64_t ms)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += (time_t)(ms / 1000);
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return pthread_cond_timedwait(&st->wake, &st->lock, &ts) == ETIMEDOUT;
+}
+
+/*
  * The worker: sleeps until something is queued, takes all of it, runs it.
  * On stop it keeps taking batches until the queue is empty, so nothing
- * queued before store_close() is lost.
+ * queued before store_close() is lost. While a shared backend is failing
+ * it wakes every STORE_PROBE_MS to probe the database (store_probe).
  */
 static void *store_worker(void *arg)
 {
@@ -888,10 +1045,20 @@ static void *store_worker(void *arg)
   for (;;) {
     struct store_op *batch;
     uint64_t drop_gen;
+    int probe = 0;
 
     pthread_mutex_lock(&st->lock);
-    while (!st->queue_head && !st->stopping)
-      pthread_cond_wait(&st->wake, &st->lock);
+    while (!st->queue_head && !st->stopping && !probe) {
+      if (st->shared && st->failing)
+        probe = wait_ms(st, STORE_PROBE_MS) && !st->queue_head;
+      else
+        pthread_cond_wait(&st->wake, &st->lock);
+    }
+    if (probe && !st->stopping) {
+      pthread_mutex_unlock(&st->lock);
+      store_probe(st);
+      continue;
+    }
     batch = st->queue_head;
     st->queue_head = NULL;
     st->queue_tail = NULL;
@@ -998,6 +1165,7 @@ static int store_new_write(struct store *st, enum store_op_kind kind,
   }
   op->kind = kind;
   op->saved_cb = NULL;
+  op->update_cb = NULL;
   *out = op;
   return VS_OK;
 }
@@ -1153,8 +1321,12 @@ int store_number_save(struct store *st, const struct number_record *r)
   return VS_OK;
 }
 
-int store_state_load(struct store *st, int64_t now_ms, int64_t score_since_ms,
-                     int64_t recent_since_ms, store_state_cb cb, void *arg)
+static struct store_op *store_new_read(struct store *st,
+                                       enum store_op_kind kind, void *arg);
+
+/* Queues a state load of `q` (copied); see the two functions below. */
+static int state_load(struct store *st, const struct store_state_query *q,
+                      store_state_cb cb, void *arg)
 {
   struct store_op *op;
 
@@ -1171,10 +1343,82 @@ int store_state_load(struct store *st, int64_t now_ms, int64_t score_since_ms,
   op->rc = VS_OK;
   op->state_cb = cb;
   op->arg = arg;
-  op->state.q.now_ms = now_ms;
-  op->state.q.score_since_ms = score_since_ms;
-  op->state.q.recent_since_ms = recent_since_ms;
-  op->state.q.max_recent = STORE_STATE_MAX_RECENT + 1;
+  op->state.q = *q;
+  store_push(st, op);
+  return VS_OK;
+}
+
+int store_state_load(struct store *st, int64_t now_ms, int64_t score_since_ms,
+                     int64_t recent_since_ms, store_state_cb cb, void *arg)
+{
+  const struct store_state_query q = {
+      .now_ms = now_ms,
+      .score_since_ms = score_since_ms,
+      .recent_since_ms = recent_since_ms,
+      .max_recent = STORE_STATE_MAX_RECENT + 1,
+      .prune_numbers = 1,
+  };
+
+  return state_load(st, &q, cb, arg);
+}
+
+int store_lists_load(struct store *st, int64_t now_ms, int64_t prune_since_ms,
+                     store_state_cb cb, void *arg)
+{
+  const struct store_state_query q = {
+      .now_ms = now_ms,
+      .score_since_ms = prune_since_ms,
+      .lists_only = 1,
+      .prune_numbers = prune_since_ms != 0,
+  };
+
+  return state_load(st, &q, cb, arg);
+}
+
+int store_shared(const struct store *st)
+{
+  return st->shared;
+}
+
+int store_visit_number(struct store *st, const struct store_visit_query *q,
+                       store_visit_cb cb, void *arg)
+{
+  struct store_op *op;
+
+  if (!cb || !q || !st->ops->visit_number ||
+      !key_valid(q->number, CALL_NUMBER_SIZE))
+    return VS_ERR_INVAL;
+  op = store_new_read(st, STORE_OP_VISIT, arg);
+  if (!op)
+    return VS_ERR_BUSY;
+  op->visit.q = *q;
+  CALL_SET(op->visit.number, q->number);
+  call_set(op->visit.instance, sizeof(op->visit.instance),
+           q->instance ? q->instance : "");
+  op->visit.q.number = op->visit.number;
+  op->visit.q.instance = op->visit.instance;
+  op->visit_cb = cb;
+  store_push(st, op);
+  return VS_OK;
+}
+
+int store_number_update(struct store *st, const struct store_number_update *u,
+                        store_update_cb cb, void *arg)
+{
+  struct store_op *op;
+  int rc;
+
+  if (!u || !st->ops->update_number ||
+      !key_valid(u->rec.number, sizeof(u->rec.number)))
+    return VS_ERR_INVAL;
+  rc = store_new_write(st, STORE_OP_UPDATE, &op);
+  if (rc)
+    return rc;
+  memset(&op->update, 0, sizeof(op->update));
+  op->update.u = *u;
+  op->update_cb = cb;
+  op->arg = arg;
+  op->rc = VS_OK;
   store_push(st, op);
   return VS_OK;
 }
@@ -1385,6 +1629,7 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
                        const struct store_backend_ops *ops, void *handle,
                        struct store **out, char *err, size_t errlen)
 {
+  pthread_condattr_t attr;
   struct store *st;
   size_t buckets = 1;
   int rc;
@@ -1427,11 +1672,14 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
     rc = vs_fail(err, errlen, VS_ERR_NOMEM, "cannot create the store lock");
     goto fail_free_buckets;
   }
-  if (pthread_cond_init(&st->wake, NULL)) {
+  if (pthread_condattr_init(&attr) ||
+      pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) ||
+      pthread_cond_init(&st->wake, &attr)) {
     rc = vs_fail(err, errlen, VS_ERR_NOMEM,
                  "cannot create the store condition");
     goto fail_destroy_lock;
   }
+  pthread_condattr_destroy(&attr);
   rc = loop_async_init(loop, &st->async, store_async_cb, st);
   if (rc) {
     vs_fail(err, errlen, rc, "cannot create the store wake-up: %s",
@@ -1463,19 +1711,81 @@ fail_close_handle:
   return rc;
 }
 
+int store_location_is_url(const char *location)
+{
+  return location && (strncmp(location, "postgresql://", 13) == 0 ||
+                      strncmp(location, "postgres://", 11) == 0);
+}
+
+/* The backend a location names: a URL is PostgreSQL, anything else a file. */
+static const struct store_backend_ops *backend_of(const char *location)
+{
+  return store_location_is_url(location) ? &store_postgres_ops
+                                         : &store_sqlite_ops;
+}
+
+/*
+ * A URL's password is the userinfo after its ':' (user:secret@host) and
+ * any password= parameter of its query string; both become "***".
+ */
+const char *store_location_safe(const char *location, char *buf, size_t size)
+{
+  const char *p = location ? location : "";
+  const char *colon = NULL;
+  const char *at = NULL;
+  int url = store_location_is_url(p);
+  size_t n = 0;
+
+  if (!size)
+    return buf;
+  if (url) {
+    const char *host = strstr(p, "://") + 3;
+    const char *end = host + strcspn(host, "/?");
+
+    for (const char *c = host; c < end; c++)
+      if (*c == '@')
+        at = c;
+    if (at)
+      colon = memchr(host, ':', (size_t)(at - host));
+  }
+  while (*p && n + 1 < size) {
+    const char *skip_to = NULL;
+    const char *put = NULL;
+
+    if (colon && p == colon + 1) {
+      put = "***";
+      skip_to = at;
+    } else if (url && strncmp(p, "password=", 9) == 0 &&
+               (p[-1] == '?' || p[-1] == '&')) {
+      put = "password=***";
+      skip_to = p + strcspn(p, "&");
+    }
+    if (!put) {
+      buf[n++] = *p++;
+      continue;
+    }
+    for (; *put && n + 1 < size; put++)
+      buf[n++] = *put;
+    p = skip_to;
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
 int store_open(struct loop *loop, const struct store_options *opt,
                struct store **out, char *err, size_t errlen)
 {
+  const struct store_backend_ops *ops;
   void *handle;
   int rc;
 
   if (!loop || !opt || !out || !opt->path || !*opt->path)
     return vs_fail(err, errlen, VS_ERR_INVAL, "store path is not set");
-  rc = store_sqlite_ops.open(opt->path, &handle, err, errlen);
+  ops = backend_of(opt->path);
+  rc = ops->open(opt->path, &handle, err, errlen);
   if (rc)
     return rc;
-  return store_open_backend(loop, opt, &store_sqlite_ops, handle, out, err,
-                            errlen);
+  return store_open_backend(loop, opt, ops, handle, out, err, errlen);
 }
 
 void store_close(struct store *st)
@@ -1521,7 +1831,7 @@ int store_calls_list(const char *path, const struct store_query *q,
                      store_row_cb cb, void *arg, char *err, size_t errlen)
 {
   static const struct store_query everything = {0};
-  const struct store_backend_ops *ops = &store_sqlite_ops;
+  const struct store_backend_ops *ops = backend_of(path);
   void *handle;
   int rc;
 
@@ -1556,13 +1866,13 @@ static int tool_open(const char *path, void **handle, char *err, size_t errlen)
 {
   if (!path || !*path)
     return vs_fail(err, errlen, VS_ERR_INVAL, "store path is not set");
-  return store_sqlite_ops.open(path, handle, err, errlen);
+  return backend_of(path)->open(path, handle, err, errlen);
 }
 
 int store_lists_put(const char *path, const struct list_entry *entries,
                     size_t n, char *err, size_t errlen)
 {
-  const struct store_backend_ops *ops = &store_sqlite_ops;
+  const struct store_backend_ops *ops = backend_of(path);
   void *handle;
   int rc;
 
@@ -1609,7 +1919,7 @@ fail_rollback:
 int store_lists_delete(const char *path, enum list_kind kind,
                        const char *entry, char *err, size_t errlen)
 {
-  const struct store_backend_ops *ops = &store_sqlite_ops;
+  const struct store_backend_ops *ops = backend_of(path);
   void *handle;
   int rc;
 
@@ -1637,7 +1947,7 @@ int store_migrate(const char *path, char *err, size_t errlen)
   int rc = tool_open(path, &handle, err, errlen);
 
   if (!rc)
-    store_sqlite_ops.close(handle);
+    backend_of(path)->close(handle);
   return rc;
 }
 
@@ -1645,7 +1955,7 @@ int store_forget_offline(const char *path, const char *number,
                          struct store_forget_counts *out, char *err,
                          size_t errlen)
 {
-  const struct store_backend_ops *ops = &store_sqlite_ops;
+  const struct store_backend_ops *ops = backend_of(path);
   void *handle;
   int rc;
 
@@ -1672,7 +1982,7 @@ int store_forget_offline(const char *path, const char *number,
 int store_lists_read(const char *path, int kind, store_list_cb cb, void *arg,
                      char *err, size_t errlen)
 {
-  const struct store_backend_ops *ops = &store_sqlite_ops;
+  const struct store_backend_ops *ops = backend_of(path);
   void *handle;
   int rc;
 

@@ -3,7 +3,8 @@
  * live, behind an interface that a second backend can implement.
  *
  * Threads. The loop thread owns the struct store and calls every function
- * below except store_calls_list(). The backend (SQLite today) runs on one
+ * below except the tools at the end. The backend (SQLite or PostgreSQL,
+ * chosen by the location: a file path or a postgresql:// URL) runs on one
  * worker thread that the store starts; the loop never touches the disk.
  * Writes are queued and committed by the worker in batches (one
  * transaction per batch, so records at full rate cost one fsync per batch,
@@ -11,9 +12,10 @@
  *
  * Live calls. Calls in progress are also kept in memory on the loop thread,
  * so that the events of a call normally find their state without a round
- * trip to the worker. A backend shared by several instances (a later
- * PostgreSQL one) would turn that cache off: it is an optimisation of the
- * single-instance backend, never the source of truth. The database is: a
+ * trip to the worker. A backend shared by several instances (PostgreSQL)
+ * turns that cache off, since another instance may take the call's next
+ * event: it is an optimisation of the single-instance backend, never the
+ * source of truth. The database is: a
  * call whose state is not in memory (the server restarted mid-call, or the
  * cache evicted it) is loaded from it with store_call_load().
  *
@@ -37,7 +39,8 @@ struct loop;
 struct store;
 
 struct store_options {
-  const char *path;   /* SQLite file; its directory is created if missing */
+  const char *path;   /* SQLite file (its directory is created if missing),
+                         or a postgresql:// or postgres:// URL */
   unsigned cache_max; /* live calls kept in memory; 0 = default 65536 */
   unsigned queue_max; /* queued operations before saves fail; 0 = 65536 */
 };
@@ -145,6 +148,110 @@ typedef void (*store_state_cb)(void *arg, int rc,
  */
 int store_state_load(struct store *st, int64_t now_ms, int64_t score_since_ms,
                      int64_t recent_since_ms, store_state_cb cb, void *arg);
+
+/*
+ * The lists only, as of `now_ms`, for a shared backend's periodic refresh
+ * (and a reload): the state passed to `cb` has no numbers and no recent
+ * calls. With `prune_since_ms` non-zero the batch also deletes the number
+ * records with nothing worth keeping (no score fetched at or after it)
+ * and the velocity rows too old to count. Callback contract as for
+ * store_call_load().
+ */
+int store_lists_load(struct store *st, int64_t now_ms, int64_t prune_since_ms,
+                     store_state_cb cb, void *arg);
+
+/* ---- shared backends: per-number state in the database ---------------- */
+
+/*
+ * Non-zero when the store's database is shared by several server
+ * instances (PostgreSQL): the store then keeps no live calls in memory,
+ * and the screening module asks the database for each caller's state
+ * with the two functions below instead of keeping it.
+ */
+int store_shared(const struct store *st);
+
+/* A claim's token: the instance's name, ':' and a counter. */
+#define STORE_CLAIM_SIZE 64
+
+/*
+ * The question of store_visit_number(): one call of `number` arriving at
+ * now_ms. Strings are borrowed for the call (the store copies them).
+ */
+struct store_visit_query {
+  const char *number;
+  int64_t now_ms;
+  int64_t window_ms;      /* velocity window; 0 = do not count calls */
+  int64_t score_since_ms; /* a score fetched before this is stale */
+  int64_t claim_ms;       /* how long a claimed lookup stays claimed */
+  const char *instance;   /* who claims: unique per running server */
+};
+
+/* Its answer. */
+struct store_visit {
+  uint32_t velocity_count;      /* calls in the window, this one included */
+  struct number_record rec;     /* the number's record (number_record_init'ed
+                                   when it had none) */
+  int has_score;                /* rec holds a score fetched >= score_since */
+  int claimed;                  /* no fresh score and no live claim: this
+                                   instance now owns the lookup until
+                                   now_ms + claim_ms */
+  char claim[STORE_CLAIM_SIZE]; /* when claimed: the claim's token, which
+                                   ends it (store_number_update) */
+};
+
+/*
+ * One change to a number's record that must not be a read-modify-write
+ * (store_number_update()).
+ */
+enum store_number_change {
+  STORE_NUMBER_SCORE,   /* a lookup's result: rec's score fields (and
+                           score_fetched_ms); ends `claim` */
+  STORE_NUMBER_RELEASE, /* a lookup that failed: ends `claim`, and only */
+  STORE_NUMBER_PASS,    /* a challenge passed: rec.pass_expires_ms, and
+                           the failures start again from 0 */
+  STORE_NUMBER_FAIL     /* a challenge failed at rec.last_failure_ms: one
+                           more failure, counted in SQL; at block_after
+                           the number gets the `block` list entry and its
+                           count starts again */
+};
+
+struct store_number_update {
+  enum store_number_change change;
+  struct number_record rec;     /* rec.number always; the rest per change */
+  char claim[STORE_CLAIM_SIZE]; /* SCORE, RELEASE: from store_visit */
+  uint32_t block_after;         /* FAIL: failures that blocklist; 0 never */
+  struct list_entry block;      /* FAIL: the entry, its note left to the
+                                   backend (list_entry_note_failures) */
+};
+
+/* `v` is borrowed until the callback returns; NULL when rc is not 0. */
+typedef void (*store_visit_cb)(void *arg, int rc, const struct store_visit *v);
+
+/*
+ * Shared stores only: records one call of q->number and reads its state
+ * atomically with respect to every other instance (see visit_number in
+ * store_backend.h), in the worker's next batch. Callback contract as for
+ * store_call_load(); VS_ERR_INVAL on a store that is not shared. A visit
+ * answered while the store closes gets VS_ERR_BUSY: the server is going
+ * away and must not start a lookup on its answer.
+ */
+int store_visit_number(struct store *st, const struct store_visit_query *q,
+                       store_visit_cb cb, void *arg);
+
+/*
+ * `blocked` is the list entry a STORE_NUMBER_FAIL added (borrowed until
+ * the callback returns), NULL otherwise or when rc is not 0.
+ */
+typedef void (*store_update_cb)(void *arg, int rc,
+                                const struct list_entry *blocked);
+
+/*
+ * Shared stores only: queues `u` (copied), applied atomically in the
+ * database (update_number in store_backend.h). `cb` may be NULL. Returns
+ * as store_call_save(); callback contract as for store_call_load().
+ */
+int store_number_update(struct store *st, const struct store_number_update *u,
+                        store_update_cb cb, void *arg);
 
 /* ---- queries for the admin API (answered by the worker) ------------ */
 
@@ -255,6 +362,16 @@ struct store_stats {
 void store_stats_get(const struct store *st, struct store_stats *out);
 
 /* ---- for tools: synchronous, any thread but the loop's --------------- */
+
+/*
+ * The tools below and store_open() take a location: a SQLite file path,
+ * or a PostgreSQL URL (postgresql://user@host:port/db; the password is
+ * best left to PGPASSWORD or ~/.pgpass). store_location_safe() writes
+ * into `buf` a form of `location` fit for logs, with any password in the
+ * URL replaced by "***", and returns `buf`.
+ */
+int store_location_is_url(const char *location);
+const char *store_location_safe(const char *location, char *buf, size_t size);
 
 struct store_query {
   unsigned limit;       /* newest first (see oldest_first); 0 = none */

@@ -47,6 +47,11 @@ struct store_state_query {
   int64_t score_since_ms;  /* scores fetched before this are stale */
   int64_t recent_since_ms; /* calls started at or after this */
   size_t max_recent;       /* at most this many calls, 0 = none */
+  int lists_only;          /* read the lists only: no numbers, no calls */
+  int prune_numbers;       /* also delete the number records with nothing
+                              worth keeping and, in a shared backend, the
+                              velocity rows older than
+                              STORE_VELOCITY_KEEP_MS */
 };
 
 /*
@@ -61,32 +66,8 @@ struct store_state_sink {
   void *arg;
 };
 
-/*
- * The question of visit_number() (shared backends): one call of `number`
- * arriving at now_ms.
- */
-struct store_visit_query {
-  const char *number;
-  int64_t now_ms;
-  int64_t window_ms;      /* velocity window; 0 = do not count calls */
-  int64_t score_since_ms; /* a score fetched before this is stale */
-  int64_t claim_ms;       /* how long a claimed lookup stays claimed */
-  const char *instance;   /* who claims: unique per running server */
-};
-
-/* Its answer. */
-struct store_visit {
-  uint32_t velocity_count;  /* calls in the window, this one included */
-  struct number_record rec; /* the number's record (number_record_init'ed
-                               when it had none) */
-  int has_score;            /* rec holds a score fetched >= score_since */
-  int claimed;              /* no fresh score and no live claim: this
-                               instance now owns the lookup until
-                               now_ms + claim_ms */
-};
-
 struct store_backend_ops {
-  const char *name; /* "sqlite", for logs */
+  const char *name; /* "sqlite", "postgres", for logs */
 
   /*
    * Non-zero when several server instances may use the same database at
@@ -217,18 +198,41 @@ struct store_backend_ops {
 
   /*
    * Shared backends only (NULL otherwise): the screening state of one
-   * arriving call, atomically with respect to every other instance
-   * (a transaction with the number's row locked, or atomic upserts):
-   * records the call for velocity and returns the count, returns the
-   * number's record, and claims the Score lookup when no fresh score
-   * and no unexpired claim of another instance exists, so that
-   * concurrent calls from one number across instances make one lookup
-   * per cache TTL. The claim ends when save_number() stores a score
-   * or when it expires. Runs in its own transaction (outside batches):
-   * returns 0 or a vs_err code.
+   * arriving call, atomically with respect to every other instance. In
+   * the batch's transaction, an upsert of the number's row takes its row
+   * lock (held until the batch commits, so that every instance's visits
+   * of one number are serialised) and, when the row holds no score
+   * fetched at or after q->score_since_ms and no unexpired claim, claims
+   * the Score lookup until now_ms + claim_ms (claim_ms 0: never claims);
+   * then, with the lock held, the call is recorded in number_calls and
+   * the calls of the window counted (window_ms 0: neither, which is how
+   * a call waiting for another instance's lookup polls). Concurrent
+   * calls from one number across instances thus make one lookup per
+   * cache TTL and count velocity exactly. The claim ends when
+   * update_number() stores a score or releases it, or when it expires.
+   * Returns 0 or a vs_err code, which fails the batch.
    */
   int (*visit_number)(void *handle, const struct store_visit_query *q,
                       struct store_visit *out);
+
+  /*
+   * Shared backends only (NULL otherwise): applies `u` in the caller's
+   * transaction as one atomic change of the row (SQL arithmetic under
+   * the row lock, never a value read into memory and written back), and
+   * says in *blocked (FAIL only, else 0) whether the number has just been
+   * blocklisted with `u->block`, whose note the backend filled in.
+   */
+  int (*update_number)(void *handle, const struct store_number_update *u,
+                       struct list_entry *entry, int *blocked);
+
+  /*
+   * Shared backends only (NULL otherwise): non-zero when the last failure
+   * was a conflict with another instance's transaction (a deadlock
+   * between two batches that lock the same number rows in opposite
+   * orders, or a serialisation failure) that running the whole batch
+   * again resolves.
+   */
+  int (*retryable)(void *handle);
 
   /*
    * The reason for the last failure on `handle`, as one sentence. The

@@ -40,6 +40,7 @@
 #include "../util/log.h"
 #include "call.h"
 #include "records.h"
+#include "store_schema.h"
 #include "store_sqlite.h"
 
 #define SQLITE_BUSY_MS   5000 /* how long a connection waits for a lock */
@@ -47,52 +48,6 @@
 #define SQLITE_DIR_MODE  0750 /* the records hold phone numbers */
 #define SQLITE_DB_MODE   0640
 #define SQLITE_WAL_LIMIT "67108864" /* WAL bytes kept after a checkpoint */
-
-/* Columns of `calls`, in the order of CALL_COLUMNS. */
-enum col {
-  COL_REF,
-  COL_CALLER_RAW,
-  COL_CALLER,
-  COL_TO,
-  COL_STARTED_MS,
-  COL_UPDATED_MS,
-  COL_STEP,
-  COL_ATTEMPTS,
-  COL_DECISION,
-  COL_REASON,
-  COL_SCORE,
-  COL_RISK_LEVEL,
-  COL_RECOMMENDATION,
-  COL_PHONE_TYPE,
-  COL_SCORE_REF,
-  COL_SCORE_ERROR,
-  COL_SCORE_MS,
-  COL_DIGITS,
-  COL_DEPARTMENT,
-  COL_DIALLED,
-  COL_DIAL_STATUS,
-  COL_STATUS,
-  COL_DURATION_S,
-  COL_ENDED_MS,
-  /* Added by migration 2, hence at the end. */
-  COL_TRACE,
-  COL_POLICY_VERSION,
-  COL_SHADOW,
-  COL_VELOCITY_COUNT,
-  COL_SCORE_SOURCE,
-  COL_CHALLENGE_DIGIT,
-  COL_CHALLENGE_TRIES,
-  COL_CHALLENGE_RESULT,
-  COL_COUNT
-};
-
-#define CALL_COLUMNS                                                          \
-  "ref, caller_raw, caller, to_number, started_ms, updated_ms, step, "        \
-  "attempts, decision, reason, score, risk_level, recommendation, "           \
-  "phone_type, score_ref, score_error, score_ms, digits, department, "        \
-  "dialled, dial_status, status, duration_s, ended_ms, trace, "               \
-  "policy_version, shadow, velocity_count, score_source, challenge_digit, "   \
-  "challenge_tries, challenge_result"
 
 /*
  * The schema, one migration per entry. Text columns are NOT NULL with ''
@@ -174,7 +129,24 @@ static const char *const migrations[] = {
     " risk_level TEXT NOT NULL DEFAULT '',"
     " recommendation TEXT NOT NULL DEFAULT '',"
     " phone_type TEXT NOT NULL DEFAULT '',"
-    " score_ref TEXT NOT NULL DEFAULT '');"};
+    " score_ref TEXT NOT NULL DEFAULT '');",
+
+    /*
+     * 3: the shared schema, identical in PostgreSQL (store_postgres.c),
+     * where several server instances decide calls from one database.
+     * number_calls holds one row per call of a number, for velocity
+     * counted in the database; a number's claim (claim_until_ms, claim_by)
+     * says which instance is looking its score up, so that the others
+     * wait for that one lookup. A single SQLite server keeps both in
+     * memory and leaves them empty.
+     */
+    "ALTER TABLE numbers ADD COLUMN claim_until_ms INTEGER;"
+    "ALTER TABLE numbers ADD COLUMN claim_by TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE number_calls ("
+    " number TEXT NOT NULL,"
+    " started_ms INTEGER NOT NULL);"
+    "CREATE INDEX number_calls_number ON number_calls (number, started_ms);"
+    "CREATE INDEX number_calls_started_ms ON number_calls (started_ms);"};
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -193,26 +165,7 @@ static const char sql_upsert[] =
     "INSERT INTO calls (" CALL_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
     "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
     "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) "
-    "ON CONFLICT (ref) DO UPDATE SET "
-    "caller_raw = excluded.caller_raw, caller = excluded.caller, "
-    "to_number = excluded.to_number, started_ms = excluded.started_ms, "
-    "updated_ms = excluded.updated_ms, step = excluded.step, "
-    "attempts = excluded.attempts, decision = excluded.decision, "
-    "reason = excluded.reason, score = excluded.score, "
-    "risk_level = excluded.risk_level, "
-    "recommendation = excluded.recommendation, "
-    "phone_type = excluded.phone_type, score_ref = excluded.score_ref, "
-    "score_error = excluded.score_error, score_ms = excluded.score_ms, "
-    "digits = excluded.digits, department = excluded.department, "
-    "dialled = excluded.dialled, dial_status = excluded.dial_status, "
-    "status = excluded.status, duration_s = excluded.duration_s, "
-    "ended_ms = excluded.ended_ms, trace = excluded.trace, "
-    "policy_version = excluded.policy_version, shadow = excluded.shadow, "
-    "velocity_count = excluded.velocity_count, "
-    "score_source = excluded.score_source, "
-    "challenge_digit = excluded.challenge_digit, "
-    "challenge_tries = excluded.challenge_tries, "
-    "challenge_result = excluded.challenge_result";
+    "ON CONFLICT (ref) DO UPDATE SET " CALL_UPSERT_SET;
 
 static const char sql_select[] =
     "SELECT " CALL_COLUMNS " FROM calls WHERE ref = ?1";
@@ -256,24 +209,9 @@ static const char *const sql_list[LIST_VARIANTS] = {LIST_FILTERS(LIST_NEWEST),
 
 /* The SQL of the screening state (schema version 2). */
 
-/* Columns of `lists`, in this order in every statement below. */
-enum {
-  LCOL_KIND,
-  LCOL_ENTRY,
-  LCOL_NOTE,
-  LCOL_SOURCE,
-  LCOL_CREATED_MS,
-  LCOL_EXPIRES_MS,
-  LCOL_COUNT
-};
-
-#define LIST_COLUMNS "kind, entry, note, source, created_ms, expires_ms"
-
 static const char sql_list_upsert[] =
     "INSERT INTO lists (" LIST_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-    "ON CONFLICT (kind, entry) DO UPDATE SET note = excluded.note, "
-    "source = excluded.source, created_ms = excluded.created_ms, "
-    "expires_ms = excluded.expires_ms";
+    "ON CONFLICT (kind, entry) DO UPDATE SET " LIST_UPSERT_SET;
 
 static const char sql_list_delete[] =
     "DELETE FROM lists WHERE kind = ?1 AND entry = ?2";
@@ -292,46 +230,21 @@ static const char sql_list_all[] =
 static const char sql_list_kind[] =
     "SELECT " LIST_COLUMNS " FROM lists WHERE kind = ?1 ORDER BY entry";
 
-/* Columns of `numbers`, in this order in every statement below. */
-enum {
-  NCOL_NUMBER,
-  NCOL_PASS_EXPIRES_MS,
-  NCOL_CHALLENGE_FAILURES,
-  NCOL_LAST_FAILURE_MS,
-  NCOL_SCORE_FETCHED_MS,
-  NCOL_SCORE,
-  NCOL_RISK_LEVEL,
-  NCOL_RECOMMENDATION,
-  NCOL_PHONE_TYPE,
-  NCOL_SCORE_REF,
-  NCOL_COUNT
-};
-
-#define NUMBER_COLUMNS                                                        \
-  "number, pass_expires_ms, challenge_failures, last_failure_ms, "            \
-  "score_fetched_ms, score, risk_level, recommendation, phone_type, "         \
-  "score_ref"
-
 static const char sql_number_upsert[] =
     "INSERT INTO numbers (" NUMBER_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
-    "?6, ?7, ?8, ?9, ?10) ON CONFLICT (number) DO UPDATE SET "
-    "pass_expires_ms = excluded.pass_expires_ms, "
-    "challenge_failures = excluded.challenge_failures, "
-    "last_failure_ms = excluded.last_failure_ms, "
-    "score_fetched_ms = excluded.score_fetched_ms, "
-    "score = excluded.score, risk_level = excluded.risk_level, "
-    "recommendation = excluded.recommendation, "
-    "phone_type = excluded.phone_type, score_ref = excluded.score_ref";
+    "?6, ?7, ?8, ?9, ?10) ON CONFLICT (number) DO UPDATE "
+    "SET " NUMBER_UPSERT_SET;
 
 /*
  * A record is worth keeping with a pass that expires after now, a failed
- * challenge, or a score fetched at or after :since. The NULLs of "none"
- * make a comparison NULL, so each is folded to false: the prune below is
- * then exactly the complement of the select, with no row in neither.
+ * challenge, a score fetched at or after :since, or a live claim. The NULLs of
+ * "none" make a comparison NULL, so each is folded to false: the prune below
+ * is then exactly the complement of the select, with no row in neither.
  */
 #define NUMBER_KEEP                                                           \
   "(IFNULL(pass_expires_ms > :now, 0) OR challenge_failures > 0 OR "          \
-  "IFNULL(score_fetched_ms >= :since, 0))"
+  "IFNULL(score_fetched_ms >= :since, 0) OR "                                 \
+  "IFNULL(claim_until_ms > :now, 0))"
 
 static const char sql_number_prune[] =
     "DELETE FROM numbers WHERE NOT " NUMBER_KEEP;
@@ -348,44 +261,6 @@ static const char sql_number_live[] =
 static const char sql_recent[] =
     "SELECT caller, started_ms FROM calls WHERE started_ms >= :since AND "
     "caller <> '' ORDER BY started_ms DESC, rowid DESC LIMIT :limit";
-
-/* The text fields of struct call that map to a column one for one. */
-struct text_col {
-  int col;
-  size_t off;
-  size_t size;
-};
-
-#define TEXT_COL(c, field)                                                    \
-  {                                                                           \
-    (c), offsetof(struct call, field), sizeof(((struct call *)0)->field)      \
-  }
-
-static const struct text_col text_cols[] = {
-    TEXT_COL(COL_REF, ref),
-    TEXT_COL(COL_CALLER_RAW, caller_raw),
-    TEXT_COL(COL_CALLER, caller),
-    TEXT_COL(COL_TO, to),
-    TEXT_COL(COL_REASON, reason),
-    TEXT_COL(COL_RISK_LEVEL, risk_level),
-    TEXT_COL(COL_RECOMMENDATION, recommendation),
-    TEXT_COL(COL_PHONE_TYPE, phone_type),
-    TEXT_COL(COL_SCORE_REF, score_ref),
-    TEXT_COL(COL_SCORE_ERROR, score_error),
-    TEXT_COL(COL_DIGITS, digits),
-    TEXT_COL(COL_DEPARTMENT, department),
-    TEXT_COL(COL_DIALLED, dialled),
-    TEXT_COL(COL_DIAL_STATUS, dial_status),
-    TEXT_COL(COL_STATUS, status),
-    TEXT_COL(COL_TRACE, trace),
-    TEXT_COL(COL_POLICY_VERSION, policy_version),
-    TEXT_COL(COL_SCORE_SOURCE, score_source),
-    TEXT_COL(COL_CHALLENGE_DIGIT, challenge_digit),
-    TEXT_COL(COL_CHALLENGE_RESULT, challenge_result)};
-
-/* The other twelve: step, decision and ten integers, handled by name. */
-_Static_assert(sizeof(text_cols) / sizeof(text_cols[0]) + 12 == COL_COUNT,
-               "every column of calls is bound and read");
 
 /*
  * One connection. Touched by one thread at a time (see store_backend.h):
@@ -927,10 +802,9 @@ static int bind_call(sqlite3_stmt *s, const struct call *c)
   const char *base = (const char *)c;
   int rc = SQLITE_OK;
 
-  for (size_t i = 0;
-       rc == SQLITE_OK && i < sizeof(text_cols) / sizeof(text_cols[0]); i++)
-    rc = bind_text(s, text_cols[i].col, base + text_cols[i].off,
-                   text_cols[i].size);
+  for (size_t i = 0; rc == SQLITE_OK && i < CALL_TEXT_COLS; i++)
+    rc = bind_text(s, call_text_cols[i].col, base + call_text_cols[i].off,
+                   call_text_cols[i].size);
   if (rc == SQLITE_OK)
     rc = sqlite3_bind_text(s, COL_STEP + 1, call_step_name(c->step), -1,
                            SQLITE_STATIC);
@@ -987,9 +861,9 @@ static int row_to_call(struct sqlite_backend *b, sqlite3_stmt *s,
   int decision_v;
 
   call_init(out, "");
-  for (size_t i = 0; i < sizeof(text_cols) / sizeof(text_cols[0]); i++)
-    call_set(base + text_cols[i].off, text_cols[i].size,
-             (const char *)sqlite3_column_text(s, text_cols[i].col));
+  for (size_t i = 0; i < CALL_TEXT_COLS; i++)
+    call_set(base + call_text_cols[i].off, call_text_cols[i].size,
+             (const char *)sqlite3_column_text(s, call_text_cols[i].col));
   out->started_ms = sqlite3_column_int64(s, COL_STARTED_MS);
   out->updated_ms = sqlite3_column_int64(s, COL_UPDATED_MS);
   out->attempts = (uint32_t)column_clamp(s, COL_ATTEMPTS, 0, UINT32_MAX, 0);
@@ -1435,14 +1309,14 @@ static int sqlite_load_state(void *handle, const struct store_state_query *q,
   if (rc == VS_OK)
     rc = run_prune(b, b->list_prune, q->now_ms, 0,
                    "cannot delete expired list entries");
-  if (rc == VS_OK)
+  if (rc == VS_OK && q->prune_numbers)
     rc = run_prune(b, b->number_prune, q->now_ms, q->score_since_ms,
                    "cannot delete stale number records");
   if (rc == VS_OK)
     rc = read_live_lists(b, q->now_ms, sink);
-  if (rc == VS_OK)
+  if (rc == VS_OK && !q->lists_only)
     rc = read_live_numbers(b, q, sink);
-  if (rc == VS_OK)
+  if (rc == VS_OK && !q->lists_only)
     rc = read_recent(b, q, sink);
   return rc;
 }

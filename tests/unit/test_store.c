@@ -49,7 +49,7 @@
 #define ITER_MS     10   /* longest sleep of one iteration */
 #define GATE_WAIT_S 30   /* longest wait for the worker to reach the gate */
 #define MANY        10000
-#define SCHEMA      2 /* the version this program's store migrates to */
+#define SCHEMA      3 /* the version this program's store migrates to */
 #define STATE_MAX   64
 
 /* One test's directory, database path and loop. Test thread only. */
