@@ -2,7 +2,8 @@
 #
 #   make        build build/voice-and-score
 #   make run    run the server on the demo configuration (simulator, SQLite)
-#   make test   run the whole suite: plain build, then ASan+UBSan build
+#   make test   run the whole suite: plain build, ASan+UBSan build, and the
+#               unit tests under valgrind
 #   make fuzz   run every libFuzzer target for FUZZ_SECONDS (needs clang)
 #   make bench  the benchmark: writes bench/RESULTS.md (see bench/README.md)
 #   make install   binary, manual pages, example config, systemd unit;
@@ -12,13 +13,15 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+VG_BUILD   ?= build-valgrind
 MESON_OPTS ?= -Dwerror=true
 FUZZ_BUILD ?= build-fuzz
 CONFIG     ?= examples/demo.yaml
 FUZZ_SECONDS ?= 60
 FUZZERS    := callback config event phone score
 
-.PHONY: all deps run test test-plain test-asan fuzz bench install clean
+.PHONY: all deps run test test-plain test-asan test-valgrind fuzz bench \
+	install clean
 
 PREFIX     ?= /usr/local
 DESTDIR    ?=
@@ -42,17 +45,27 @@ run: all
 
 test:
 	@scripts/install-deps --test
-	$(MAKE) test-plain test-asan
+	$(MAKE) test-plain test-asan test-valgrind
 
 test-plain: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
-	meson test -C $(BUILD) --print-errorlogs
+	meson test -C $(BUILD) --print-errorlogs --no-suite valgrind
 
 test-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  meson test -C $(ASAN_BUILD) --print-errorlogs --no-suite soak
+	  meson test -C $(ASAN_BUILD) --print-errorlogs --no-suite soak \
+	  --no-suite valgrind
+
+$(VG_BUILD)/build.ninja:
+	meson setup $(VG_BUILD) $(MESON_OPTS)
+
+# The unit suite under valgrind's memcheck, in a build of its own so that
+# its test log sits beside the other two for .ci/run to count.
+test-valgrind: $(VG_BUILD)/build.ninja
+	ninja -C $(VG_BUILD)
+	meson test -C $(VG_BUILD) --print-errorlogs --suite valgrind
 
 $(FUZZ_BUILD)/build.ninja:
 	@scripts/install-deps --fuzz
@@ -86,4 +99,4 @@ install: all
 	meson install -C $(BUILD) --destdir "$(DESTDIR)"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-bench
+	rm -rf $(BUILD) $(ASAN_BUILD) $(VG_BUILD) $(FUZZ_BUILD) build-bench

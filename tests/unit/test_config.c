@@ -184,7 +184,7 @@ static void test_production_example_loads(void **state)
   assert_string_equal(cfg->telesign.customer_id,
                       "FFFFFFFF-EEEE-DDDD-1234-AB1234567890");
   assert_string_equal(cfg->telesign.api_key, SECRET);
-  assert_string_equal(cfg->server.listen, "0.0.0.0:8080");
+  assert_string_equal(cfg->server.listen, "127.0.0.1:8080");
   /* The file writes out every screening key with its default. */
   assert_int_equal(cfg->screening.mode, MODE_ENFORCE);
   assert_string_equal(cfg->screening.default_country, "1");
