@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -36,6 +38,15 @@ static int ndirs;
 static char cur_dir[256];
 static char cur_config[300];
 static char last_log[8192];
+/* PostgreSQL (VS_TEST_STORE=postgres): the cluster, the world's database,
+ * and the connections the checks below keep open for one world. */
+static char pg_dir[256];
+static char pg_url[512];
+static char cur_url[600];
+static PGconn *check_conn;
+static PGconn *lock_conn;
+static sqlite3 *lock_db;
+static int db_seq;
 
 static void sleep_ms(long ms)
 {
@@ -121,8 +132,17 @@ static int remove_entry(const char *path, const struct stat *sb, int flag,
   return remove(path);
 }
 
+static void db_close(void)
+{
+  if (check_conn)
+    PQfinish(check_conn);
+  check_conn = NULL;
+  harness_db_unlock();
+}
+
 void harness_cleanup(void)
 {
+  db_close();
   while (nprocs > 0) {
     pid_t pid = procs[--nprocs];
 
@@ -316,6 +336,12 @@ static char *expand(const char *in, const char *dir, int double_port)
     } else if (strncmp(p, "{SCORE_URL}", 11) == 0) {
       fputs(url, m);
       p += 11;
+    } else if (strncmp(p, "{STORE}", 7) == 0) {
+      if (harness_postgres())
+        fprintf(m, "  driver: postgres\n  url: \"%s\"\n", cur_url);
+      else
+        fprintf(m, "  path: \"%s/calls.db\"\n", dir);
+      p += 7;
     } else {
       fputc(*p++, m);
     }
@@ -431,6 +457,18 @@ int server_log_has(const struct proc *srv, const char *text)
 }
 
 struct proc *server_start(const char *yaml, const struct proc *dbl)
+{
+  db_close();
+  if (harness_postgres()) {
+    char *url = harness_pg_new_db();
+
+    snprintf(cur_url, sizeof(cur_url), "%s", url);
+    free(url);
+  }
+  return server_start_again(yaml, dbl);
+}
+
+struct proc *server_start_again(const char *yaml, const struct proc *dbl)
 {
   snprintf(cur_dir, sizeof(cur_dir), "%s", new_dir());
   snprintf(cur_config, sizeof(cur_config), "%s/config.yaml", cur_dir);
@@ -632,4 +670,203 @@ long json_int(const char *json, const char *path)
 
   json_decref(root);
   return n;
+}
+
+/* ---- the world's database ------------------------------------------- */
+
+int harness_postgres(void)
+{
+  const char *v = getenv("VS_TEST_STORE");
+
+  return v && strcmp(v, "postgres") == 0;
+}
+
+const char *harness_db_url(void)
+{
+  return cur_url;
+}
+
+/*
+ * Starts the cluster once per test program. pg-server is given our pid: it
+ * leaves a watcher behind that removes the cluster once we are gone, also
+ * when a crash skips the atexit handler.
+ */
+static void pg_start(void)
+{
+  const char *tmp = getenv("TMPDIR");
+  char cmd[1024];
+  FILE *f;
+
+  if (pg_url[0])
+    return;
+  snprintf(pg_dir, sizeof(pg_dir), "%s/vs-pg-XXXXXX",
+           tmp && *tmp ? tmp : "/tmp");
+  assert_non_null(mkdtemp(pg_dir));
+  snprintf(cmd, sizeof(cmd), "%s/tests/support/pg-server start %s %ld",
+           env_or_fail("VS_SOURCE_ROOT"), pg_dir, (long)getpid());
+  f = popen(cmd, "r");
+  assert_non_null(f);
+  if (!fgets(pg_url, sizeof(pg_url), f))
+    pg_url[0] = '\0';
+  pclose(f);
+  pg_url[strcspn(pg_url, "\n")] = '\0';
+  if (strncmp(pg_url, "postgresql://", 13) != 0)
+    fail_msg("tests/support/pg-server did not start PostgreSQL");
+}
+
+const char *harness_pg_dir(void)
+{
+  pg_start();
+  return pg_dir;
+}
+
+const char *harness_pg_admin_url(void)
+{
+  pg_start();
+  return pg_url;
+}
+
+/* A connection to `url`, failing the test when there is none. */
+static PGconn *pg_connect_or_fail(const char *url)
+{
+  PGconn *c = PQconnectdb(url);
+
+  if (PQstatus(c) != CONNECTION_OK)
+    fail_msg("cannot connect to the test database: %s", PQerrorMessage(c));
+  return c;
+}
+
+static void pg_exec_or_fail(PGconn *c, const char *sql)
+{
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+  PQclear(r);
+}
+
+char *harness_pg_new_db(void)
+{
+  const char *admin = harness_pg_admin_url();
+  const char *slash = strrchr(admin, '/');
+  char name[64];
+  char sql[128];
+  char *url = NULL;
+  PGconn *c;
+
+  snprintf(name, sizeof(name), "vs_%ld_%d", (long)getpid(), ++db_seq);
+  snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+  c = pg_connect_or_fail(admin);
+  pg_exec_or_fail(c, sql);
+  PQfinish(c);
+  assert_true(asprintf(&url, "%.*s/%s", (int)(slash - admin), admin, name) >
+              0);
+  return url;
+}
+
+static sqlite3 *sqlite_open_or_fail(void)
+{
+  char db[512];
+  sqlite3 *h = NULL;
+
+  snprintf(db, sizeof(db), "%s/calls.db", cur_dir);
+  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+  sqlite3_busy_timeout(h, 5000);
+  return h;
+}
+
+/* The checks' connection of this world, opened on first use. */
+static PGconn *check_db(void)
+{
+  if (!check_conn)
+    check_conn = pg_connect_or_fail(cur_url);
+  return check_conn;
+}
+
+long harness_db_count(const char *sql)
+{
+  long n = -1;
+
+  if (harness_postgres()) {
+    PGresult *r = PQexec(check_db(), sql);
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+      fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    if (PQntuples(r) > 0)
+      n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+  } else {
+    sqlite3 *h = sqlite_open_or_fail();
+    sqlite3_stmt *st = NULL;
+
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+      n = (long)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+  }
+  return n;
+}
+
+void harness_db_exec(const char *sql)
+{
+  if (harness_postgres()) {
+    pg_exec_or_fail(check_db(), sql);
+  } else {
+    sqlite3 *h = sqlite_open_or_fail();
+
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+  }
+}
+
+int harness_db_intact(void)
+{
+  char buf[16] = "";
+
+  if (harness_postgres())
+    return harness_db_count("SELECT 1") == 1;
+  {
+    sqlite3 *h = sqlite_open_or_fail();
+    sqlite3_stmt *st = NULL;
+
+    assert_int_equal(
+        sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL),
+        SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+      snprintf(buf, sizeof(buf), "%s",
+               (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+  }
+  return strcmp(buf, "ok") == 0;
+}
+
+void harness_db_lock(void)
+{
+  if (harness_postgres()) {
+    lock_conn = pg_connect_or_fail(cur_url);
+    pg_exec_or_fail(lock_conn, "BEGIN");
+    pg_exec_or_fail(lock_conn, "LOCK TABLE calls IN ACCESS EXCLUSIVE MODE");
+    return;
+  }
+  lock_db = sqlite_open_or_fail();
+  assert_int_equal(sqlite3_exec(lock_db, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+                   SQLITE_OK);
+}
+
+void harness_db_unlock(void)
+{
+  if (lock_conn) {
+    pg_exec_or_fail(lock_conn, "COMMIT");
+    PQfinish(lock_conn);
+    lock_conn = NULL;
+  }
+  if (lock_db) {
+    assert_int_equal(sqlite3_exec(lock_db, "COMMIT", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(lock_db);
+    lock_db = NULL;
+  }
 }

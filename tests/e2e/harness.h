@@ -6,6 +6,13 @@
  * server on a free port) and tears it down, so tests do not depend on each
  * other. Paths to the programs come from the environment that meson sets:
  * VS_BIN (the server) and VS_SCORE_DOUBLE (the test double).
+ *
+ * The store. With VS_TEST_STORE=postgres the harness starts a PostgreSQL
+ * server of its own (tests/support/pg-server, found through
+ * VS_SOURCE_ROOT) at its first use, gives every world a fresh database
+ * on it, and removes it when the test program exits; otherwise every
+ * world has its SQLite file in its directory. A config says where with
+ * the {STORE} placeholder, which stands for the store section's lines.
  */
 #ifndef VS_TESTS_HARNESS_H
 #define VS_TESTS_HARNESS_H
@@ -31,12 +38,21 @@ long double_stat(const struct proc *d, const char *key);
 
 /*
  * Writes `yaml` to a config file in a fresh temporary directory (the string
- * may use the placeholders {DIR} for that directory and {SCORE_URL} for the
- * double's base URL, http://127.0.0.1:PORT) and starts `serve` on it.
+ * may use the placeholders {DIR} for that directory, {SCORE_URL} for the
+ * double's base URL, http://127.0.0.1:PORT, and {STORE} for the lines of
+ * the store section that name the world's database) and starts `serve` on
+ * it.
  * Returns NULL when the server exits before listening (for tests of refused
  * configs); the reason is then in harness_last_log().
  */
 struct proc *server_start(const char *yaml, const struct proc *dbl);
+/*
+ * server_start() for a second server of the same world: a directory and a
+ * config of its own (`yaml` as for server_start), the same database as the
+ * last server started (with PostgreSQL; a SQLite file is per directory).
+ * From then on harness_dir() and harness_config() are this server's.
+ */
+struct proc *server_start_again(const char *yaml, const struct proc *dbl);
 /*
  * Stops `old` (which must exit 0) and starts the server again on the same
  * directory and config.
@@ -112,6 +128,39 @@ const char *json_str(const char *json, const char *path, char *buf,
                      size_t size);
 /* The integer (or boolean, as 0 or 1) at `path`, or -12345 when absent. */
 long json_int(const char *json, const char *path);
+
+/* ---- the world's database, for what the tools cannot show ---------- */
+
+/* Non-zero when the worlds' store is PostgreSQL (VS_TEST_STORE=postgres). */
+int harness_postgres(void);
+/* The URL of the current world's database (postgres only). */
+const char *harness_db_url(void);
+/*
+ * The harness's PostgreSQL cluster itself: its directory (for
+ * tests/support/pg-server stop/start) and the URL of its `postgres`
+ * database. Started on first use; postgres only.
+ */
+const char *harness_pg_dir(void);
+const char *harness_pg_admin_url(void);
+/* A new empty database on the cluster; its URL, malloc'd. */
+char *harness_pg_new_db(void);
+/*
+ * The integer in the first column of the first row of `sql` in the current
+ * world's database (SQLite file or PostgreSQL), -1 when there is no row.
+ * Plain SQL both dialects read alike. Fails the test on an error.
+ */
+long harness_db_count(const char *sql);
+/* Runs `sql` there; fails the test on an error. */
+void harness_db_exec(const char *sql);
+/* 1 when the database is sound (SQLite: integrity_check says ok). */
+int harness_db_intact(void);
+/*
+ * Holds the calls table locked by another connection (SQLite: an
+ * exclusive transaction; PostgreSQL: LOCK TABLE), so that the server's
+ * writes wait, until harness_db_unlock().
+ */
+void harness_db_lock(void);
+void harness_db_unlock(void);
 
 /* Removes the temporary directories made by the harness. */
 void harness_cleanup(void);
