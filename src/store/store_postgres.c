@@ -568,6 +568,17 @@ static int64_t col_int(const PGresult *res, int row, int col, int64_t lo,
 /* ---- connecting ------------------------------------------------------- */
 
 /*
+ * The server's notices ("relation already exists, skipping" from a
+ * concurrent migration) are not errors, and libpq would print them on
+ * stderr, outside the log format.
+ */
+static void ignore_notice(void *arg, const char *message)
+{
+  (void)arg;
+  (void)message;
+}
+
+/*
  * Opens b->conn to b->url. Keepalives find a server that vanished without
  * closing the connection (a crash, a cable), so a batch does not wait on
  * it for the kernel's default of hours; connect_timeout bounds the worker's
@@ -594,6 +605,7 @@ static int pg_connect(struct pg_backend *b)
     b->sqlstate[0] = '\0';
     return VS_ERR_IO;
   }
+  PQsetNoticeProcessor(b->conn, ignore_notice, NULL);
   return VS_OK;
 }
 
