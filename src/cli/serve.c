@@ -247,6 +247,9 @@ static int setup_signals(struct server *s)
   if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
     return VS_ERR_IO;
   signal(SIGPIPE, SIG_IGN);
+  /* A file-size limit (or a full quota) must fail the write, not kill the
+   * server: the store reports it and calls go on. */
+  signal(SIGXFSZ, SIG_IGN);
   s->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (s->signal_fd < 0)
     return VS_ERR_IO;

@@ -1,0 +1,149 @@
+/*
+ * The disk fills up under a running server, then frees up again. A full
+ * disk is made by lowering the server's file-size limit from outside
+ * (prlimit), which fails every write that would grow a file exactly as a
+ * full file system does (EFBIG instead of ENOSPC), with no privileges and
+ * nothing mounted.
+ *
+ * Calls must still be answered by the policy, /health must say degraded,
+ * and once the limit is lifted the store must write again by itself.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "harness.h"
+
+static const char config[] =
+    "server:\n"
+    "  listen: \"127.0.0.1:0\"\n"
+    "telesign:\n"
+    "  provider: simulator\n"
+    "menu:\n"
+    "  greeting: \"Hello.\"\n"
+    "  options:\n"
+    "    - {digit: \"1\", name: Sales, dial: \"15555550101\"}\n"
+    "store:\n"
+    "  path: \"{DIR}/calls.db\"\n"
+    "admin:\n"
+    "  listen: \"\"\n";
+
+static void sleep_ms(long ms)
+{
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+  nanosleep(&ts, NULL);
+}
+
+/* Places calls REF<from>..REF<to-1>; each must get the menu. */
+static void place(const struct proc *srv, const char *ref, int from, int to)
+{
+  char body[256];
+
+  for (int i = from; i < to; i++) {
+    char *resp = NULL;
+
+    snprintf(body, sizeof(body),
+             "{\"event\":\"incoming_call\",\"reference_id\":\"%s%d\","
+             "\"data\":{\"from\":\"155555%05d\",\"to\":\"15555550100\"}}",
+             ref, i, 100 + i);
+    assert_int_equal(post_event(srv, body, &resp), 200);
+    if (!json_has(resp, "params.tts.message", "Hello."))
+      fail_msg("call %s%d was not given the menu: %s", ref, i, resp);
+    free(resp);
+  }
+}
+
+/* Waits (bounded) until /health answers `status`. */
+static void wait_health(const struct proc *srv, long status)
+{
+  long got = 0;
+
+  for (int i = 0; i < 500; i++) {
+    got = http_request(srv, "GET", "/health", NULL, 0, NULL);
+    if (got == status)
+      return;
+    sleep_ms(20);
+  }
+  fail_msg("/health answered %ld, not %ld", got, status);
+}
+
+static long count(const char *sql)
+{
+  char db[512];
+  sqlite3 *h = NULL;
+  sqlite3_stmt *st = NULL;
+  long n = -1;
+
+  snprintf(db, sizeof(db), "%s/calls.db", harness_dir());
+  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+  sqlite3_busy_timeout(h, 5000);
+  assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    n = (long)sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return n;
+}
+
+static void set_file_limit(const struct proc *srv, rlim_t bytes)
+{
+  struct rlimit lim = {bytes, RLIM_INFINITY};
+
+  assert_int_equal(prlimit(srv->pid, RLIMIT_FSIZE, &lim, NULL), 0);
+}
+
+static void test_disk_full_then_free(void **state)
+{
+  struct proc *srv = server_start(config, NULL);
+  char *body = NULL;
+
+  (void)state;
+  assert_non_null(srv);
+  place(srv, "BEFORE", 0, 20);
+  wait_health(srv, 200);
+
+  /* Full: no file may grow. Callers are answered all the same, within
+   * store.commit_wait_ms, and the failure shows in /health. */
+  set_file_limit(srv, 1);
+  place(srv, "FULL", 0, 200);
+  wait_health(srv, 503);
+  assert_int_equal(http_request(srv, "GET", "/health", NULL, 0, &body), 503);
+  assert_true(json_has(body, "status", "degraded"));
+  assert_true(json_has(body, "store", "error"));
+  free(body);
+
+  /* Room again: the store writes by itself, and says so. */
+  set_file_limit(srv, RLIM_INFINITY);
+  place(srv, "AFTER", 0, 20);
+  wait_health(srv, 200);
+  assert_true(server_log_has(srv, "store writing again"));
+  assert_int_equal(proc_stop(srv), 0);
+
+  assert_int_equal(
+      count("SELECT count(*) FROM calls WHERE ref LIKE 'BEFORE%'"), 20);
+  assert_int_equal(count("SELECT count(*) FROM calls WHERE ref LIKE 'AFTER%'"),
+                   20);
+  assert_int_equal(count("SELECT count(*) FROM pragma_integrity_check "
+                         "WHERE integrity_check = 'ok'"),
+                   1);
+  harness_cleanup();
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_disk_full_then_free),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
