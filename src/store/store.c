@@ -866,6 +866,34 @@ static int run_ops(struct store *st, struct store_op *batch,
   return rc;
 }
 
+/*
+ * A shared backend's batch first locks the number rows its visits and
+ * updates touch, all at once in one order (lock_numbers): without it, two
+ * instances' batches that visit the same numbers in different orders
+ * deadlock, and the database breaks the tie only after a second. Out of
+ * memory for the list only skips the pre-locking (the retry remains).
+ */
+static int lock_numbers(struct store *st, struct store_op *batch, size_t n)
+{
+  const char **numbers;
+  size_t k = 0;
+  int rc;
+
+  if (!st->ops->lock_numbers)
+    return VS_OK;
+  numbers = malloc(n * sizeof(*numbers));
+  if (!numbers)
+    return VS_OK;
+  for (struct store_op *op = batch; op; op = op->next)
+    if (op->kind == STORE_OP_VISIT)
+      numbers[k++] = op->visit.number;
+    else if (op->kind == STORE_OP_UPDATE)
+      numbers[k++] = op->update.u.rec.number;
+  rc = st->ops->lock_numbers(st->handle, numbers, k);
+  free(numbers);
+  return rc;
+}
+
 /* Forgets what a rolled-back run of the batch had read, before a retry. */
 static void batch_reset(struct store_op *batch)
 {
@@ -917,6 +945,8 @@ static void store_run_batch(struct store *st, struct store_op *batch,
   }
   for (int attempt = 1;; attempt++) {
     rc = ops->begin(st->handle);
+    if (rc == VS_OK)
+      rc = lock_numbers(st, batch, c.n);
     if (rc == VS_OK)
       rc = run_ops(st, batch, &c);
     if (rc == VS_OK)

@@ -216,6 +216,17 @@ struct store_backend_ops {
                       struct store_visit *out);
 
   /*
+   * Shared backends only (NULL otherwise): called at the start of a
+   * batch's transaction with the numbers (`n` of them, in any order,
+   * repeats allowed) whose rows the batch's visits and updates will lock.
+   * It takes all those row locks at once, in one order that every
+   * instance uses (creating the rows that are missing), so that two
+   * instances' batches cannot deadlock on number rows; the statements
+   * that follow find their locks already held.
+   */
+  int (*lock_numbers)(void *handle, const char *const *numbers, size_t n);
+
+  /*
    * Shared backends only (NULL otherwise): applies `u` in the caller's
    * transaction as one atomic change of the row (SQL arithmetic under
    * the row lock, never a value read into memory and written back), and

@@ -161,6 +161,7 @@ enum stmt {
   S_FAIL,
   S_FAIL_RESET,
   S_VERSION,
+  S_LOCK_NUMBERS,
   S_LIST_CALLS, /* the first of 16 variants, see list_variant() */
   S_COUNT = S_LIST_CALLS + 16
 };
@@ -277,6 +278,12 @@ static const char *const sql[S_COUNT] = {
     [S_FAIL_RESET] =
         "UPDATE numbers SET challenge_failures = 0 WHERE number = $1",
     [S_VERSION] = "SELECT version FROM schema_version WHERE id = 1",
+    /* Every row locked in one pass in byte order (a no-op update locks an
+     * existing row), the same order in every instance's batches. */
+    [S_LOCK_NUMBERS] =
+        "INSERT INTO numbers AS n (number) SELECT k FROM (SELECT DISTINCT "
+        "unnest($1::text[]) AS k) d ORDER BY k COLLATE \"C\" "
+        "ON CONFLICT (number) DO UPDATE SET claim_by = n.claim_by",
     PG_LIST_FILTERS(PG_LIST_NEWEST),
     PG_LIST_FILTERS(PG_LIST_OLD),
 };
@@ -1303,6 +1310,59 @@ static int pg_visit_number(void *handle, const struct store_visit_query *q,
   return VS_OK;
 }
 
+/*
+ * The numbers as one text[] parameter, {"n1","n2",...}: numbers are
+ * digits, but each element is quoted and escaped all the same.
+ */
+static char *array_literal(const char *const *numbers, size_t n)
+{
+  size_t size = 3;
+  char *out;
+  char *w;
+
+  for (size_t i = 0; i < n; i++)
+    size += 2 * strnlen(numbers[i], CALL_NUMBER_SIZE) + 3;
+  out = malloc(size);
+  if (!out)
+    return NULL;
+  w = out;
+  *w++ = '{';
+  for (size_t i = 0; i < n; i++) {
+    const char *c = numbers[i];
+
+    if (i)
+      *w++ = ',';
+    *w++ = '"';
+    for (size_t k = 0; k < CALL_NUMBER_SIZE && c[k]; k++) {
+      if (c[k] == '"' || c[k] == '\\')
+        *w++ = '\\';
+      *w++ = c[k];
+    }
+    *w++ = '"';
+  }
+  *w++ = '}';
+  *w = '\0';
+  return out;
+}
+
+static int pg_lock_numbers(void *handle, const char *const *numbers, size_t n)
+{
+  struct pg_params p = {0};
+  char *array;
+  int rc;
+
+  if (!n)
+    return VS_OK;
+  array = array_literal(numbers, n);
+  if (!array)
+    return backend_fail(handle, VS_ERR_NOMEM,
+                        "out of memory locking number rows");
+  p_str(&p, array);
+  rc = run_cmd(handle, S_LOCK_NUMBERS, &p, "cannot lock number rows", NULL);
+  free(array);
+  return rc;
+}
+
 /* STORE_NUMBER_FAIL: counts the failure, and blocklists at the limit. */
 static int number_failed(struct pg_backend *b,
                          const struct store_number_update *u,
@@ -1386,6 +1446,7 @@ const struct store_backend_ops store_postgres_ops = {
     .forget_number = pg_forget_number,
     .purge_calls = pg_purge_calls,
     .visit_number = pg_visit_number,
+    .lock_numbers = pg_lock_numbers,
     .update_number = pg_update_number,
     .retryable = pg_retryable,
     .errmsg = pg_errmsg,
