@@ -190,14 +190,7 @@ _Static_assert(S_COUNT <= 64, "prepared statements are one bit each");
 #define PG_W_CALLER    "caller = $3"
 #define PG_W_DECISION  "decision = $4"
 #define PG_LIST_FILTERS(o)                                                    \
-  PG_LIST_FROM o, PG_LIST_FROM " WHERE " PG_W_SINCE o,                        \
-      PG_LIST_FROM " WHERE " PG_W_CALLER o,                                   \
-      PG_LIST_FROM " WHERE " PG_W_SINCE " AND " PG_W_CALLER o,                \
-      PG_LIST_FROM " WHERE " PG_W_DECISION o,                                 \
-      PG_LIST_FROM " WHERE " PG_W_SINCE " AND " PG_W_DECISION o,              \
-      PG_LIST_FROM " WHERE " PG_W_CALLER " AND " PG_W_DECISION o,             \
-      PG_LIST_FROM " WHERE " PG_W_SINCE " AND " PG_W_CALLER                   \
-                   " AND " PG_W_DECISION o
+  CALL_LIST_VARIANTS(PG_LIST_FROM, PG_W_SINCE, PG_W_CALLER, PG_W_DECISION, o)
 
 static const char *const sql[S_COUNT] = {
     [S_CALL_UPSERT] =

@@ -98,6 +98,21 @@ enum col {
   "recommendation = excluded.recommendation, "                                \
   "phone_type = excluded.phone_type, score_ref = excluded.score_ref"
 
+/*
+ * The eight statements of a call list, one per combination of the three
+ * filters (the bit order of since = 1, caller = 2, decision = 4), each a
+ * constant so that the database plans each with the index that fits:
+ * `from` the SELECT, `since`, `caller`, `decision` the three conditions
+ * in the backend's placeholder syntax, `order` the ORDER BY and LIMIT.
+ */
+#define CALL_LIST_VARIANTS(from, since, caller, decision, order)              \
+  from order, from " WHERE " since order, from " WHERE " caller order,        \
+      from " WHERE " since " AND " caller order,                              \
+      from " WHERE " decision order,                                          \
+      from " WHERE " since " AND " decision order,                            \
+      from " WHERE " caller " AND " decision order,                           \
+      from " WHERE " since " AND " caller " AND " decision order
+
 /* The text fields of struct call that map to a column one for one. */
 struct text_col {
   int col;

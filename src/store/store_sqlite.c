@@ -196,13 +196,7 @@ enum {
 
 /* The eight filters, in the bit order of LIST_SINCE..LIST_DECISION. */
 #define LIST_FILTERS(order)                                                   \
-  LIST_FROM order, LIST_FROM " WHERE " W_SINCE order,                         \
-      LIST_FROM " WHERE " W_CALLER order,                                     \
-      LIST_FROM " WHERE " W_SINCE " AND " W_CALLER order,                     \
-      LIST_FROM " WHERE " W_DECISION order,                                   \
-      LIST_FROM " WHERE " W_SINCE " AND " W_DECISION order,                   \
-      LIST_FROM " WHERE " W_CALLER " AND " W_DECISION order,                  \
-      LIST_FROM " WHERE " W_SINCE " AND " W_CALLER " AND " W_DECISION order
+  CALL_LIST_VARIANTS(LIST_FROM, W_SINCE, W_CALLER, W_DECISION, order)
 
 static const char *const sql_list[LIST_VARIANTS] = {LIST_FILTERS(LIST_NEWEST),
                                                     LIST_FILTERS(LIST_OLD)};
