@@ -1182,21 +1182,22 @@ static const struct u32_rule u32_rules[] = {
              1000),
     U32_RULE("telesign.breaker_cooldown_s", telesign.breaker_cooldown_s, 30, 1,
              3600),
-    U32_RULE("screening.block_at", screening.block_at, 600, 0, 1000),
+    /* The defaults are the balanced preset (docs/screening-efficacy.md). */
+    U32_RULE("screening.block_at", screening.block_at, 680, 0, 1000),
     /* At most block_at, checked in check_screening(). */
-    U32_RULE("screening.challenge_at", screening.challenge_at, 400, 0, 1000),
+    U32_RULE("screening.challenge_at", screening.challenge_at, 250, 0, 1000),
     U32_RULE("screening.score_cache_ttl_s", screening.score_cache_ttl_s, 86400,
              0, 31536000),
     U32_RULE("screening.velocity.window_s", screening.velocity.window_s, 600,
              1, 86400),
-    U32_RULE("screening.velocity.max_calls", screening.velocity.max_calls, 5,
+    U32_RULE("screening.velocity.max_calls", screening.velocity.max_calls, 1,
              0, 30),
     U32_RULE("screening.challenge.attempts", screening.challenge.attempts, 2,
              1, 5),
     U32_RULE("screening.challenge.pass_ttl_s", screening.challenge.pass_ttl_s,
              2592000, 60, 31536000),
     U32_RULE("screening.challenge.fail_block_after",
-             screening.challenge.fail_block_after, 3, 0, 100),
+             screening.challenge.fail_block_after, 1, 0, 100),
     U32_RULE("screening.challenge.fail_block_ttl_s",
              screening.challenge.fail_block_ttl_s, 604800, 60, 31536000),
     U32_RULE("menu.attempts", menu.attempts, 3, 1, 10),
@@ -1236,7 +1237,8 @@ _Static_assert(PROVIDER_TELESIGN == 0 && SCORE_API_INTELLIGENCE == 0 &&
 
 /*
  * The presets: values that replace a key's default when the file does not
- * set the key itself. Balanced is the defaults of the rules above. Each
+ * set the key itself. Balanced is the defaults of the rules above; the
+ * traffic simulator chose all three (docs/screening-efficacy.md). Each
  * key named here is a u32 or verdict rule's; docs/screening-efficacy.md
  * gives the simulation that chose the values.
  */
@@ -1247,16 +1249,18 @@ struct preset_value {
 
 static const struct preset_value preset_open[] = {
     {"screening.block_at", 800},
-    {"screening.challenge_at", 700},
+    {"screening.challenge_at", 650},
     {"screening.anonymous", VERDICT_ALLOW},
     {"screening.on_score_error", VERDICT_ALLOW},
-    {"screening.velocity.max_calls", 10},
+    {"screening.velocity.max_calls", 3},
+    {"screening.challenge.fail_block_after", 3},
 };
 
 static const struct preset_value preset_strict[] = {
-    {"screening.block_at", 500},
-    {"screening.challenge_at", 300},
-    {"screening.velocity.max_calls", 3},
+    {"screening.block_at", 600},
+    {"screening.challenge_at", 0},
+    {"screening.velocity.max_calls", 2},
+    {"screening.velocity.action", VERDICT_BLOCK},
     {"screening.challenge.fail_block_after", 2},
 };
 

@@ -133,6 +133,8 @@ void policy_decide(const struct config *cfg, const struct policy_inputs *in,
                    struct policy_verdict *out)
 {
   const struct config *c = cfg;
+  char velocity_reason[sizeof(out->reason)];
+  int over = 0;
 
   memset(out, 0, sizeof(*out));
   if (in->phone != PHONE_OK) {
@@ -157,22 +159,36 @@ void policy_decide(const struct config *cfg, const struct policy_inputs *in,
     note(out, POLICY_STEP_VELOCITY, "%u/%us", in->velocity_count,
          c->screening.velocity.window_s);
     if (in->velocity_count > c->screening.velocity.max_calls) {
-      decide(out, POLICY_STEP_VELOCITY, c->screening.velocity.action);
-      return;
+      if (c->screening.velocity.action == VERDICT_BLOCK) {
+        decide(out, POLICY_STEP_VELOCITY, VERDICT_BLOCK);
+        return;
+      }
+      /* A milder velocity action is a floor, not the verdict: a number
+       * that redials must never get less than its score would give it,
+       * so the score still decides when it is the more severe. */
+      over = 1;
+      memcpy(velocity_reason, out->reason, sizeof(velocity_reason));
     }
   }
-  if (in->has_pass) {
-    note(out, POLICY_STEP_PASS, "valid");
-    decide(out, POLICY_STEP_PASS, VERDICT_ALLOW);
-    return;
+  if (!over) {
+    if (in->has_pass) {
+      note(out, POLICY_STEP_PASS, "valid");
+      decide(out, POLICY_STEP_PASS, VERDICT_ALLOW);
+      return;
+    }
+    note(out, POLICY_STEP_PASS, "-");
   }
-  note(out, POLICY_STEP_PASS, "-");
   if (!in->score) {
     out->needs_score = 1;
-    out->reason[0] = '\0'; /* "pass:-" decided nothing */
+    out->reason[0] = '\0'; /* nothing decided yet */
     return;
   }
   decide_on_score(c, in->score, out);
+  if (over && c->screening.velocity.action > out->verdict) {
+    out->verdict = c->screening.velocity.action;
+    out->step = POLICY_STEP_VELOCITY;
+    memcpy(out->reason, velocity_reason, sizeof(out->reason));
+  }
 }
 
 /* The detail of the trace entry for `step` ("allowlist:+1555*" gives

@@ -8,8 +8,9 @@
  *   1. normalise   an unscorable caller gets screening.anonymous
  *   2. allowlist   a matching entry allows, with no Score lookup
  *   3. blocklist   a matching entry blocks, with no Score lookup
- *   4. velocity    more than velocity.max_calls in velocity.window_s
- *                  gets velocity.action
+ *   4. velocity    more than velocity.max_calls in velocity.window_s:
+ *                  a velocity.action of block blocks; a milder one is a
+ *                  floor the score step can only raise, and skips step 5
  *   5. pass        a valid challenge pass allows
  *   6. score       decide_by: score (block_at, challenge_at) or
  *                  recommendation (allow / flag / block)

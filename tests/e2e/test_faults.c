@@ -34,6 +34,8 @@ static const char config[] =
     "  listen: \"127.0.0.1:0\"\n"
     "telesign:\n"
     "  provider: simulator\n"
+    "screening:\n"
+    "  velocity: {max_calls: 0}\n"
     "menu:\n"
     "  greeting: \"Hello.\"\n"
     "  options:\n"
@@ -60,8 +62,8 @@ static void place(const struct proc *srv, const char *ref, int from, int to)
 
     snprintf(body, sizeof(body),
              "{\"event\":\"incoming_call\",\"reference_id\":\"%s%d\","
-             "\"data\":{\"from\":\"155555%05d\",\"to\":\"15555550100\"}}",
-             ref, i, 100 + i);
+             "\"data\":{\"from\":\"15555%03d%03d\",\"to\":\"15555550100\"}}",
+             ref, i, 500 + i / 100, 100 + i % 100);
     assert_int_equal(post_event(srv, body, &resp), 200);
     if (!json_has(resp, "params.tts.message", "Hello."))
       fail_msg("call %s%d was not given the menu: %s", ref, i, resp);

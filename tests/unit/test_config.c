@@ -190,14 +190,14 @@ static void test_production_example_loads(void **state)
   assert_string_equal(cfg->screening.default_country, "1");
   assert_int_equal(cfg->screening.anonymous, VERDICT_CHALLENGE);
   assert_int_equal(cfg->screening.decide_by, DECIDE_BY_SCORE);
-  assert_int_equal(cfg->screening.block_at, 600);
-  assert_int_equal(cfg->screening.challenge_at, 400);
+  assert_int_equal(cfg->screening.block_at, 680);
+  assert_int_equal(cfg->screening.challenge_at, 250);
   assert_int_equal(cfg->screening.on_score_error, VERDICT_CHALLENGE);
   assert_int_equal(cfg->screening.score_cache_ttl_s, 86400);
   assert_int_equal(cfg->screening.block_action, BLOCK_ACTION_MESSAGE);
   assert_string_equal(cfg->screening.block_audio_url, "");
   assert_int_equal(cfg->screening.velocity.window_s, 600);
-  assert_int_equal(cfg->screening.velocity.max_calls, 5);
+  assert_int_equal(cfg->screening.velocity.max_calls, 1);
   assert_int_equal(cfg->screening.velocity.action, VERDICT_CHALLENGE);
   assert_string_equal(cfg->screening.challenge.message,
                       "To be connected, press {digit}.");
@@ -205,7 +205,7 @@ static void test_production_example_loads(void **state)
                       "That was not the right key.");
   assert_int_equal(cfg->screening.challenge.attempts, 2);
   assert_int_equal(cfg->screening.challenge.pass_ttl_s, 2592000);
-  assert_int_equal(cfg->screening.challenge.fail_block_after, 3);
+  assert_int_equal(cfg->screening.challenge.fail_block_after, 1);
   assert_int_equal(cfg->screening.challenge.fail_block_ttl_s, 604800);
   assert_int_equal(cfg->menu.options_count, 3);
   assert_non_null(config_menu_option(cfg, '3'));
@@ -242,8 +242,10 @@ static void test_defaults(void **state)
   assert_string_equal(cfg->screening.default_country, "1");
   assert_int_equal(cfg->screening.anonymous, VERDICT_CHALLENGE);
   assert_int_equal(cfg->screening.decide_by, DECIDE_BY_SCORE);
-  assert_int_equal(cfg->screening.block_at, 600);
-  assert_int_equal(cfg->screening.challenge_at, 400);
+  /* The balanced preset's values. */
+  assert_int_equal(cfg->screening.preset, PRESET_BALANCED);
+  assert_int_equal(cfg->screening.block_at, 680);
+  assert_int_equal(cfg->screening.challenge_at, 250);
   assert_int_equal(cfg->screening.on_score_error, VERDICT_CHALLENGE);
   assert_int_equal(cfg->screening.score_cache_ttl_s, 86400);
   assert_int_equal(cfg->screening.block_action, BLOCK_ACTION_MESSAGE);
@@ -251,7 +253,7 @@ static void test_defaults(void **state)
                       "We are unable to take your call.");
   assert_string_equal(cfg->screening.block_audio_url, "");
   assert_int_equal(cfg->screening.velocity.window_s, 600);
-  assert_int_equal(cfg->screening.velocity.max_calls, 5);
+  assert_int_equal(cfg->screening.velocity.max_calls, 1);
   assert_int_equal(cfg->screening.velocity.action, VERDICT_CHALLENGE);
   assert_string_equal(cfg->screening.challenge.message,
                       "To be connected, press {digit}.");
@@ -259,7 +261,7 @@ static void test_defaults(void **state)
                       "That was not the right key.");
   assert_int_equal(cfg->screening.challenge.attempts, 2);
   assert_int_equal(cfg->screening.challenge.pass_ttl_s, 2592000);
-  assert_int_equal(cfg->screening.challenge.fail_block_after, 3);
+  assert_int_equal(cfg->screening.challenge.fail_block_after, 1);
   assert_int_equal(cfg->screening.challenge.fail_block_ttl_s, 604800);
   assert_string_equal(cfg->menu.greeting,
                       "Thank you for calling. For Sales, press 1.");
@@ -457,15 +459,48 @@ static void test_screening_verdicts(void **state)
  * defaults, empty sections are fine, and flow and block style load alike.
  */
 /* A file from before the challenge band: no challenge_at, a low block_at. */
+/* A preset sets the keys the file leaves out, and only those. */
+static void test_presets(void **state)
+{
+  struct config *cfg;
+
+  (void)state;
+  clear_env();
+  cfg = load_ok(SIM MENU "screening: {preset: open}\n");
+  assert_int_equal(cfg->screening.preset, PRESET_OPEN);
+  assert_int_equal(cfg->screening.block_at, 800);
+  assert_int_equal(cfg->screening.challenge_at, 650);
+  assert_int_equal(cfg->screening.anonymous, VERDICT_ALLOW);
+  assert_int_equal(cfg->screening.on_score_error, VERDICT_ALLOW);
+  assert_int_equal(cfg->screening.velocity.max_calls, 3);
+  assert_int_equal(cfg->screening.challenge.fail_block_after, 3);
+  config_free(cfg);
+
+  cfg = load_ok(SIM MENU "screening:\n  preset: strict\n  block_at: 700\n"
+                         "  velocity: {action: challenge}\n");
+  assert_int_equal(cfg->screening.block_at, 700); /* the file's own */
+  assert_int_equal(cfg->screening.challenge_at, 0);
+  assert_int_equal(cfg->screening.velocity.max_calls, 2);
+  assert_int_equal(cfg->screening.velocity.action, VERDICT_CHALLENGE);
+  assert_int_equal(cfg->screening.challenge.fail_block_after, 2);
+  config_free(cfg);
+
+  /* balanced is the defaults. */
+  cfg = load_ok(SIM MENU "screening: {preset: balanced}\n");
+  assert_int_equal(cfg->screening.block_at, 680);
+  assert_int_equal(cfg->screening.velocity.max_calls, 1);
+  config_free(cfg);
+}
+
 static void test_challenge_at_follows_block_at(void **state)
 {
   struct config *cfg;
 
   (void)state;
   clear_env();
-  cfg = load_ok(SIM MENU "screening:\n  block_at: 300\n");
-  assert_int_equal(cfg->screening.block_at, 300);
-  assert_int_equal(cfg->screening.challenge_at, 300);
+  cfg = load_ok(SIM MENU "screening:\n  block_at: 200\n");
+  assert_int_equal(cfg->screening.block_at, 200);
+  assert_int_equal(cfg->screening.challenge_at, 200);
   config_free(cfg);
 }
 
@@ -505,16 +540,16 @@ static void test_screening_nested(void **state)
                       "That was not the right key.");
   assert_int_equal(cfg->screening.challenge.attempts, 1);
   assert_int_equal(cfg->screening.challenge.pass_ttl_s, 2592000);
-  assert_int_equal(cfg->screening.challenge.fail_block_after, 3);
+  assert_int_equal(cfg->screening.challenge.fail_block_after, 1);
   assert_int_equal(cfg->screening.challenge.fail_block_ttl_s, 604800);
   /* Top-level screening keys are untouched by the nested ones. */
-  assert_int_equal(cfg->screening.block_at, 600);
-  assert_int_equal(cfg->screening.challenge_at, 400);
+  assert_int_equal(cfg->screening.block_at, 680);
+  assert_int_equal(cfg->screening.challenge_at, 250);
   config_free(cfg);
 
   cfg = load_ok(SIM MENU "screening: {velocity: {}, challenge: {}}\n");
   assert_int_equal(cfg->screening.velocity.window_s, 600);
-  assert_int_equal(cfg->screening.velocity.max_calls, 5);
+  assert_int_equal(cfg->screening.velocity.max_calls, 1);
   assert_int_equal(cfg->screening.velocity.action, VERDICT_CHALLENGE);
   assert_int_equal(cfg->screening.challenge.attempts, 2);
   assert_string_equal(cfg->screening.challenge.message,
@@ -522,9 +557,9 @@ static void test_screening_nested(void **state)
   config_free(cfg);
 
   /* challenge_at may equal block_at (no challenge band), either way set. */
-  cfg = load_ok(SIM MENU "screening: {block_at: 400}\n");
-  assert_int_equal(cfg->screening.block_at, 400);
-  assert_int_equal(cfg->screening.challenge_at, 400);
+  cfg = load_ok(SIM MENU "screening: {block_at: 200}\n");
+  assert_int_equal(cfg->screening.block_at, 200);
+  assert_int_equal(cfg->screening.challenge_at, 200);
   config_free(cfg);
   cfg = load_ok(SIM MENU "screening: {block_at: 1000, challenge_at: 1000}\n");
   assert_int_equal(cfg->screening.challenge_at, 1000);
@@ -700,7 +735,8 @@ static const struct err_case err_cases[] = {
     {SIM MENU "srever:\n  listen: 127.0.0.1:8080\n", 6, 1,
      "srever: unknown key (did you mean 'server'?)"},
     {SIM MENU "store:\n  file: x.db\n", 7, 3,
-     "store.file: unknown key (expected one of: driver, path, url, retention_days, commit_wait_ms)"},
+     "store.file: unknown key (expected one of: driver, path, url, "
+     "retention_days, commit_wait_ms)"},
     {SIM "menu:\n  options:\n    - digit: '1'\n      name: Sales\n"
          "      dial: 15555550101\n      dail: 1\n",
      8, 7, "menu.options[0].dail: unknown key (did you mean 'dial'?)"},
@@ -907,7 +943,7 @@ static const struct err_case err_cases[] = {
      "(600)"},
     {SIM MENU "screening:\n  challenge_at: 700\n", 7, 17,
      "screening.challenge_at: challenge_at (700) must not be above block_at "
-     "(600)"},
+     "(680)"},
     {SIM MENU "screening:\n  challenge_at: 401\n  block_at: 400\n", 7, 17,
      "screening.challenge_at: challenge_at (401) must not be above block_at "
      "(400)"},
@@ -1224,6 +1260,7 @@ int main(void)
       cmocka_unit_test(test_demo_example_loads),
       cmocka_unit_test(test_production_example_loads),
       cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_presets),
       cmocka_unit_test(test_challenge_at_follows_block_at),
       cmocka_unit_test(test_webhook_section),
       cmocka_unit_test(test_explicit_values),

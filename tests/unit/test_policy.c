@@ -83,6 +83,13 @@ static const struct policy_case cases[] = {
      VERDICT_CHALLENGE, "velocity:6/600s"},
     {"velocity at the limit passes", PHONE_OK, 0, 0, 0, 5, 10, "", 0, 0,
      VERDICT_ALLOW, "score:10<400"},
+    /* A challenge for redialling is a floor: the score still blocks. */
+    {"velocity over with a blocking score", PHONE_OK, 0, 0, 0, 6, 742, "", 0,
+     0, VERDICT_BLOCK, "score:742>=600"},
+    {"velocity over needs the score", PHONE_OK, 0, 0, 1, 6, -2, "", 0, 1,
+     VERDICT_ALLOW, ""},
+    {"velocity over a failed lookup", PHONE_OK, 0, 0, 0, 6, -3, "", 0, 0,
+     VERDICT_CHALLENGE, "score_error:timeout"},
     {"pass", PHONE_OK, 0, 0, 1, 1, 999, "", 0, 0, VERDICT_ALLOW, "pass:valid"},
     {"needs a score", PHONE_OK, 0, 0, 0, 1, -2, "", 0, 1, VERDICT_ALLOW, ""},
     {"score block", PHONE_OK, 0, 0, 0, 1, 742, "", 0, 0, VERDICT_BLOCK,
@@ -142,6 +149,37 @@ static void test_pipeline_table(void **state)
                v.needs_score, policy_verdict_name(v.verdict), v.reason,
                t->needs_score, policy_verdict_name(t->verdict), t->reason);
   }
+}
+
+/* velocity.action block decides at once; allow and challenge are floors. */
+static void test_velocity_action(void **state)
+{
+  struct config cfg = base();
+  struct policy_inputs in = {
+      .phone = PHONE_OK, .number = "15555550123", .velocity_count = 6};
+  struct policy_verdict v;
+  struct score_result r = scored(10, "");
+
+  (void)state;
+  cfg.screening.velocity.action = VERDICT_BLOCK;
+  policy_decide(&cfg, &in, &v);
+  assert_false(v.needs_score);
+  assert_int_equal(v.verdict, VERDICT_BLOCK);
+  assert_string_equal(v.reason, "velocity:6/600s");
+  cfg.screening.velocity.action = VERDICT_ALLOW;
+  in.score = &r;
+  r = scored(450, "");
+  policy_decide(&cfg, &in, &v);
+  assert_int_equal(v.verdict, VERDICT_CHALLENGE);
+  assert_string_equal(v.reason, "score:450>=400");
+  assert_int_equal(v.step, POLICY_STEP_SCORE);
+  cfg.screening.velocity.action = VERDICT_CHALLENGE;
+  r = scored(10, "");
+  policy_decide(&cfg, &in, &v);
+  assert_int_equal(v.verdict, VERDICT_CHALLENGE);
+  assert_int_equal(v.step, POLICY_STEP_VELOCITY);
+  assert_string_equal(v.trace, "normalise:ok allowlist:- blocklist:- "
+                               "velocity:6/600s score:10<400");
 }
 
 static void test_trace_lists_every_step(void **state)
@@ -226,6 +264,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pipeline_table),
+      cmocka_unit_test(test_velocity_action),
       cmocka_unit_test(test_trace_lists_every_step),
       cmocka_unit_test(test_replay_round_trip),
   };
