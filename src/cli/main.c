@@ -179,6 +179,7 @@ int cmd_migrate(int argc, char **argv)
   struct config *cfg;
   const char *path = NULL;
   char err[512];
+  char where[512];
   int rc = cli_config_args(argc, argv, usage, 0, &path);
 
   if (rc >= 0)
@@ -190,7 +191,8 @@ int cmd_migrate(int argc, char **argv)
   if (rc)
     fprintf(stderr, "voice-and-score: %s\n", err);
   else
-    printf("%s: schema up to date\n", cfg->store.location);
+    printf("%s: schema up to date\n",
+           store_location_safe(cfg->store.location, where, sizeof(where)));
   config_free(cfg);
   return rc ? 1 : 0;
 }

@@ -25,9 +25,11 @@ struct flow {
   struct store *store;
   struct screening *screening;
   size_t pending;
-  /* Replies waiting for their record's commit, oldest first: every wait
-   * is store.commit_wait_ms long, so the order of arrival is the order of
-   * the deadlines and one timer serves them all. */
+  /* Events waiting on the store with a deadline (a reply waiting for its
+   * record's commit, an incoming_call's duplicate check on a shared
+   * store), oldest first: every wait is store.commit_wait_ms long, so the
+   * order of arrival is the order of the deadlines and one timer serves
+   * them all. */
   struct pending *wait_head, *wait_tail;
   struct loop_timer wait_timer;
   uint64_t early_replies; /* answered before the commit, since start */
@@ -45,10 +47,11 @@ struct pending {
   struct flow_reply reply;
   flow_reply_cb cb;
   void *arg;
-  /* While waiting for a commit: */
-  int64_t deadline_ms;           /* loop_now_ms() of the latest answer */
-  struct pending *wprev, *wnext; /* the flow's wait list */
-  int replied;                   /* answered already; the commit frees */
+  /* While waiting on the store with a deadline: */
+  int64_t deadline_ms;               /* loop_now_ms() to give up waiting */
+  struct pending *wprev, *wnext;     /* the flow's wait list */
+  void (*expire)(struct pending *p); /* what giving up does */
+  int replied; /* answered already; the store's callback frees */
 };
 
 /*
@@ -159,21 +162,51 @@ static void wait_unlink(struct flow *f, struct pending *p)
   p->wprev = p->wnext = NULL;
 }
 
-/* Hands the reply over now; the commit's callback will free `p`. */
-static void reply_early(struct flow *f, struct pending *p)
+static void on_wait_timer(struct loop_timer *t);
+
+/* Puts `p` on the wait list: `expire` runs if the store is not done by
+ * store.commit_wait_ms from now. */
+static void wait_add(struct flow *f, struct pending *p,
+                     void (*expire)(struct pending *p))
 {
+  p->deadline_ms = loop_now_ms(f->loop) + f->cfg->store.commit_wait_ms;
+  p->expire = expire;
+  p->wprev = f->wait_tail;
+  if (f->wait_tail)
+    f->wait_tail->wnext = p;
+  else
+    f->wait_head = p;
+  f->wait_tail = p;
+  if (!f->wait_timer.active)
+    loop_timer_start(f->loop, &f->wait_timer, p->deadline_ms, on_wait_timer,
+                     f);
+}
+
+/* The store answered `p` in time: off the wait list. */
+static void wait_done(struct flow *f, struct pending *p)
+{
+  wait_unlink(f, p);
+  if (!f->wait_head)
+    loop_timer_stop(f->loop, &f->wait_timer);
+}
+
+/* Hands the reply over now; the commit's callback will free `p`. */
+static void reply_early(struct pending *p)
+{
+  struct flow *f = p->flow;
   struct flow_reply r = p->reply;
 
   p->reply.body = NULL;
   p->replied = 1;
   f->pending--;
+  f->early_replies++;
   p->cb(p->arg, &r);
 }
 
 /*
- * The store took longer than store.commit_wait_ms: answer anyway, since a
- * caller must not wait on a stalled disk (the store reports itself, and
- * the record is still written when the disk comes back).
+ * The store took longer than store.commit_wait_ms: go on without it, since
+ * a caller must not wait on a stalled disk or database (the store reports
+ * itself, and a record is still written when the store comes back).
  */
 static void on_wait_timer(struct loop_timer *t)
 {
@@ -185,13 +218,12 @@ static void on_wait_timer(struct loop_timer *t)
     struct pending *p = f->wait_head;
 
     wait_unlink(f, p);
-    reply_early(f, p);
+    p->expire(p);
     n++;
   }
-  f->early_replies += n;
   if (n)
-    log_warn("answered before the call record was committed (store slow)|"
-             "calls=%u total=%llu",
+    log_warn("went on without the store (store slow)|events=%u "
+             "answered_before_commit=%llu",
              n, (unsigned long long)f->early_replies);
   if (f->wait_head)
     loop_timer_start(f->loop, &f->wait_timer, f->wait_head->deadline_ms,
@@ -210,9 +242,7 @@ static void on_committed(void *arg, int rc)
     free(p);
     return;
   }
-  wait_unlink(f, p);
-  if (!f->wait_head)
-    loop_timer_stop(f->loop, &f->wait_timer);
+  wait_done(f, p);
   finish_pending(p, &p->reply);
 }
 
@@ -237,20 +267,10 @@ static int commit_then_reply(struct flow *f, struct pending *p, struct call *c)
               vs_strerror(rc));
     return -1;
   }
-  if (!wait_ms) {
-    reply_early(f, p);
-    return 0;
-  }
-  p->deadline_ms = loop_now_ms(f->loop) + wait_ms;
-  p->wprev = f->wait_tail;
-  if (f->wait_tail)
-    f->wait_tail->wnext = p;
+  if (!wait_ms)
+    reply_early(p);
   else
-    f->wait_head = p;
-  f->wait_tail = p;
-  if (!f->wait_timer.active)
-    loop_timer_start(f->loop, &f->wait_timer, p->deadline_ms, on_wait_timer,
-                     f);
+    wait_add(f, p, reply_early);
   return 0;
 }
 
@@ -337,26 +357,101 @@ static void on_decided(void *arg, struct call *c)
     finish_pending(p, &p->reply);
 }
 
+/* The first answer again, to an incoming_call delivered twice. */
+static void answer_again(struct flow *f, const struct call *known,
+                         struct flow_reply *r)
+{
+  struct ivr_answer ans;
+  struct call c = *known;
+
+  ivr_start(f->cfg, &c,
+            c.challenge_digit[0] ? c.challenge_digit[0] : random_digit(),
+            &ans);
+  reply_action(r, &ans.action);
+}
+
+static enum flow_status screen_new(struct flow *f,
+                                   const struct voice_event *ev,
+                                   struct flow_reply *now, flow_reply_cb cb,
+                                   void *arg);
+
+/* Screens the incoming_call of `p` as a new call, and lets `p` go. */
+static void screen_pending(struct pending *p)
+{
+  struct flow_reply now = {0};
+
+  p->flow->pending--;
+  if (screen_new(p->flow, &p->ev, &now, p->cb, p->arg) == FLOW_DONE)
+    p->cb(p->arg, &now);
+}
+
+/*
+ * The duplicate check took longer than store.commit_wait_ms (the database
+ * is slow or gone): screen the call as new rather than keep the caller
+ * waiting; the load's late answer only frees `p`.
+ */
+static void on_incoming_expired(struct pending *p)
+{
+  p->replied = 1;
+  screen_pending(p);
+}
+
+/* Shared store: the incoming_call's record, if a first delivery made one. */
+static void on_incoming_loaded(void *arg, int rc, const struct call *known)
+{
+  struct pending *p = arg;
+
+  if (p->replied) {
+    free(p);
+    return;
+  }
+  wait_done(p->flow, p);
+  if (rc == VS_OK && known->decision != CALL_DECISION_NONE) {
+    answer_again(p->flow, known, &p->reply);
+    finish_pending(p, &p->reply);
+    return;
+  }
+  screen_pending(p);
+  free(p);
+}
+
 static enum flow_status on_incoming(struct flow *f,
                                     const struct voice_event *ev,
                                     struct flow_reply *now, flow_reply_cb cb,
                                     void *arg)
 {
   const struct call *known = store_call_find(f->store, ev->ref);
-  struct ivr_answer ans;
+  struct pending *p;
+
+  /* TeleSign may deliver an event twice; the decision already made stands,
+   * with the same challenge digit, and no second lookup is paid for. A
+   * shared store keeps no call in memory: the database says. */
+  if (known && known->decision != CALL_DECISION_NONE) {
+    answer_again(f, known, now);
+    return FLOW_DONE;
+  }
+  if (store_shared(f->store) && f->cfg->store.commit_wait_ms) {
+    p = pending_new(f, ev, cb, arg);
+    if (p &&
+        store_call_load(f->store, ev->ref, on_incoming_loaded, p) == VS_OK) {
+      f->pending++;
+      wait_add(f, p, on_incoming_expired);
+      return FLOW_PENDING;
+    }
+    free(p);
+  }
+  return screen_new(f, ev, now, cb, arg);
+}
+
+/* Screens a call seen for the first time. */
+static enum flow_status screen_new(struct flow *f,
+                                   const struct voice_event *ev,
+                                   struct flow_reply *now, flow_reply_cb cb,
+                                   void *arg)
+{
   struct pending *p;
   struct call c;
 
-  /* TeleSign may deliver an event twice; the decision already made stands,
-   * with the same challenge digit, and no second lookup is paid for. */
-  if (known && known->decision != CALL_DECISION_NONE) {
-    c = *known;
-    ivr_start(f->cfg, &c,
-              c.challenge_digit[0] ? c.challenge_digit[0] : random_digit(),
-              &ans);
-    reply_action(now, &ans.action);
-    return FLOW_DONE;
-  }
   call_init(&c, ev->ref);
   c.started_ms = loop_wall_ms(f->loop);
   CALL_SET(c.caller_raw, ev->from);
@@ -465,7 +560,10 @@ static void on_loaded(void *arg, int rc, const struct call *loaded)
     unknown_call(p->flow, &p->ev, &p->reply);
   } else {
     c = *loaded;
-    if (!advance(p->flow, &p->ev, &c, &p->reply))
+    /* On a shared store the next event of the call may reach another
+     * instance, which must read this state: answer once it is committed. */
+    if (!advance(p->flow, &p->ev, &c, &p->reply) &&
+        !store_shared(p->flow->store))
       save(p->flow, &c);
     else if (commit_then_reply(p->flow, p, &c) == 0)
       return;

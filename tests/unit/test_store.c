@@ -1142,7 +1142,7 @@ static void test_close_drains_everything(void **state)
     assert_int_equal(store_call_save(st, &c), VS_OK);
   }
   store_stats_get(st, &stats);
-  print_message("      %d saves, %llu batches committed before close\n", MANY,
+  print_message("# %d saves, %llu batches committed before close\n", MANY,
                 (unsigned long long)stats.batches);
   store_close(st);
 
