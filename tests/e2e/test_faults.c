@@ -19,7 +19,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,24 +84,6 @@ static void wait_health(const struct proc *srv, long status)
   fail_msg("/health answered %ld, not %ld", got, status);
 }
 
-static long count(const char *sql)
-{
-  char db[512];
-  sqlite3 *h = NULL;
-  sqlite3_stmt *st = NULL;
-  long n = -1;
-
-  snprintf(db, sizeof(db), "%s/calls.db", harness_dir());
-  assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-  sqlite3_busy_timeout(h, 5000);
-  assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-  if (sqlite3_step(st) == SQLITE_ROW)
-    n = (long)sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(h);
-  return n;
-}
-
 static void set_file_limit(const struct proc *srv, rlim_t bytes)
 {
   struct rlimit lim = {bytes, RLIM_INFINITY};
@@ -138,12 +119,15 @@ static void test_disk_full_then_free(void **state)
   assert_int_equal(proc_stop(srv), 0);
 
   assert_int_equal(
-      count("SELECT count(*) FROM calls WHERE ref LIKE 'BEFORE%'"), 20);
-  assert_int_equal(count("SELECT count(*) FROM calls WHERE ref LIKE 'AFTER%'"),
-                   20);
-  assert_int_equal(count("SELECT count(*) FROM pragma_integrity_check "
-                         "WHERE integrity_check = 'ok'"),
-                   1);
+      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'BEFORE%'"),
+      20);
+  assert_int_equal(
+      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'AFTER%'"),
+      20);
+  assert_int_equal(
+      harness_db_count("SELECT count(*) FROM pragma_integrity_check "
+                       "WHERE integrity_check = 'ok'"),
+      1);
   harness_cleanup();
 }
 
@@ -204,9 +188,9 @@ static void test_sigterm_under_load(void **state)
              i);
     /* Every answered call is recorded; one in flight at the signal may be
      * too, if its answer was sent as the connection closed. */
-    if (count(sql) < c[i].answered)
-      fail_msg("caller %d: %ld records for %d answered calls", i, count(sql),
-               (int)c[i].answered);
+    if (harness_db_count(sql) < c[i].answered)
+      fail_msg("caller %d: %ld records for %d answered calls", i,
+               harness_db_count(sql), (int)c[i].answered);
     answered += c[i].answered;
   }
   print_message("# %ld calls answered before and during the shutdown\n",
