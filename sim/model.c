@@ -1,10 +1,13 @@
 /*
  * The traffic model (see model.h and docs/screening-efficacy.md).
  *
- * Generation runs in one pass per class, each class with its own PRNG
- * stream derived from the seed, so that changing one class's parameters
- * leaves the other classes' callers as they were. Calls are then sorted
- * by arrival time (ties by generation order) and numbered.
+ * The customer base is drawn first; then, day after day, the base's
+ * churn, the day's customers, robocall campaigns, spoofers and
+ * fraudsters, each class with its own PRNG stream per day derived from
+ * the seed, so that changing one class's parameters leaves the other
+ * classes' callers as they were. The first day's robocall, spoofer and
+ * fraudster streams are the ones the one-day model had. Calls are then
+ * sorted by arrival time (ties by generation order) and numbered.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -121,6 +124,35 @@ unsigned sim_rng_poisson(struct sim_rng *r, double mean)
   return k;
 }
 
+double sim_rng_gamma(struct sim_rng *r, double shape, double scale)
+{
+  double boost = 1;
+  double d, c;
+
+  if (shape < 1) {
+    /* Gamma(a) = Gamma(a + 1) * U^(1/a) (Marsaglia and Tsang, 2000). */
+    double u = 1 - sim_rng_uniform(r); /* (0, 1] */
+
+    boost = pow(u, 1 / shape);
+    shape += 1;
+  }
+  d = shape - 1.0 / 3;
+  c = 1 / sqrt(9 * d);
+  for (;;) {
+    double x, v, u;
+
+    do {
+      x = sim_rng_normal(r);
+      v = 1 + c * x;
+    } while (v <= 0);
+    v = v * v * v;
+    u = sim_rng_uniform(r);
+    if (u < 1 - 0.0331 * x * x * x * x ||
+        (u > 0 && log(u) < 0.5 * x * x + d * (1 - v + log(v))))
+      return d * v * scale * boost;
+  }
+}
+
 /* ---- names ----------------------------------------------------------- */
 
 static const char *const class_names[SIM_NCLASS] = {"legit", "robocall",
@@ -157,11 +189,16 @@ void sim_params_default(struct sim_params *p)
 {
   memset(p, 0, sizeof(*p));
   p->calls = 10000;
+  p->days = 7;
   p->mix[SIM_LEGIT] = 0.60;
   p->mix[SIM_ROBOCALL] = 0.30;
   p->mix[SIM_SPOOFED] = 0.06;
   p->mix[SIM_FRAUD] = 0.04;
 
+  p->legit_customers = 0;
+  p->legit_days_per_week = 0.25;
+  p->legit_rate_shape = 0.5;
+  p->legit_churn = 0.001;
   p->legit_callback = 0.25;
   p->legit_callback_more = 0.4;
   p->legit_callback_gap_min = 45;
@@ -176,6 +213,7 @@ void sim_params_default(struct sim_params *p)
   p->robo_redial = 0.4;
   p->robo_fresh = 0.3;
   p->robo_anonymous = 0.04;
+  p->robo_prefix_reuse = 0.25;
   p->bot_solve = 0.02;
 
   p->spoof_campaign_calls = 60;
@@ -214,6 +252,7 @@ int sim_params_check(const struct sim_params *p, char *err, size_t errlen)
     const char *name;
     double v;
   } probs[] = {
+      {"legit_churn", p->legit_churn},
       {"legit_callback", p->legit_callback},
       {"legit_callback_more", p->legit_callback_more},
       {"legit_redial", p->legit_redial},
@@ -224,6 +263,7 @@ int sim_params_check(const struct sim_params *p, char *err, size_t errlen)
       {"robo_redial", p->robo_redial},
       {"robo_fresh", p->robo_fresh},
       {"robo_anonymous", p->robo_anonymous},
+      {"robo_prefix_reuse", p->robo_prefix_reuse},
       {"bot_solve", p->bot_solve},
       {"spoof_customer", p->spoof_customer},
       {"fraud_high", p->fraud_high},
@@ -236,7 +276,20 @@ int sim_params_check(const struct sim_params *p, char *err, size_t errlen)
   double sum = 0;
 
   if (p->calls < 1 || p->calls > 1000000)
-    return fail(err, errlen, "calls must be 1 to 1000000");
+    return fail(err, errlen, "calls must be 1 to 1000000 a day");
+  if (p->days < 1 || p->days > SIM_MAX_DAYS)
+    return fail(err, errlen, "days must be 1 to %d", SIM_MAX_DAYS);
+  if ((uint64_t)p->calls * p->days > SIM_MAX_CALLS)
+    return fail(err, errlen, "calls a day times days must be at most %d",
+                SIM_MAX_CALLS);
+  if (p->legit_customers > 10000000)
+    return fail(err, errlen, "legit_customers must be at most 10000000");
+  if (!(p->legit_days_per_week > 0 && p->legit_days_per_week <= 7))
+    return fail(err, errlen, "legit_days_per_week must be above 0, at most 7");
+  if (!(p->legit_rate_shape >= 0.05 && p->legit_rate_shape <= 100))
+    return fail(err, errlen, "legit_rate_shape must be 0.05 to 100");
+  if (p->legit_churn > 0.5)
+    return fail(err, errlen, "legit_churn must be at most 0.5");
   for (int i = 0; i < SIM_NCLASS; i++) {
     if (!(p->mix[i] >= 0 && p->mix[i] <= 1))
       return fail(err, errlen, "the share of %s must be 0 to 1",
@@ -270,7 +323,7 @@ int sim_params_check(const struct sim_params *p, char *err, size_t errlen)
   return 0;
 }
 
-/* ---- building the day ------------------------------------------------ */
+/* ---- building the run ------------------------------------------------ */
 
 #define MIN_MS  60000LL
 #define HOUR_MS 3600000LL
@@ -302,12 +355,38 @@ struct raw_call {
   char from[SIM_FROM_SIZE];
 };
 
+/* A customer of the base. */
+struct customer {
+  int32_t number;
+  int anonymous;
+  double p; /* the chance of calling on a given day, 1 - exp(-rate) */
+};
+
+/* A robocall campaign's number block, for later days' campaigns. */
+struct block {
+  char prefix[8]; /* "1" NPA NXX */
+  uint8_t line;   /* enum sim_line of its numbers */
+};
+
 struct builder {
   struct sim_traffic *t;
   struct raw_call *calls;
   uint32_t ncalls, capcalls;
   uint32_t capnumbers;
-  uint32_t class_target[SIM_NCLASS];
+  uint32_t class_target[SIM_NCLASS]; /* calls a day per class */
+  uint32_t day_calls[SIM_NCLASS];    /* the current day's, so far */
+  uint32_t day;                      /* the day being drawn */
+  /* Every customer who was ever in the base, and the base now: `nbase`
+   * indices into it. */
+  struct customer *cust;
+  uint32_t ncust, capcust;
+  uint32_t *base;
+  uint32_t nbase;
+  /* Robocall campaigns so far (ids unique over the run) and the number
+   * blocks of earlier days' campaigns. */
+  uint32_t campaigns, spoof_campaigns, fraudsters;
+  struct block *blocks;
+  uint32_t nblocks, capblocks;
   int oom;
 };
 
@@ -480,9 +559,12 @@ static int add_call(struct builder *b, struct sim_rng *r, enum sim_class cls,
 {
   struct raw_call *c;
 
-  if (b->t->class_calls[cls] >= b->class_target[cls])
+  if (b->day_calls[cls] >= b->class_target[cls])
     return 0;
-  if (t_ms < 0 || t_ms >= SIM_DAY_MS)
+  /* A call past midnight (a late call-back, a fraudster's next try) would
+   * be tomorrow's, whose share is drawn tomorrow: it is dropped. */
+  if (t_ms < (int64_t)b->day * SIM_DAY_MS ||
+      t_ms >= (int64_t)(b->day + 1) * SIM_DAY_MS)
     return 0;
   if (b->ncalls == b->capcalls) {
     uint32_t cap = b->capcalls ? b->capcalls * 2 : 1024;
@@ -507,12 +589,20 @@ static int add_call(struct builder *b, struct sim_rng *r, enum sim_class cls,
   else
     present_anonymous(r, c->from);
   b->t->class_calls[cls]++;
+  b->day_calls[cls]++;
   return 1;
 }
 
+/* The current day's share of the class is drawn (or memory ran out). */
 static int class_full(const struct builder *b, enum sim_class cls)
 {
-  return b->t->class_calls[cls] >= b->class_target[cls] || b->oom;
+  return b->day_calls[cls] >= b->class_target[cls] || b->oom;
+}
+
+/* Ms from the start of the run to the start of the current day. */
+static int64_t day_start(const struct builder *b)
+{
+  return (int64_t)b->day * SIM_DAY_MS;
 }
 
 /* When customers call: a morning and an afternoon peak, and a few calls
@@ -535,43 +625,108 @@ static int64_t customer_time(struct sim_rng *r)
 
 /* ---- customers ------------------------------------------------------- */
 
-struct customer {
-  int32_t number;
-  int anonymous;
-};
-
-static struct customer *make_book(struct builder *b, struct sim_rng *r,
-                                  uint32_t size)
+/*
+ * A new customer: a number of their own (foreign, mid-range or ordinary),
+ * whether they withhold it, and how often they call: a rate (calling days
+ * a day) drawn from a gamma distribution, so that across the base the
+ * number of days a customer calls in a period is negative binomial, the
+ * classic model of repeat buying and contact (Ehrenberg's NBD). Returns
+ * the customer's id, or UINT32_MAX out of memory.
+ */
+static uint32_t new_customer(struct builder *b, struct sim_rng *r)
 {
   const struct sim_params *p = &b->t->params;
-  struct customer *book = calloc(size ? size : 1, sizeof(*book));
+  double scale = p->legit_days_per_week / 7 / p->legit_rate_shape;
+  struct customer *cu;
   char d[SIM_NUMBER_SIZE];
+  int32_t n;
 
-  if (!book) {
+  if (b->ncust == b->capcust) {
+    uint32_t cap = b->capcust ? b->capcust * 2 : 1024;
+    struct customer *nc = realloc(b->cust, sizeof(*nc) * cap);
+
+    if (!nc) {
+      b->oom = 1;
+      return UINT32_MAX;
+    }
+    b->cust = nc;
+    b->capcust = cap;
+  }
+  do {
+    if (sim_rng_chance(r, p->legit_international)) {
+      unsigned cc = foreign_digits(r, d);
+
+      n = add_number(b, r, d, cc, SIM_LINE_LEGIT_INTL, SIM_LEGIT);
+    } else {
+      enum sim_line line = sim_rng_chance(r, p->legit_mid)
+                               ? SIM_LINE_LEGIT_MID
+                               : SIM_LINE_LEGIT_LOW;
+
+      nanp_digits(r, d);
+      n = add_number(b, r, d, 1, line, SIM_LEGIT);
+    }
+  } while (n < 0 && !b->oom);
+  if (b->oom)
+    return UINT32_MAX;
+  cu = &b->cust[b->ncust];
+  cu->number = n;
+  cu->anonymous = sim_rng_chance(r, p->legit_anonymous);
+  cu->p = 1 - exp(-sim_rng_gamma(r, p->legit_rate_shape, scale));
+  return b->ncust++;
+}
+
+/*
+ * The size of the base when the parameters leave it to the model: the
+ * customers whose expected calling days fill the day's legitimate share.
+ * A session (a customer's day) averages (1 + redial) * (1 + callback /
+ * (1 - callback_more)) calls, and a customer calls on a given day with
+ * probability E[1 - exp(-rate)] = 1 - (1 + scale)^-shape.
+ */
+static uint32_t base_size(const struct sim_params *p, uint32_t legit_a_day)
+{
+  double scale = p->legit_days_per_week / 7 / p->legit_rate_shape;
+  double per_day = 1 - pow(1 + scale, -p->legit_rate_shape);
+  double per_session = (1 + p->legit_redial) *
+                       (1 + p->legit_callback / (1 - p->legit_callback_more));
+  double n;
+
+  if (p->legit_customers)
+    return p->legit_customers;
+  n = ceil((double)legit_a_day / per_session / per_day);
+  /* Always some, for spoofers to borrow. */
+  return n < 64 ? 64 : n > 10000000 ? 10000000 : (uint32_t)n;
+}
+
+static int make_base(struct builder *b, struct sim_rng *r, uint32_t size)
+{
+  b->base = malloc(sizeof(*b->base) * (size ? size : 1));
+  if (!b->base) {
     b->oom = 1;
-    return NULL;
+    return -1;
   }
-  for (uint32_t i = 0; i < size && !b->oom; i++) {
-    int32_t n;
+  for (uint32_t i = 0; i < size; i++) {
+    uint32_t id = new_customer(b, r);
 
-    do {
-      if (sim_rng_chance(r, p->legit_international)) {
-        unsigned cc = foreign_digits(r, d);
-
-        n = add_number(b, r, d, cc, SIM_LINE_LEGIT_INTL, SIM_LEGIT);
-      } else {
-        enum sim_line line = sim_rng_chance(r, p->legit_mid)
-                                 ? SIM_LINE_LEGIT_MID
-                                 : SIM_LINE_LEGIT_LOW;
-
-        nanp_digits(r, d);
-        n = add_number(b, r, d, 1, line, SIM_LEGIT);
-      }
-    } while (n < 0 && !b->oom);
-    book[i].number = n;
-    book[i].anonymous = sim_rng_chance(r, p->legit_anonymous);
+    if (id == UINT32_MAX)
+      return -1;
+    b->base[i] = id;
   }
-  return book;
+  b->nbase = size;
+  return 0;
+}
+
+/* Before a day after the first: customers leave, new ones take their
+ * place, so the base keeps its size. */
+static void churn(struct builder *b, struct sim_rng *r)
+{
+  for (uint32_t i = 0; i < b->nbase && !b->oom; i++) {
+    if (sim_rng_chance(r, b->t->params.legit_churn)) {
+      uint32_t id = new_customer(b, r);
+
+      if (id != UINT32_MAX)
+        b->base[i] = id;
+    }
+  }
 }
 
 /* One call of a customer, and sometimes its immediate redial. */
@@ -587,24 +742,67 @@ static void customer_call(struct builder *b, struct sim_rng *r,
              t + 20000 + (int64_t)sim_rng_below(r, 70001), number);
 }
 
-static void gen_legit(struct builder *b, struct sim_rng *r,
-                      const struct customer *book, uint32_t size)
+struct pick {
+  double key;
+  uint32_t id;
+};
+
+/* Largest key first; ties by id, for a stable order. */
+static int cmp_pick(const void *a, const void *b)
+{
+  const struct pick *x = a;
+  const struct pick *y = b;
+
+  if (x->key != y->key)
+    return x->key > y->key ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * The day's customers. They are taken from the base in a random order
+ * weighted by each one's chance of calling on a day (Efraimidis and
+ * Spirakis: key log(u) / p, largest first), one session each, until the
+ * day's legitimate share is filled: a customer's chance of calling today
+ * is then about their own p, and the share is exact. Should the base run
+ * out first (a --legit-customers too small for the share), the order
+ * starts again and some customers have two sessions in the day.
+ */
+static void gen_legit(struct builder *b, struct sim_rng *r)
 {
   const struct sim_params *p = &b->t->params;
+  struct pick *order;
+  uint32_t n = b->nbase;
 
-  for (uint32_t s = 0; !class_full(b, SIM_LEGIT) && size; s++) {
-    const struct customer *cu = &book[s % size];
-    int64_t t = customer_time(r);
+  if (!n || class_full(b, SIM_LEGIT))
+    return;
+  order = malloc(sizeof(*order) * n);
+  if (!order) {
+    b->oom = 1;
+    return;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    double u = 1 - sim_rng_uniform(r); /* (0, 1] */
+    double w = b->cust[b->base[i]].p;
 
-    customer_call(b, r, cu, s % size, t);
+    order[i].id = b->base[i];
+    order[i].key = w > 0 ? log(u) / w : -HUGE_VAL;
+  }
+  qsort(order, n, sizeof(*order), cmp_pick);
+  for (uint32_t s = 0; !class_full(b, SIM_LEGIT); s++) {
+    uint32_t id = order[s % n].id;
+    const struct customer *cu = &b->cust[id];
+    int64_t t = day_start(b) + customer_time(r);
+
+    customer_call(b, r, cu, id, t);
     if (!sim_rng_chance(r, p->legit_callback))
       continue;
     do {
       t += (int64_t)(sim_rng_lognormal(r, p->legit_callback_gap_min, 1.0) *
                      MIN_MS);
-      customer_call(b, r, cu, s % size, t);
+      customer_call(b, r, cu, id, t);
     } while (sim_rng_chance(r, p->legit_callback_more));
   }
+  free(order);
 }
 
 /* ---- campaigns ------------------------------------------------------- */
@@ -613,8 +811,9 @@ struct burst {
   int64_t start, len;
 };
 
-/* A campaign's calls come in bursts during the dialler's working hours. */
-static unsigned make_bursts(struct sim_rng *r, uint32_t calls,
+/* A campaign's calls come in bursts during the dialler's working hours
+ * of the day that starts at `day0` (ms since the start of the run). */
+static unsigned make_bursts(struct sim_rng *r, uint32_t calls, int64_t day0,
                             struct burst out[4])
 {
   unsigned n = 1 + (calls - 1) / 120;
@@ -626,7 +825,8 @@ static unsigned make_bursts(struct sim_rng *r, uint32_t calls,
 
     if (len_min > 90)
       len_min = 90;
-    out[i].start = 8 * HOUR_MS + (int64_t)sim_rng_below(r, 12 * HOUR_MS);
+    out[i].start =
+        day0 + 8 * HOUR_MS + (int64_t)sim_rng_below(r, 12 * HOUR_MS);
     out[i].len = (int64_t)(len_min * MIN_MS) + 1;
   }
   return n;
@@ -636,7 +836,7 @@ static unsigned make_bursts(struct sim_rng *r, uint32_t calls,
 static uint32_t campaign_size(const struct builder *b, struct sim_rng *r,
                               enum sim_class cls, double median)
 {
-  uint32_t left = b->class_target[cls] - b->t->class_calls[cls];
+  uint32_t left = b->class_target[cls] - b->day_calls[cls];
   double c = sim_rng_lognormal(r, median, 0.6);
   uint32_t n = c < 5 ? 5 : c > 100000 ? 100000 : (uint32_t)lround(c);
 
@@ -646,15 +846,37 @@ static uint32_t campaign_size(const struct builder *b, struct sim_rng *r,
   return n;
 }
 
+/* Remembers a campaign's number block for the days after this one. */
+static void remember_block(struct builder *b, const char *prefix,
+                           enum sim_line line)
+{
+  if (b->nblocks == b->capblocks) {
+    uint32_t cap = b->capblocks ? b->capblocks * 2 : 64;
+    struct block *nb = realloc(b->blocks, sizeof(*nb) * cap);
+
+    if (!nb) {
+      b->oom = 1;
+      return;
+    }
+    b->blocks = nb;
+    b->capblocks = cap;
+  }
+  memcpy(b->blocks[b->nblocks].prefix, prefix, 8);
+  b->blocks[b->nblocks].line = (uint8_t)line;
+  b->nblocks++;
+}
+
 static void gen_robocalls(struct builder *b, struct sim_rng *r)
 {
   const struct sim_params *p = &b->t->params;
   int32_t *pool = NULL;
-  uint32_t campaign;
+  /* Only earlier days' blocks may come back: today's are added after. */
+  uint32_t earlier = b->nblocks;
 
-  for (campaign = 0; !class_full(b, SIM_ROBOCALL); campaign++) {
+  for (; !class_full(b, SIM_ROBOCALL); b->campaigns++) {
+    uint32_t campaign = b->campaigns;
     uint32_t size = campaign_size(b, r, SIM_ROBOCALL, p->robo_campaign_calls);
-    uint32_t goal = b->t->class_calls[SIM_ROBOCALL] + size;
+    uint32_t goal = b->day_calls[SIM_ROBOCALL] + size;
     enum sim_line line = sim_rng_chance(r, p->robo_fresh)
                              ? SIM_LINE_ROBO_FRESH
                              : SIM_LINE_ROBO_KNOWN;
@@ -663,7 +885,8 @@ static void gen_robocalls(struct builder *b, struct sim_rng *r)
     char prefix[SIM_NUMBER_SIZE];
     char d[SIM_NUMBER_SIZE];
     struct burst bursts[4];
-    unsigned nb = make_bursts(r, size, bursts);
+    unsigned nb = make_bursts(r, size, day_start(b), bursts);
+    int reused = 0;
 
     pool = realloc(pool, sizeof(*pool) * npool);
     if (!pool) {
@@ -672,6 +895,16 @@ static void gen_robocalls(struct builder *b, struct sim_rng *r)
     }
     nanp_digits(r, prefix);
     prefix[7] = '\0'; /* "1" NPA NXX */
+    /* A dialler that comes back dials from a block it leased before (and
+     * keeps its kind: numbers Score knows or not). The first day draws
+     * nothing here, so that its campaigns are the one-day model's. */
+    if (earlier && sim_rng_chance(r, p->robo_prefix_reuse)) {
+      const struct block *bl = &b->blocks[sim_rng_below(r, earlier)];
+
+      memcpy(prefix, bl->prefix, 8);
+      line = (enum sim_line)bl->line;
+      reused = 1;
+    }
     for (uint32_t i = 0; i < npool && !b->oom; i++) {
       do {
         memcpy(d, prefix, 7);
@@ -680,7 +913,7 @@ static void gen_robocalls(struct builder *b, struct sim_rng *r)
       } while (pool[i] < 0 && !b->oom);
     }
     /* Chains: a number dials, then often redials a few minutes later. */
-    while (b->t->class_calls[SIM_ROBOCALL] < goal && !b->oom) {
+    while (b->day_calls[SIM_ROBOCALL] < goal && !b->oom) {
       const struct burst *bu = &bursts[sim_rng_below(r, nb)];
       int64_t t = bu->start + (int64_t)sim_rng_below(r, (uint64_t)bu->len);
       int32_t number = sim_rng_chance(r, p->robo_anonymous)
@@ -688,37 +921,41 @@ static void gen_robocalls(struct builder *b, struct sim_rng *r)
                            : pool[sim_rng_below(r, npool)];
 
       add_call(b, r, SIM_ROBOCALL, campaign, t, number);
-      while (b->t->class_calls[SIM_ROBOCALL] < goal &&
+      while (b->day_calls[SIM_ROBOCALL] < goal &&
              sim_rng_chance(r, p->robo_redial)) {
         t += 30000 + (int64_t)sim_rng_below(r, 150001);
         if (!add_call(b, r, SIM_ROBOCALL, campaign, t, number))
           break;
       }
     }
+    if (!reused)
+      remember_block(b, prefix, line);
   }
-  b->t->actors[SIM_ROBOCALL] = campaign;
   free(pool);
 }
 
-static void gen_spoofed(struct builder *b, struct sim_rng *r,
-                        const struct customer *book, uint32_t size)
+/* Spoofers show a neighbour's number or the number of a customer of
+ * today's base (any of them: a leaked customer list does not say who
+ * calls often). */
+static void gen_spoofed(struct builder *b, struct sim_rng *r)
 {
   const struct sim_params *p = &b->t->params;
-  uint32_t campaign;
+  uint32_t size = b->nbase;
 
-  for (campaign = 0; !class_full(b, SIM_SPOOFED); campaign++) {
+  for (; !class_full(b, SIM_SPOOFED); b->spoof_campaigns++) {
+    uint32_t campaign = b->spoof_campaigns;
     uint32_t n = campaign_size(b, r, SIM_SPOOFED, p->spoof_campaign_calls);
-    uint32_t goal = b->t->class_calls[SIM_SPOOFED] + n;
+    uint32_t goal = b->day_calls[SIM_SPOOFED] + n;
     struct burst bursts[4];
-    unsigned nb = make_bursts(r, n, bursts);
+    unsigned nb = make_bursts(r, n, day_start(b), bursts);
 
-    while (b->t->class_calls[SIM_SPOOFED] < goal && !b->oom) {
+    while (b->day_calls[SIM_SPOOFED] < goal && !b->oom) {
       const struct burst *bu = &bursts[sim_rng_below(r, nb)];
       int64_t t = bu->start + (int64_t)sim_rng_below(r, (uint64_t)bu->len);
       int32_t number;
 
       if (size && sim_rng_chance(r, p->spoof_customer)) {
-        number = book[sim_rng_below(r, size)].number;
+        number = b->cust[b->base[sim_rng_below(r, size)]].number;
       } else {
         char d[SIM_NUMBER_SIZE];
 
@@ -735,22 +972,22 @@ static void gen_spoofed(struct builder *b, struct sim_rng *r,
       add_call(b, r, SIM_SPOOFED, campaign, t, number);
     }
   }
-  b->t->actors[SIM_SPOOFED] = campaign;
 }
 
 static void gen_fraud(struct builder *b, struct sim_rng *r)
 {
   const struct sim_params *p = &b->t->params;
-  uint32_t actor;
 
-  for (actor = 0; !class_full(b, SIM_FRAUD); actor++) {
+  for (; !class_full(b, SIM_FRAUD); b->fraudsters++) {
+    uint32_t actor = b->fraudsters;
     enum sim_line line = sim_rng_chance(r, p->fraud_high)
                              ? SIM_LINE_FRAUD_HIGH
                              : SIM_LINE_FRAUD_MID;
     unsigned nnum = sim_rng_chance(r, p->fraud_two_numbers) ? 2 : 1;
     unsigned calls = 1 + sim_rng_poisson(r, p->fraud_calls - 1);
     int32_t nums[2];
-    int64_t t = 8 * HOUR_MS + (int64_t)sim_rng_below(r, 11 * HOUR_MS);
+    int64_t t =
+        day_start(b) + 8 * HOUR_MS + (int64_t)sim_rng_below(r, 11 * HOUR_MS);
     char d[SIM_NUMBER_SIZE];
 
     for (unsigned i = 0; i < nnum; i++) {
@@ -770,7 +1007,6 @@ static void gen_fraud(struct builder *b, struct sim_rng *r)
       t += (int64_t)(sim_rng_lognormal(r, 25, 0.8) * MIN_MS);
     }
   }
-  b->t->actors[SIM_FRAUD] = actor;
 }
 
 static int cmp_raw(const void *a, const void *b)
@@ -783,7 +1019,8 @@ static int cmp_raw(const void *a, const void *b)
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Shares of `total` per class: floors, then the largest remainders. */
+/* Shares of a day's calls per class: floors, then the largest
+ * remainders. */
 static void split_calls(const struct sim_params *p, uint32_t out[SIM_NCLASS])
 {
   double rem[SIM_NCLASS];
@@ -808,14 +1045,25 @@ static void split_calls(const struct sim_params *p, uint32_t out[SIM_NCLASS])
   }
 }
 
+/*
+ * The PRNG seed of a class's stream (`which`) on day `day`: the first
+ * day's is the one-day model's, so that one day draws the campaigns and
+ * fraudsters it always did.
+ */
+static uint64_t stream(uint64_t seed, uint64_t which, uint32_t day)
+{
+  uint64_t s = sim_hash2(seed, which);
+
+  return day ? sim_hash2(s, day) : s;
+}
+
 int sim_generate(const struct sim_params *p, uint64_t seed,
                  struct sim_traffic **out, char *err, size_t errlen)
 {
   struct builder b = {0};
   struct sim_rng r;
-  struct customer *book = NULL;
-  uint32_t booksize;
   uint8_t *seen = NULL;
+  uint64_t total;
 
   if (sim_params_check(p, err, errlen))
     return -1;
@@ -824,29 +1072,39 @@ int sim_generate(const struct sim_params *p, uint64_t seed,
     return fail(err, errlen, "out of memory");
   b.t->seed = seed;
   b.t->params = *p;
+  b.t->days = p->days;
+  b.t->calls_per_day = p->calls;
   split_calls(p, b.class_target);
 
-  /* The customer book: twice as many customers as legitimate calls (most
-   * do not call today), and always some, for spoofers to borrow. */
-  booksize = 2 * b.class_target[SIM_LEGIT] + 64;
-  sim_rng_seed(&r, sim_hash2(seed, 0x100));
-  book = make_book(&b, &r, booksize);
-  sim_rng_seed(&r, sim_hash2(seed, 0x101));
-  if (book)
-    gen_legit(&b, &r, book, booksize);
-  sim_rng_seed(&r, sim_hash2(seed, 0x102));
-  gen_robocalls(&b, &r);
-  sim_rng_seed(&r, sim_hash2(seed, 0x103));
-  if (book)
-    gen_spoofed(&b, &r, book, booksize);
-  sim_rng_seed(&r, sim_hash2(seed, 0x104));
-  gen_fraud(&b, &r);
-  if (b.oom)
+  sim_rng_seed(&r, stream(seed, 0x100, 0));
+  if (make_base(&b, &r, base_size(p, b.class_target[SIM_LEGIT])))
     goto oom;
+  b.t->base = b.nbase;
+  for (b.day = 0; b.day < p->days; b.day++) {
+    memset(b.day_calls, 0, sizeof(b.day_calls));
+    if (b.day) {
+      sim_rng_seed(&r, stream(seed, 0x100, b.day));
+      churn(&b, &r);
+    }
+    sim_rng_seed(&r, stream(seed, 0x101, b.day));
+    gen_legit(&b, &r);
+    sim_rng_seed(&r, stream(seed, 0x102, b.day));
+    gen_robocalls(&b, &r);
+    sim_rng_seed(&r, stream(seed, 0x103, b.day));
+    gen_spoofed(&b, &r);
+    sim_rng_seed(&r, stream(seed, 0x104, b.day));
+    gen_fraud(&b, &r);
+    if (b.oom)
+      goto oom;
+  }
+  b.t->customers = b.ncust;
+  b.t->actors[SIM_ROBOCALL] = b.campaigns;
+  b.t->actors[SIM_SPOOFED] = b.spoof_campaigns;
+  b.t->actors[SIM_FRAUD] = b.fraudsters;
 
   qsort(b.calls, b.ncalls, sizeof(*b.calls), cmp_raw);
   b.t->calls = calloc(b.ncalls ? b.ncalls : 1, sizeof(*b.t->calls));
-  seen = calloc(booksize, 1);
+  seen = calloc(b.ncust ? b.ncust : 1, 1);
   if (!b.t->calls || !seen)
     goto oom;
   b.t->ncalls = b.ncalls;
@@ -857,29 +1115,37 @@ int sim_generate(const struct sim_params *p, uint64_t seed,
 
     c->index = i;
     c->t_ms = rc->t_ms;
+    c->day = (uint16_t)(rc->t_ms / SIM_DAY_MS);
     c->cls = rc->cls;
     c->actor = rc->actor;
     c->number = rc->number;
     memcpy(c->from, rc->from, sizeof(c->from));
     c->seed = sim_hash2(seed ^ 0x5CA11AB1E5EEDULL, i);
-    if (c->cls == SIM_LEGIT && c->actor < booksize && !seen[c->actor]) {
+    if (c->cls == SIM_LEGIT && c->actor < b.ncust && !seen[c->actor]) {
       seen[c->actor] = 1;
       b.t->actors[SIM_LEGIT]++;
     }
   }
   free(seen);
-  free(book);
+  free(b.cust);
+  free(b.base);
+  free(b.blocks);
   free(b.calls);
-  if (b.t->ncalls != p->calls) {
+  total = (uint64_t)p->calls * p->days;
+  if (b.t->ncalls != total) {
     sim_traffic_free(b.t);
-    return fail(err, errlen, "the model made %u calls, not %u (a class "
-                "could not fill its share)", b.ncalls, p->calls);
+    return fail(err, errlen,
+                "the model made %u calls, not %llu (a class "
+                "could not fill its share)",
+                b.ncalls, (unsigned long long)total);
   }
   *out = b.t;
   return 0;
 oom:
   free(seen);
-  free(book);
+  free(b.cust);
+  free(b.base);
+  free(b.blocks);
   free(b.calls);
   sim_traffic_free(b.t);
   return fail(err, errlen, "out of memory");

@@ -1,18 +1,24 @@
 /*
  * The traffic model of the screening-efficacy simulator: a seeded,
- * documented generator of one day of inbound calls to one business line,
- * with the ground truth of every caller, and the model's answers to
- * everything the simulator is asked while it plays the day (a Score
- * lookup's score, failure and latency; what a caller presses at a
- * challenge or at the menu).
+ * documented generator of a run of days of inbound calls to one business
+ * line (a week by default), with the ground truth of every caller, and the
+ * model's answers to everything the simulator is asked while it plays the
+ * run (a Score lookup's score, failure and latency; what a caller presses
+ * at a challenge or at the menu).
+ *
+ * Customers persist across the days: a customer base whose members each
+ * call on a day with their own probability, some leaving and new ones
+ * joining every day. Robocall campaigns, spoofers and fraudsters are drawn
+ * afresh each day (a campaign may come back to a number block it used on
+ * an earlier day).
  *
  * Everything is a pure function of the seed and the parameters, with its
  * own PRNG (splitmix64 to seed, xoshiro256** to draw); rand() and the
- * clock are never used, so a seed gives the same day on every machine.
+ * clock are never used, so a seed gives the same run on every machine.
  *
- *   - sim_generate() draws the day: callers (customers, robocall
+ *   - sim_generate() draws the run: callers (customers, robocall
  *     campaigns, spoofers, fraudsters), their numbers, and their calls in
- *     time order.
+ *     time order, day after day.
  *   - sim_lookup() is the Score API's answer for (number, n-th lookup of
  *     it): it depends only on (seed, number, n), never on arrival order.
  *   - struct sim_caller draws a caller's behaviour for one call from a
@@ -55,6 +61,9 @@ double sim_rng_lognormal(struct sim_rng *r, double median, double sigma);
 int sim_rng_chance(struct sim_rng *r, double p);
 /* Poisson with mean `mean` (Knuth's method; small means only). */
 unsigned sim_rng_poisson(struct sim_rng *r, double mean);
+/* Gamma with this shape (> 0) and scale (Marsaglia and Tsang; a shape
+ * below 1 through the shape + 1 draw times U^(1/shape)). */
+double sim_rng_gamma(struct sim_rng *r, double shape, double scale);
 
 /* ---- parameters ------------------------------------------------------ */
 
@@ -77,11 +86,27 @@ int sim_class_parse(const char *name);
  * and its reason in docs/screening-efficacy.md. Probabilities are 0..1.
  */
 struct sim_params {
-  uint32_t calls;            /* calls in the day (default 10000) */
+  uint32_t calls;            /* calls a day (default 10000) */
+  uint32_t days;             /* days in the run (default 7) */
   double mix[SIM_NCLASS];    /* share of calls per class (sums to 1) */
 
-  /* Legitimate callers: one customer per "session"; a session is the
-   * first call and the customer's call-backs later the same day. */
+  /* Legitimate callers: a customer base that persists across the days.
+   * Each customer calls on a given day with their own probability
+   * 1 - exp(-rate), the rate (calling days a day) drawn once from a gamma
+   * distribution (the NBD model of repeat behaviour); the day's calling
+   * customers are drawn from the base in proportion to it until the day's
+   * legitimate share is filled. */
+  uint32_t legit_customers;   /* the base's size; 0 (the default): sized
+                                 so that its calling days fill the share */
+  double legit_days_per_week; /* mean calling days a week per customer:
+                                 0.25, about once a month */
+  double legit_rate_shape;    /* the gamma's shape: 0.5 (most customers
+                                 call rarely, a few often) */
+  double legit_churn;         /* a customer stops calling, replaced by a
+                                 new one, per day: 0.001 (about 30% a
+                                 year) */
+  /* A customer's day is a "session": the first call and the customer's
+   * call-backs later the same day. */
   double legit_callback;      /* a customer calls back later today: 0.25 */
   double legit_callback_more; /* after a call-back, one more: 0.4 */
   double legit_callback_gap_min; /* median minutes before a call-back: 45 */
@@ -99,6 +124,9 @@ struct sim_params {
   double robo_fresh;          /* campaigns on numbers Score does not know
                                  yet (mid-range scores): 0.3 */
   double robo_anonymous;      /* calls with no caller ID: 0.04 */
+  double robo_prefix_reuse;   /* a campaign after the first day dials from
+                                 a number block (NPA-NXX) an earlier day's
+                                 campaign used: 0.25 */
   double bot_solve;           /* a bot keys the challenge digit: 0.02 */
 
   /* Spoofed caller ID: autodialer bursts showing a number that is not
@@ -133,9 +161,11 @@ void sim_params_default(struct sim_params *p);
  */
 int sim_params_check(const struct sim_params *p, char *err, size_t errlen);
 
-/* ---- the day's traffic ----------------------------------------------- */
+/* ---- the run's traffic ---------------------------------------------- */
 
 #define SIM_DAY_MS        86400000LL
+#define SIM_MAX_DAYS      366
+#define SIM_MAX_CALLS     4000000       /* calls in a whole run */
 #define SIM_BUSINESS      "15555550100" /* the number called */
 #define SIM_NEIGHBOUR     "1555555"     /* its NPA-NXX, for neighbour spoofs */
 #define SIM_NUMBER_SIZE   17
@@ -165,11 +195,14 @@ struct sim_number {
 };
 
 struct sim_call {
-  uint32_t index;  /* position in the day, 0-based, time order */
-  int64_t t_ms;    /* arrival, ms since the start of the day */
+  uint32_t index;  /* position in the run, 0-based, time order */
+  int64_t t_ms;    /* arrival, ms since the start of the run (day 0,
+                      00:00) */
+  uint16_t day;    /* t_ms / SIM_DAY_MS */
   uint8_t cls;     /* enum sim_class: ground truth */
   uint32_t actor;  /* the caller: customer, campaign or fraudster id,
-                      unique within the class */
+                      unique within the class over the whole run (a
+                      customer keeps theirs from day to day) */
   int32_t number;  /* index into numbers, or -1 for no caller ID */
   char from[SIM_FROM_SIZE]; /* data.from as TeleSign would send it */
   uint64_t seed;   /* seeds this call's behaviour (struct sim_caller) */
@@ -178,19 +211,26 @@ struct sim_call {
 struct sim_traffic {
   uint64_t seed;
   struct sim_params params;
-  struct sim_call *calls;
-  uint32_t ncalls;
+  struct sim_call *calls; /* day d is calls[d * calls_per_day ...] */
+  uint32_t ncalls;        /* days * calls_per_day */
+  uint32_t days;
+  uint32_t calls_per_day;
   struct sim_number *numbers;
   uint32_t nnumbers;
-  uint32_t actors[SIM_NCLASS];    /* distinct callers per class */
+  uint32_t actors[SIM_NCLASS]; /* distinct callers per class that
+                                  called in the run */
   uint32_t class_calls[SIM_NCLASS];
+  uint32_t base;      /* the customer base's size (constant: each
+                         customer who leaves is replaced) */
+  uint32_t customers; /* customers ever in the base: the first day's
+                         and those who joined later */
   /* private: digits -> number index */
   int32_t *index;
   uint32_t index_cap;
 };
 
 /*
- * Draws the day for `seed`. Returns 0 and a traffic the caller frees with
+ * Draws the run for `seed`. Returns 0 and a traffic the caller frees with
  * sim_traffic_free(), or -1 with the reason in `err`.
  */
 int sim_generate(const struct sim_params *p, uint64_t seed,
@@ -200,7 +240,7 @@ void sim_traffic_free(struct sim_traffic *t);
 /* The number with these digits, or -1. */
 int32_t sim_number_find(const struct sim_traffic *t, const char *digits);
 
-/* A 64-bit digest of the whole day (every call and number), to compare. */
+/* A 64-bit digest of the whole run (every call and number), to compare. */
 uint64_t sim_traffic_digest(const struct sim_traffic *t);
 
 /* ---- the Score API's answers ----------------------------------------- */
@@ -216,13 +256,13 @@ struct sim_lookup {
   int score;          /* 0..1000, for SIM_LOOKUP_OK */
   double latency_ms;  /* how long before the answer */
   enum sim_line line; /* for phone_type */
-  int known;          /* the number is one of the day's */
+  int known;          /* the number is one of the run's */
   uint64_t ref;       /* for the answer's reference_id */
 };
 
 /*
  * The answer to the `nth` (0-based) lookup of `digits`: a function of
- * (seed, digits, nth) only. A number the day does not know (which the
+ * (seed, digits, nth) only. A number the run does not know (which the
  * simulator never sends) scores as a customer's ordinary line would.
  */
 void sim_lookup(const struct sim_traffic *t, const char *digits, uint32_t nth,

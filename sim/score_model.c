@@ -34,7 +34,11 @@ struct score_model {
   atomic_bool stopping;
   pthread_mutex_t lock;
   uint32_t *counts;     /* lookups per number index */
-  uint32_t unknown_seq; /* lookups of numbers the day does not know */
+  uint32_t unknown_seq; /* lookups of numbers the run does not know */
+  /* Per number index, the call of it in flight (-1: none): written by the
+   * simulator's thread, read by the connections' threads. */
+  _Atomic int32_t *current;
+  uint16_t *per_call; /* lookups per call index, under lock */
   struct score_model_stats st;
 };
 
@@ -157,6 +161,7 @@ static enum MHD_Result answer(struct score_model *m, struct MHD_Connection *c,
   const char *code;
   const char *type;
   int32_t n;
+  int32_t call;
   uint32_t nth;
   unsigned cc;
 
@@ -170,11 +175,16 @@ static enum MHD_Result answer(struct score_model *m, struct MHD_Connection *c,
                      "-40001,\"description\":\"Invalid request.\"}]}");
   }
   n = sim_number_find(m->t, number);
+  call = n >= 0 ? atomic_load(&m->current[n]) : -1;
   pthread_mutex_lock(&m->lock);
   nth = n >= 0 ? m->counts[n]++ : m->unknown_seq++;
   m->st.requests++;
   if (n < 0)
     m->st.unknown++;
+  if (call >= 0 && m->per_call[call] < UINT16_MAX)
+    m->per_call[call]++;
+  else if (call < 0)
+    m->st.stray++;
   pthread_mutex_unlock(&m->lock);
 
   sim_lookup(m->t, number, nth, &lk);
@@ -278,10 +288,17 @@ int score_model_start(const struct sim_traffic *t, unsigned hang_ms,
   m->t = t;
   m->hang_ms = hang_ms;
   m->counts = calloc(t->nnumbers ? t->nnumbers : 1, sizeof(*m->counts));
-  if (!m->counts) {
+  m->current = malloc(sizeof(*m->current) * (t->nnumbers ? t->nnumbers : 1));
+  m->per_call = calloc(t->ncalls ? t->ncalls : 1, sizeof(*m->per_call));
+  if (!m->counts || !m->current || !m->per_call) {
+    free(m->counts);
+    free((void *)m->current);
+    free(m->per_call);
     free(m);
     return -1;
   }
+  for (uint32_t i = 0; i < t->nnumbers; i++)
+    atomic_init(&m->current[i], -1);
   pthread_mutex_init(&m->lock, NULL);
   memset(&sa, 0, sizeof(sa));
   sa.sin_family = AF_INET;
@@ -305,6 +322,8 @@ fail:
     MHD_stop_daemon(m->d);
   pthread_mutex_destroy(&m->lock);
   free(m->counts);
+  free((void *)m->current);
+  free(m->per_call);
   free(m);
   return -1;
 }
@@ -333,6 +352,30 @@ uint32_t score_model_lookups_of(struct score_model *m, int32_t n)
   return v;
 }
 
+void score_model_call_begin(struct score_model *m, int32_t n, uint32_t call)
+{
+  if (n >= 0 && (uint32_t)n < m->t->nnumbers && call < m->t->ncalls)
+    atomic_store(&m->current[n], (int32_t)call);
+}
+
+void score_model_call_end(struct score_model *m, int32_t n)
+{
+  if (n >= 0 && (uint32_t)n < m->t->nnumbers)
+    atomic_store(&m->current[n], -1);
+}
+
+uint32_t score_model_lookups_of_call(struct score_model *m, uint32_t call)
+{
+  uint32_t v;
+
+  if (call >= m->t->ncalls)
+    return 0;
+  pthread_mutex_lock(&m->lock);
+  v = m->per_call[call];
+  pthread_mutex_unlock(&m->lock);
+  return v;
+}
+
 void score_model_stop(struct score_model *m)
 {
   if (!m)
@@ -341,5 +384,7 @@ void score_model_stop(struct score_model *m)
   MHD_stop_daemon(m->d);
   pthread_mutex_destroy(&m->lock);
   free(m->counts);
+  free((void *)m->current);
+  free(m->per_call);
   free(m);
 }

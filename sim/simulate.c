@@ -1,20 +1,26 @@
 /*
  * voice-and-score-sim: the screening-efficacy traffic simulator.
  *
- * It draws one day of inbound calls from the seeded model (model.h), then,
- * for each policy (the baseline first), starts a real voice-and-score
- * server on a fresh store with that policy, starts a Score API double that
- * answers from the model (score_model.h), plays every call through the
- * server's webhook over HTTP as TeleSign would, with each caller keying
- * what the model says, and counts what the server did to each class of
- * caller. It decides nothing itself: every verdict is the server's.
+ * It draws a run of days of inbound calls from the seeded model (model.h),
+ * then, for each policy (the baseline first), starts real voice-and-score
+ * servers on fresh stores with that policy, which run for the whole run
+ * while the simulated clock goes through the days (so cached scores,
+ * passes and block list entries carry over from day to day as in
+ * production), starts a Score API double that answers from the model
+ * (score_model.h), plays every call through the server's webhook over
+ * HTTP as TeleSign would, with each caller keying what the model says, and
+ * counts what the server did to each class of caller, over the whole run
+ * and on its last day. It decides nothing itself: every verdict is the
+ * server's.
  *
- * Determinism: calls are sent in the day's order with at most
- * --concurrency in flight, never two of one number at once; every event
- * carries the call's simulated time (X-Simulated-Time, for serve
- * --simulated-clock); a caller's keys come from a PRNG seeded per call and
- * a lookup's answer from (seed, number, n-th lookup). So a seed gives the
- * same figures on every run, ring times aside.
+ * Determinism: calls are sent in the run's order with at most
+ * --concurrency in flight, never two of one number at once, and a server
+ * gets a call only once the one before it is past screening (struct
+ * shard); every event carries the call's simulated time (X-Simulated-Time,
+ * for serve --simulated-clock); a caller's keys come from a PRNG seeded
+ * per call and a lookup's answer from (seed, number, n-th lookup). So a
+ * seed gives the same figures on every run, ring times aside, even where a
+ * repeat call lands at the end of a cache, pass or block list TTL.
  *
  * See sim/README.md for the options and docs/screening-efficacy.md for
  * the model.
@@ -53,7 +59,6 @@
 #define START_WAIT_MS  15000
 #define STOP_WAIT_MS   20000
 #define BASELINE       "baseline"
-#define INCOMING_GAP_NS 2000000LL /* between incoming_calls to one server */
 
 /* The menu every policy's server gets: three departments. */
 #define GREETING                                                              \
@@ -74,9 +79,10 @@ static const char baseline_yaml[] = "screening:\n"
 static const char usage[] =
     "usage: voice-and-score-sim [options]\n"
     "\n"
-    "Plays a seeded day of inbound calls through a real voice-and-score\n"
-    "server once per policy (the baseline always first) and prints, per\n"
-    "policy, what the server did to each class of caller.\n"
+    "Plays a seeded run of days of inbound calls through real\n"
+    "voice-and-score servers once per policy (the baseline always first)\n"
+    "and prints, per policy, what the servers did to each class of caller,\n"
+    "over the whole run and on its last day.\n"
     "\n"
     "Policies:\n"
     "  --policy NAME=FILE   a YAML file holding one `screening:` mapping\n"
@@ -85,13 +91,14 @@ static const char usage[] =
     "\n"
     "Run:\n"
     "  --seed N             the model's seed (default 1)\n"
-    "  --calls N            calls in the day (default 10000)\n"
+    "  --days N             days in the run (default 7)\n"
+    "  --calls N            calls a day (default 10000)\n"
     "  --server PATH        the voice-and-score binary (default $VS_BIN, or\n"
     "                       the one next to this program)\n"
     "  --concurrency N      calls in flight at once, in all (default 128)\n"
     "  --shards N           servers per policy, each with its own store and\n"
     "                       clock, callers split between them by number\n"
-    "                       (default 16; see sim/README.md)\n"
+    "                       (default 64; see sim/README.md)\n"
     "  --jobs N             policies played at once (default 2)\n"
     "  --json FILE          write the figures and every call's outcome\n"
     "  --keep DIR           keep each policy's configs, stores and logs in\n"
@@ -102,9 +109,9 @@ static const char usage[] =
     "                       the breaker follows real time and arrival order)\n"
     "  --clock MODE         auto (default), simulated (serve\n"
     "                       --simulated-clock) or real\n"
-    "  --start DATE         the simulated day, YYYY-MM-DD (default\n"
-    "                       2035-01-01)\n"
-    "  --dump FILE          write the day's calls as CSV and run nothing\n"
+    "  --start DATE         the run's first simulated day, YYYY-MM-DD\n"
+    "                       (default 2035-01-01)\n"
+    "  --dump FILE          write the run's calls as CSV and run nothing\n"
     "  --quiet              no progress on stderr\n"
     "\n"
     "Model (defaults in docs/screening-efficacy.md):\n"
@@ -112,10 +119,13 @@ static const char usage[] =
     "                       calls (default 0.60,0.30,0.06,0.04)\n"
     "  --score-failure-rate P   --score-hang-share P\n"
     "  --score-latency-ms MS    --score-latency-sigma S   --score-noise SD\n"
+    "  --legit-customers N  --legit-days-per-week D  --legit-rate-shape K\n"
+    "  --legit-churn P\n"
     "  --legit-callback P   --legit-redial P   --legit-anonymous P\n"
     "  --legit-international P  --legit-mid P  --legit-solve P\n"
     "  --robo-campaign-calls N  --robo-calls-per-number N  --robo-redial P\n"
-    "  --robo-fresh P       --robo-anonymous P  --bot-solve P\n"
+    "  --robo-fresh P       --robo-anonymous P  --robo-prefix-reuse P\n"
+    "  --bot-solve P\n"
     "  --spoof-campaign-calls N --spoof-customer P\n"
     "  --fraud-calls N      --fraud-high P      --fraud-anonymous P\n"
     "  --fraud-solve P\n";
@@ -160,8 +170,9 @@ static const char *const outcome_names[] = {
 
 struct result {
   uint8_t outcome;
-  uint8_t tries; /* challenge prompts heard */
-  float ring_ms; /* incoming_call sent -> its answer */
+  uint8_t tries;    /* challenge prompts heard */
+  uint16_t lookups; /* Score requests the double received for the call */
+  float ring_ms;    /* incoming_call sent -> its answer */
   char error[80];
 };
 
@@ -170,14 +181,22 @@ struct tally {
   unsigned calls, allowed, passed, failed, blocked, errors;
 };
 
+/* The figures' inputs over a span of days: the whole run, or its last. */
+struct span {
+  uint32_t first_day, last_day; /* 0-based, inclusive */
+  uint32_t calls;
+  uint64_t lookups; /* Score requests made for the span's calls */
+  struct tally by[SIM_NCLASS];
+  double ring_p50, ring_p99;
+};
+
 struct run {
   const struct policy *pol;
   int ok;           /* every server ran and stopped cleanly */
   char why[512];    /* when not */
   struct result *res;
-  struct tally by[SIM_NCLASS];
+  struct span all, last;
   struct score_model_stats lookups;
-  double ring_p50, ring_p99;
   double seconds;
   int simulated_clock;
   char dir[PATH_MAX]; /* the policy's directory (shard-NN inside) */
@@ -432,11 +451,28 @@ static int64_t parse_date(const char *s)
 }
 
 enum {
-  OPT_SEED = 256, OPT_CALLS, OPT_POLICY, OPT_PRESET, OPT_SERVER,
-  OPT_CONCURRENCY, OPT_JSON, OPT_KEEP, OPT_SCORE_API, OPT_TIMEOUT,
-  OPT_BREAKER, OPT_CLOCK, OPT_START, OPT_DUMP, OPT_QUIET, OPT_MIX,
-  OPT_SHARDS, OPT_JOBS,
-  OPT_HELP, OPT_MODEL /* model parameters follow */
+  OPT_SEED = 256,
+  OPT_CALLS,
+  OPT_POLICY,
+  OPT_PRESET,
+  OPT_SERVER,
+  OPT_CONCURRENCY,
+  OPT_JSON,
+  OPT_KEEP,
+  OPT_SCORE_API,
+  OPT_TIMEOUT,
+  OPT_BREAKER,
+  OPT_CLOCK,
+  OPT_START,
+  OPT_DUMP,
+  OPT_QUIET,
+  OPT_MIX,
+  OPT_SHARDS,
+  OPT_JOBS,
+  OPT_DAYS,
+  OPT_CUSTOMERS,
+  OPT_HELP,
+  OPT_MODEL /* model parameters follow */
 };
 
 /* Model parameters settable from the command line. */
@@ -451,6 +487,9 @@ static const struct {
     MO("score-latency-ms", score_latency_ms, 0),
     MO("score-latency-sigma", score_latency_sigma, 0),
     MO("score-noise", score_noise, 0),
+    MO("legit-days-per-week", legit_days_per_week, 0),
+    MO("legit-rate-shape", legit_rate_shape, 0),
+    MO("legit-churn", legit_churn, 1),
     MO("legit-callback", legit_callback, 1),
     MO("legit-callback-more", legit_callback_more, 1),
     MO("legit-callback-gap-min", legit_callback_gap_min, 0),
@@ -464,6 +503,7 @@ static const struct {
     MO("robo-redial", robo_redial, 1),
     MO("robo-fresh", robo_fresh, 1),
     MO("robo-anonymous", robo_anonymous, 1),
+    MO("robo-prefix-reuse", robo_prefix_reuse, 1),
     MO("bot-solve", bot_solve, 1),
     MO("spoof-campaign-calls", spoof_campaign_calls, 0),
     MO("spoof-customer", spoof_customer, 1),
@@ -478,7 +518,8 @@ static const struct {
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-  static struct option opts[18 + NMODEL + 2] = {
+  enum { NFIXED = 20 };
+  static struct option opts[NFIXED + NMODEL + 2] = {
       {"seed", required_argument, 0, OPT_SEED},
       {"calls", required_argument, 0, OPT_CALLS},
       {"policy", required_argument, 0, OPT_POLICY},
@@ -497,20 +538,22 @@ static int parse_options(int argc, char **argv, struct options *o)
       {"mix", required_argument, 0, OPT_MIX},
       {"shards", required_argument, 0, OPT_SHARDS},
       {"jobs", required_argument, 0, OPT_JOBS},
+      {"days", required_argument, 0, OPT_DAYS},
+      {"legit-customers", required_argument, 0, OPT_CUSTOMERS},
   };
   int c;
 
-  opts[18 + NMODEL] = (struct option){"help", no_argument, 0, OPT_HELP};
+  opts[NFIXED + NMODEL] = (struct option){"help", no_argument, 0, OPT_HELP};
   for (size_t i = 0; i < NMODEL; i++)
-    opts[18 + i] = (struct option){model_opts[i].name, required_argument, 0,
-                                   OPT_MODEL + (int)i};
+    opts[NFIXED + i] = (struct option){model_opts[i].name, required_argument,
+                                       0, OPT_MODEL + (int)i};
   /* getopt_long wants a terminating zero entry: the array has one more. */
 
   memset(o, 0, sizeof(*o));
   o->seed = 1;
   sim_params_default(&o->params);
   o->concurrency = 128;
-  o->shards = 16;
+  o->shards = 64;
   o->jobs = 2;
   o->score_api = "intelligence";
   o->timeout_ms = 1500;
@@ -532,6 +575,16 @@ static int parse_options(int argc, char **argv, struct options *o)
       if (parse_uint(optarg, 1, 1000000, &u))
         goto bad;
       o->params.calls = u;
+      break;
+    case OPT_DAYS:
+      if (parse_uint(optarg, 1, SIM_MAX_DAYS, &u))
+        goto bad;
+      o->params.days = u;
+      break;
+    case OPT_CUSTOMERS:
+      if (parse_uint(optarg, 0, 10000000, &u))
+        goto bad;
+      o->params.legit_customers = u;
       break;
     case OPT_POLICY: {
       char *eq = strchr(optarg, '=');
@@ -582,7 +635,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         goto bad;
       break;
     case OPT_SHARDS:
-      if (parse_uint(optarg, 1, 64, &o->shards))
+      if (parse_uint(optarg, 1, 256, &o->shards))
         goto bad;
       break;
     case OPT_JSON:
@@ -859,20 +912,28 @@ static int server_stop(struct server *s, char *why, size_t whylen)
 
 /* ---- playing calls --------------------------------------------------- */
 
+struct slot;
+
 /*
  * One server of a policy: a share of the callers (split by number), its
  * own store, and its own clock, which follows its calls' simulated times.
- * Calls reach it strictly in the day's order, at most `inflight` at once
- * and never two of one number at once, so its clock never has to go
- * backwards and every decision sees its call's own time.
+ * Calls reach it strictly in the run's order, at most `inflight` at once
+ * and never two of one number at once, and a call's incoming_call only
+ * once the call before it is past screening (decided, and its challenge
+ * over): so its clock never has to go backwards, every decision sees its
+ * call's own time, and so does everything the server stamps while
+ * screening (a cached score's time, a pass, a failed challenge and the
+ * block list entry it makes), which the clock would otherwise already
+ * have moved past, to a later call's time, by the time the lookup or the
+ * challenge ends.
  */
 struct shard {
   struct server srv;
   char dir[PATH_MAX];
-  uint32_t *calls; /* indices into the day, in order */
+  uint32_t *calls; /* indices into the run, in order */
   uint32_t n, next;
   unsigned inflight;
-  int64_t last_incoming_ns; /* when its last incoming_call was sent */
+  struct slot *screening; /* the call not past screening yet, or NULL */
 };
 
 struct slot {
@@ -897,6 +958,7 @@ struct slot {
 struct player {
   const struct options *o;
   const struct sim_traffic *t;
+  struct score_model *dbl; /* told which call of a number is in flight */
   struct result *res;
   struct shard *shards;
   unsigned nshards;
@@ -907,7 +969,6 @@ struct player {
   uint8_t *busy; /* per number: a call of it is in flight */
   unsigned inflight;
   uint32_t done;
-  int64_t wait_ns; /* a server is held back by INCOMING_GAP_NS this long */
 };
 
 /* Which server a call goes to: by its number, so that everything the
@@ -1004,16 +1065,26 @@ static char asked_digit(const char *message)
   return strstr(p + 7, "press ") ? 0 : p[6];
 }
 
+/* The call is past screening: its server may have the next call. */
+static void screened(struct slot *s)
+{
+  if (s->shard && s->shard->screening == s)
+    s->shard->screening = NULL;
+}
+
 static void finish(struct player *pl, struct slot *s)
 {
   struct result *r = s->res;
 
+  screened(s);
   if (r->outcome != OUT_ERROR)
     r->outcome = s->menu         ? (s->challenged ? OUT_PASSED : OUT_ALLOWED)
                  : s->challenged ? OUT_FAILED
                                  : OUT_BLOCKED;
-  if (s->call->number >= 0)
+  if (s->call->number >= 0) {
     pl->busy[s->call->number] = 0;
+    score_model_call_end(pl->dbl, s->call->number);
+  }
   s->shard->inflight--;
   s->call = NULL;
   s->shard = NULL;
@@ -1075,9 +1146,11 @@ static void on_answer(struct player *pl, struct slot *s, CURLcode cc)
   }
   switch (a.kind) {
   case VOICE_ACTION_HANGUP:
+    screened(s);
     send_completed(pl, s);
     return;
   case VOICE_ACTION_DIAL: {
+    screened(s);
     const char *st = sim_caller_dial_status(&s->caller);
 
     s->connected = strcmp(st, "answered") == 0;
@@ -1094,15 +1167,18 @@ static void on_answer(struct player *pl, struct slot *s, CURLcode cc)
     const char *msg = a.kind == VOICE_ACTION_SPEAK ? a.message : "";
     char d;
 
-    if (a.collect_max) {
-      if (strstr(msg, GREETING)) {
+    if (a.collect_max && (d = asked_digit(msg)) != 0 && !s->menu &&
+        !strstr(msg, GREETING)) {
+      s->challenged = 1;
+      s->res->tries++;
+      key[0] = sim_caller_challenge(&s->caller, d);
+    } else {
+      /* The menu, the block message or anything after: decided. */
+      screened(s);
+      if (a.collect_max && strstr(msg, GREETING)) {
         s->menu = 1;
         key[0] = sim_caller_menu(&s->caller, MENU_OPTIONS);
-      } else if ((d = asked_digit(msg)) != 0 && !s->menu) {
-        s->challenged = 1;
-        s->res->tries++;
-        key[0] = sim_caller_challenge(&s->caller, d);
-      } else {
+      } else if (a.collect_max) {
         fail_call(s, "a prompt the simulator does not know: %.40s", msg);
       }
     }
@@ -1120,7 +1196,7 @@ static void on_answer(struct player *pl, struct slot *s, CURLcode cc)
 }
 
 /*
- * Starts calls while there is room: each server's calls in the day's
+ * Starts calls while there is room: each server's calls in the run's
  * order, never two of one number at once (a call waits for its number's
  * earlier call to end, and so do the calls behind it on that server).
  */
@@ -1131,31 +1207,26 @@ static void fill(struct player *pl)
     struct shard *sh = &pl->shards[k];
 
     while (sh->next < sh->n && sh->inflight < pl->per_shard &&
-           pl->free_slots) {
+           pl->free_slots && !sh->screening) {
       const struct sim_call *c = &pl->t->calls[sh->calls[sh->next]];
       struct slot *s;
       char data[160];
-      int64_t now = mono_ns();
 
       if (c->number >= 0 && pl->busy[c->number])
         break;
-      /* Two incoming_calls sent to one server at the same instant may be
-       * read in either order, and the later one's time would then move
-       * the clock past the earlier call's: keep them a little apart. */
-      if (now - sh->last_incoming_ns < INCOMING_GAP_NS) {
-        pl->wait_ns = INCOMING_GAP_NS - (now - sh->last_incoming_ns);
-        break;
-      }
-      sh->last_incoming_ns = now;
       s = pl->free_slots;
       pl->free_slots = s->next_free;
       pl->inflight++;
       sh->inflight++;
       sh->next++;
-      if (c->number >= 0)
+      if (c->number >= 0) {
         pl->busy[c->number] = 1;
+        /* Before its incoming_call: the lookup it may cause is its own. */
+        score_model_call_begin(pl->dbl, c->number, c->index);
+      }
       s->call = c;
       s->shard = sh;
+      sh->screening = s;
       s->res = &pl->res[c->index];
       memset(s->res, 0, sizeof(*s->res));
       s->turns = s->menu = s->challenged = s->connected = 0;
@@ -1208,12 +1279,9 @@ static int play(struct player *pl, int progress)
       curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
       on_answer(pl, s, m->data.result);
     }
-    pl->wait_ns = 0;
     fill(pl);
-    if (pl->inflight || pl->wait_ns)
-      curl_multi_poll(pl->multi, NULL, 0,
-                      pl->wait_ns ? (int)(pl->wait_ns / 1000000) + 1 : 100,
-                      NULL);
+    if (pl->inflight)
+      curl_multi_poll(pl->multi, NULL, 0, 100, NULL);
     if (progress && mono_ns() - last > 5000000000LL) {
       last = mono_ns();
       fprintf(stderr, "  ... %u/%u calls\n", pl->done, t->ncalls);
@@ -1261,16 +1329,25 @@ static double percentile(const float *v, size_t n, double p)
   return v[k - 1];
 }
 
-static void count(struct run *r, const struct sim_traffic *t)
+/* Counts the calls of days first..last (0-based, inclusive). */
+static void count_span(struct span *sp, const struct run *r,
+                       const struct sim_traffic *t, uint32_t first,
+                       uint32_t last)
 {
-  float *ring = malloc(sizeof(*ring) * (t->ncalls ? t->ncalls : 1));
+  uint32_t from = first * t->calls_per_day;
+  uint32_t to = (last + 1) * t->calls_per_day;
+  float *ring = malloc(sizeof(*ring) * (to > from ? to - from : 1));
   size_t n = 0;
 
-  memset(r->by, 0, sizeof(r->by));
-  for (uint32_t i = 0; i < t->ncalls; i++) {
+  memset(sp, 0, sizeof(*sp));
+  sp->first_day = first;
+  sp->last_day = last;
+  for (uint32_t i = from; i < to && i < t->ncalls; i++) {
     const struct result *x = &r->res[i];
-    struct tally *c = &r->by[t->calls[i].cls];
+    struct tally *c = &sp->by[t->calls[i].cls];
 
+    sp->calls++;
+    sp->lookups += x->lookups;
     c->calls++;
     switch (x->outcome) {
     case OUT_ALLOWED:
@@ -1294,10 +1371,19 @@ static void count(struct run *r, const struct sim_traffic *t)
   }
   if (ring) {
     qsort(ring, n, sizeof(*ring), cmp_float);
-    r->ring_p50 = percentile(ring, n, 0.50);
-    r->ring_p99 = percentile(ring, n, 0.99);
+    sp->ring_p50 = percentile(ring, n, 0.50);
+    sp->ring_p99 = percentile(ring, n, 0.99);
   }
   free(ring);
+}
+
+static void count(struct run *r, const struct sim_traffic *t)
+{
+  count_span(&r->all, r, t, 0, t->days - 1);
+  /* The whole run's lookups are every request the double had, so that a
+   * lookup no call owned (none should be) still counts. */
+  r->all.lookups = r->lookups.requests;
+  count_span(&r->last, r, t, t->days - 1, t->days - 1);
 }
 
 static double pct(unsigned part, unsigned whole)
@@ -1311,50 +1397,68 @@ struct figures {
   unsigned errors;
 };
 
-static void figures_of(const struct run *r, const struct sim_traffic *t,
-                       struct figures *f)
+static void figures_of(const struct span *sp, struct figures *f)
 {
-  const struct tally *l = &r->by[SIM_LEGIT];
+  const struct tally *by = sp->by;
+  const struct tally *l = &by[SIM_LEGIT];
   unsigned errors = 0;
 
   for (int i = 0; i < SIM_NCLASS; i++)
-    errors += r->by[i].errors;
-  f->robo_out = pct(r->by[SIM_ROBOCALL].blocked + r->by[SIM_ROBOCALL].failed,
-                    r->by[SIM_ROBOCALL].calls);
-  f->spoof_out = pct(r->by[SIM_SPOOFED].blocked + r->by[SIM_SPOOFED].failed,
-                     r->by[SIM_SPOOFED].calls);
-  f->fraud_out = pct(r->by[SIM_FRAUD].blocked + r->by[SIM_FRAUD].failed,
-                     r->by[SIM_FRAUD].calls);
+    errors += by[i].errors;
+  f->robo_out = pct(by[SIM_ROBOCALL].blocked + by[SIM_ROBOCALL].failed,
+                    by[SIM_ROBOCALL].calls);
+  f->spoof_out = pct(by[SIM_SPOOFED].blocked + by[SIM_SPOOFED].failed,
+                     by[SIM_SPOOFED].calls);
+  f->fraud_out =
+      pct(by[SIM_FRAUD].blocked + by[SIM_FRAUD].failed, by[SIM_FRAUD].calls);
   f->legit_menu = pct(l->allowed + l->passed, l->calls);
   f->legit_challenged = pct(l->passed, l->allowed + l->passed);
   f->legit_out = pct(l->blocked + l->failed, l->calls);
-  f->lookups_per_call =
-      t->ncalls ? (double)r->lookups.requests / t->ncalls : 0;
+  f->lookups_per_call = sp->calls ? (double)sp->lookups / sp->calls : 0;
   f->errors = errors;
+}
+
+/* "1-7" for days 0..6, "7" for day 6 alone. */
+static void days_label(const struct span *sp, char out[16])
+{
+  if (sp->first_day == sp->last_day)
+    fmt(out, 16, "%u", sp->last_day + 1);
+  else
+    fmt(out, 16, "%u-%u", sp->first_day + 1, sp->last_day + 1);
 }
 
 static void print_header(void)
 {
-  printf("%-16s %9s %10s %10s %11s %11s %10s %12s %11s %11s\n", "POLICY",
-         "ROBO_OUT%", "SPOOF_OUT%", "FRAUD_OUT%", "LEGIT_MENU%",
+  printf("%-16s %7s %9s %10s %10s %11s %11s %10s %12s %11s %11s\n", "POLICY",
+         "DAYS", "ROBO_OUT%", "SPOOF_OUT%", "FRAUD_OUT%", "LEGIT_MENU%",
          "LEGIT_CHAL%", "LEGIT_OUT%", "LOOKUPS/CALL", "RING_P50_MS",
          "RING_P99_MS");
 }
 
-static void print_row(const struct run *r, const struct sim_traffic *t)
+static void print_span(const struct run *r, const struct span *sp)
 {
   struct figures f;
+  char days[16];
 
+  figures_of(sp, &f);
+  days_label(sp, days);
+  printf("%-16s %7s %9.2f %10.2f %10.2f %11.2f %11.2f %10.2f %12.3f %11.1f "
+         "%11.1f%s\n",
+         r->pol->name, days, f.robo_out, f.spoof_out, f.fraud_out,
+         f.legit_menu, f.legit_challenged, f.legit_out, f.lookups_per_call,
+         sp->ring_p50, sp->ring_p99, f.errors ? "  (errors!)" : "");
+}
+
+/* The whole run, and its last day when the run has more than one. */
+static void print_row(const struct run *r, const struct sim_traffic *t)
+{
   if (!r->ok) {
     printf("%-16s  failed: %s\n", r->pol->name, r->why);
     return;
   }
-  figures_of(r, t, &f);
-  printf("%-16s %9.2f %10.2f %10.2f %11.2f %11.2f %10.2f %12.3f %11.1f "
-         "%11.1f%s\n",
-         r->pol->name, f.robo_out, f.spoof_out, f.fraud_out, f.legit_menu,
-         f.legit_challenged, f.legit_out, f.lookups_per_call, r->ring_p50,
-         r->ring_p99, f.errors ? "  (errors!)" : "");
+  print_span(r, &r->all);
+  if (t->days > 1)
+    print_span(r, &r->last);
 }
 
 /* ---- files ----------------------------------------------------------- */
@@ -1388,17 +1492,19 @@ static int write_dump(const char *path, const struct sim_traffic *t)
 
   if (!f)
     return -1;
-  fprintf(f, "index,time,class,actor,from,number,line,base\n");
+  fprintf(f, "index,day,time,class,actor,from,number,line,base\n");
   for (uint32_t i = 0; i < t->ncalls; i++) {
     const struct sim_call *c = &t->calls[i];
     const struct sim_number *n = c->number >= 0 ? &t->numbers[c->number] : NULL;
-    int64_t s = c->t_ms / 1000;
+    int64_t in_day = c->t_ms % SIM_DAY_MS;
+    int64_t s = in_day / 1000;
 
-    fprintf(f, "%u,%02d:%02d:%02d.%03d,%s,%u,\"%s\",%s,%s,%d\n", c->index,
-            (int)(s / 3600), (int)(s / 60 % 60), (int)(s % 60),
-            (int)(c->t_ms % 1000), sim_class_name((enum sim_class)c->cls),
-            c->actor, c->from, n ? n->digits : "",
-            n ? sim_line_name((enum sim_line)n->line) : "", n ? n->base : -1);
+    fprintf(f, "%u,%u,%02d:%02d:%02d.%03d,%s,%u,\"%s\",%s,%s,%d\n", c->index,
+            (unsigned)c->day + 1, (int)(s / 3600), (int)(s / 60 % 60),
+            (int)(s % 60), (int)(in_day % 1000),
+            sim_class_name((enum sim_class)c->cls), c->actor, c->from,
+            n ? n->digits : "", n ? sim_line_name((enum sim_line)n->line) : "",
+            n ? n->base : -1);
   }
   return f == stdout ? fflush(f) : fclose(f);
 }
@@ -1412,6 +1518,8 @@ static json_t *params_json(const struct sim_params *p)
     json_object_set_new(mix, sim_class_name((enum sim_class)i),
                         json_real(p->mix[i]));
   json_object_set_new(o, "calls", json_integer(p->calls));
+  json_object_set_new(o, "days", json_integer(p->days));
+  json_object_set_new(o, "legit-customers", json_integer(p->legit_customers));
   json_object_set_new(o, "mix", mix);
   for (size_t i = 0; i < NMODEL; i++)
     json_object_set_new(
@@ -1420,20 +1528,49 @@ static json_t *params_json(const struct sim_params *p)
   return o;
 }
 
+static json_t *figures_json(const struct span *sp)
+{
+  struct figures f;
+
+  figures_of(sp, &f);
+  return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i}",
+                   "robocalls_kept_out_pct", f.robo_out,
+                   "spoofed_kept_out_pct", f.spoof_out, "fraud_kept_out_pct",
+                   f.fraud_out, "legit_menu_pct", f.legit_menu,
+                   "legit_menu_challenged_pct", f.legit_challenged,
+                   "legit_kept_out_pct", f.legit_out, "lookups_per_call",
+                   f.lookups_per_call, "ring_p50_ms", sp->ring_p50,
+                   "ring_p99_ms", sp->ring_p99, "errors", (int)f.errors);
+}
+
+static json_t *classes_json(const struct span *sp)
+{
+  json_t *classes = json_object();
+
+  for (int i = 0; i < SIM_NCLASS; i++) {
+    const struct tally *c = &sp->by[i];
+
+    json_object_set_new(classes, sim_class_name((enum sim_class)i),
+                        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "calls",
+                                  c->calls, "allowed", c->allowed,
+                                  "challenge_passed", c->passed,
+                                  "challenge_failed", c->failed, "blocked",
+                                  c->blocked, "errors", c->errors));
+  }
+  return classes;
+}
+
 static json_t *run_json(const struct run *r, const struct sim_traffic *t,
                         const struct options *opt)
 {
   json_t *o = json_object();
-  json_t *classes = json_object();
   json_t *calls = json_array();
-  struct figures f;
 
   json_object_set_new(o, "name", json_string(r->pol->name));
   json_object_set_new(o, "screening", json_string(r->pol->yaml));
   json_object_set_new(o, "ok", json_boolean(r->ok));
   if (!r->ok) {
     json_object_set_new(o, "error", json_string(r->why));
-    json_decref(classes);
     json_decref(calls);
     return o;
   }
@@ -1442,37 +1579,23 @@ static json_t *run_json(const struct run *r, const struct sim_traffic *t,
   json_object_set_new(o, "shards", json_integer(opt->shards));
   json_object_set_new(o, "simulated_clock", json_boolean(r->simulated_clock));
   json_object_set_new(o, "seconds", json_real(r->seconds));
-  figures_of(r, t, &f);
+  json_object_set_new(o, "figures", figures_json(&r->all));
+  json_object_set_new(o, "lookups",
+                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                                "requests", (json_int_t)r->lookups.requests,
+                                "ok", (json_int_t)r->lookups.ok, "unavailable",
+                                (json_int_t)r->lookups.unavailable, "hung",
+                                (json_int_t)r->lookups.hung, "unknown",
+                                (json_int_t)r->lookups.unknown, "bad",
+                                (json_int_t)r->lookups.bad, "stray",
+                                (json_int_t)r->lookups.stray));
+  json_object_set_new(o, "classes", classes_json(&r->all));
   json_object_set_new(
-      o, "figures",
-      json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i}",
-                "robocalls_kept_out_pct", f.robo_out, "spoofed_kept_out_pct",
-                f.spoof_out, "fraud_kept_out_pct", f.fraud_out,
-                "legit_menu_pct", f.legit_menu, "legit_menu_challenged_pct",
-                f.legit_challenged, "legit_kept_out_pct", f.legit_out,
-                "lookups_per_call", f.lookups_per_call, "ring_p50_ms",
-                r->ring_p50, "ring_p99_ms", r->ring_p99, "errors",
-                (int)f.errors));
-  json_object_set_new(
-      o, "lookups",
-      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "requests",
-                (json_int_t)r->lookups.requests, "ok",
-                (json_int_t)r->lookups.ok, "unavailable",
-                (json_int_t)r->lookups.unavailable, "hung",
-                (json_int_t)r->lookups.hung, "unknown",
-                (json_int_t)r->lookups.unknown, "bad",
-                (json_int_t)r->lookups.bad));
-  for (int i = 0; i < SIM_NCLASS; i++) {
-    const struct tally *c = &r->by[i];
-
-    json_object_set_new(
-        classes, sim_class_name((enum sim_class)i),
-        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "calls", c->calls,
-                  "allowed", c->allowed, "challenge_passed", c->passed,
-                  "challenge_failed", c->failed, "blocked", c->blocked,
-                  "errors", c->errors));
-  }
-  json_object_set_new(o, "classes", classes);
+      o, "last_day",
+      json_pack("{s:i, s:i, s:I, s:o, s:o}", "day", (int)r->last.last_day + 1,
+                "calls", (int)r->last.calls, "lookups",
+                (json_int_t)r->last.lookups, "figures", figures_json(&r->last),
+                "classes", classes_json(&r->last)));
   for (uint32_t i = 0; i < t->ncalls; i++) {
     const struct sim_call *c = &t->calls[i];
     const struct result *x = &r->res[i];
@@ -1488,9 +1611,12 @@ static json_t *run_json(const struct run *r, const struct sim_traffic *t,
                   (json_int_t)c->t_ms, "outcome",
                   outcome_names[x->outcome], "tries", (int)x->tries,
                   "ring_ms", (double)x->ring_ms);
-    if (e)
+    if (e) {
+      json_object_set_new(e, "day", json_integer(c->day + 1));
+      json_object_set_new(e, "lookups", json_integer(x->lookups));
       json_object_set_new(e, "shard",
                           json_integer(shard_of(t, c, opt->shards)));
+    }
     if (e && x->error[0])
       json_object_set_new(e, "error", json_string(x->error));
     json_array_append_new(calls, e);
@@ -1544,6 +1670,7 @@ static void run_policy(const struct options *o, const struct sim_traffic *t,
     fmt(r->why, sizeof(r->why), "cannot start the Score double");
     goto out;
   }
+  pl.dbl = dbl;
   /* Every server is started before any waits to be listening. */
   for (unsigned k = 0; k < nshards; k++) {
     struct shard *sh = &shards[k];
@@ -1591,6 +1718,8 @@ out:
     }
   if (r->ok) {
     score_model_stats(dbl, &r->lookups);
+    for (uint32_t i = 0; i < t->ncalls; i++)
+      r->res[i].lookups = (uint16_t)score_model_lookups_of_call(dbl, i);
     count(r, t);
   }
   score_model_stop(dbl);
@@ -1676,18 +1805,21 @@ int main(int argc, char **argv)
   simulated = o.clock;
   if (!o.quiet) {
     fprintf(stderr,
-            "model: seed %" PRIu64 ", %u calls: %u legit (%u customers), %u "
+            "model: seed %" PRIu64 ", %u days of %u calls, %u calls: %u legit "
+            "(%u customers called, of a base of %u; %u customers in all), %u "
             "robocall (%u campaigns), %u spoofed (%u campaigns), %u fraud "
             "(%u fraudsters); %u numbers; digest %016" PRIx64 "\n",
-            o.seed, t->ncalls, t->class_calls[SIM_LEGIT], t->actors[SIM_LEGIT],
-            t->class_calls[SIM_ROBOCALL], t->actors[SIM_ROBOCALL],
-            t->class_calls[SIM_SPOOFED], t->actors[SIM_SPOOFED],
-            t->class_calls[SIM_FRAUD], t->actors[SIM_FRAUD], t->nnumbers,
-            sim_traffic_digest(t));
+            o.seed, t->days, t->calls_per_day, t->ncalls,
+            t->class_calls[SIM_LEGIT], t->actors[SIM_LEGIT], t->base,
+            t->customers, t->class_calls[SIM_ROBOCALL],
+            t->actors[SIM_ROBOCALL], t->class_calls[SIM_SPOOFED],
+            t->actors[SIM_SPOOFED], t->class_calls[SIM_FRAUD],
+            t->actors[SIM_FRAUD], t->nnumbers, sim_traffic_digest(t));
     fprintf(stderr, "server: %s, clock %s\n", o.server,
-            simulated ? "simulated" : "real (this server has no "
-                                      "--simulated-clock: time-based rules "
-                                      "see the day compressed)");
+            simulated ? "simulated"
+                      : "real (this server has no "
+                        "--simulated-clock: time-based rules "
+                        "see the run compressed)");
   }
   if (o.keep) {
     if (make_dir(o.keep)) {
@@ -1738,11 +1870,12 @@ int main(int argc, char **argv)
     if (!runs[i].ok)
       status = 1;
 
-  printf("seed %" PRIu64 ", %u calls (legit %u, robocall %u, spoofed %u, "
-         "fraud %u), clock %s\n",
-         o.seed, t->ncalls, t->class_calls[SIM_LEGIT],
-         t->class_calls[SIM_ROBOCALL], t->class_calls[SIM_SPOOFED],
-         t->class_calls[SIM_FRAUD], simulated ? "simulated" : "real");
+  printf("seed %" PRIu64 ", %u day%s of %u calls, %u calls (legit %u, "
+         "robocall %u, spoofed %u, fraud %u), clock %s\n",
+         o.seed, t->days, t->days == 1 ? "" : "s", t->calls_per_day, t->ncalls,
+         t->class_calls[SIM_LEGIT], t->class_calls[SIM_ROBOCALL],
+         t->class_calls[SIM_SPOOFED], t->class_calls[SIM_FRAUD],
+         simulated ? "simulated" : "real");
   print_header();
   for (unsigned i = 0; i < o.npolicies; i++) {
     if (!runs[i].pol)
@@ -1751,7 +1884,7 @@ int main(int argc, char **argv)
     if (runs[i].ok) {
       struct figures f;
 
-      figures_of(&runs[i], t, &f);
+      figures_of(&runs[i].all, &f);
       if (f.errors) {
         status = 1;
         for (uint32_t k = 0; k < t->ncalls; k++)
@@ -1761,12 +1894,14 @@ int main(int argc, char **argv)
             break;
           }
       }
-      if (runs[i].lookups.unknown || runs[i].lookups.bad)
+      if (runs[i].lookups.unknown || runs[i].lookups.bad ||
+          runs[i].lookups.stray)
         fprintf(stderr,
                 "policy %s: the Score double saw %" PRIu64
-                " unknown numbers and %" PRIu64 " bad requests\n",
+                " unknown numbers, %" PRIu64 " bad requests and %" PRIu64
+                " lookups of a number with no call in flight\n",
                 runs[i].pol->name, runs[i].lookups.unknown,
-                runs[i].lookups.bad);
+                runs[i].lookups.bad, runs[i].lookups.stray);
     }
   }
   fflush(stdout);
@@ -1776,7 +1911,10 @@ int main(int argc, char **argv)
     json_t *pols = json_array();
 
     json_object_set_new(root, "seed", json_integer((json_int_t)o.seed));
+    json_object_set_new(root, "days", json_integer(t->days));
+    json_object_set_new(root, "calls_per_day", json_integer(t->calls_per_day));
     json_object_set_new(root, "calls", json_integer(t->ncalls));
+    json_object_set_new(root, "customer_base", json_integer(t->base));
     json_object_set_new(root, "start_ms", json_integer(o.start_ms));
     json_object_set_new(root, "digest",
                         json_sprintf("%016" PRIx64, sim_traffic_digest(t)));

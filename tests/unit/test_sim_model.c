@@ -1,10 +1,13 @@
 /*
  * Unit tests for sim/model.c, the simulator's seeded traffic model: the
- * same seed gives the same day and another seed another; the classes get
- * their configured shares; robocall campaigns share prefixes, burst and
- * redial; customers call back; the anonymous shares hold; every caller ID
- * normalises to the number the Score double will be asked about; and the
- * Score answers and callers' keys depend only on what they should.
+ * same seed gives the same run and another seed another; the classes get
+ * their configured shares, every day; robocall campaigns share prefixes,
+ * burst and redial, and some come back to an earlier day's number block;
+ * customers call back, and the same customers call again on later days
+ * from the same numbers while the base turns over slowly; the anonymous
+ * shares hold; every caller ID normalises to the number the Score double
+ * will be asked about; and the Score answers and callers' keys depend only
+ * on what they should.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,7 +23,8 @@
 #include "../../sim/model.h"
 #include "../../src/screen/phone.h"
 
-static struct sim_traffic *day(uint64_t seed, uint32_t calls)
+/* A run of `days` days of `calls` calls each, default parameters. */
+static struct sim_traffic *run(uint64_t seed, uint32_t calls, uint32_t days)
 {
   struct sim_params p;
   struct sim_traffic *t = NULL;
@@ -28,9 +32,16 @@ static struct sim_traffic *day(uint64_t seed, uint32_t calls)
 
   sim_params_default(&p);
   p.calls = calls;
+  p.days = days;
   if (sim_generate(&p, seed, &t, err, sizeof(err)))
     fail_msg("sim_generate: %s", err);
   return t;
+}
+
+/* One day: what the tests of a day's shape look at. */
+static struct sim_traffic *day(uint64_t seed, uint32_t calls)
+{
+  return run(seed, calls, 1);
 }
 
 /* |got - want| <= tol, with a readable failure. */
@@ -84,6 +95,7 @@ static void test_classes_have_own_streams(void **state)
 
   (void)state;
   sim_params_default(&p);
+  p.days = 3;
   assert_int_equal(sim_generate(&p, 7, &a, err, sizeof(err)), 0);
   p.robo_fresh = 0.9;
   assert_int_equal(sim_generate(&p, 7, &b, err, sizeof(err)), 0);
@@ -136,6 +148,7 @@ static void test_order_and_bounds(void **state)
   sim_traffic_free(t);
 }
 
+/* Every day of a three-day run gets the mix, and the run its sum. */
 static void check_mix(const double mix[SIM_NCLASS])
 {
   struct sim_params p;
@@ -144,18 +157,28 @@ static void check_mix(const double mix[SIM_NCLASS])
   char err[256];
 
   sim_params_default(&p);
+  p.days = 3;
   memcpy(p.mix, mix, sizeof(p.mix));
   assert_int_equal(sim_generate(&p, 5, &t, err, sizeof(err)), 0);
-  for (uint32_t i = 0; i < t->ncalls; i++)
-    n[t->calls[i].cls]++;
-  for (int c = 0; c < SIM_NCLASS; c++) {
-    char what[64];
+  assert_int_equal(t->ncalls, 3 * p.calls);
+  for (uint32_t d = 0; d < 3; d++) {
+    unsigned nd[SIM_NCLASS] = {0};
 
-    snprintf(what, sizeof(what), "share of %s",
-             sim_class_name((enum sim_class)c));
-    assert_near((double)n[c] / t->ncalls, mix[c], 0.005, what);
-    assert_int_equal(n[c], t->class_calls[c]);
+    for (uint32_t i = d * p.calls; i < (d + 1) * p.calls; i++) {
+      assert_int_equal(t->calls[i].day, d);
+      nd[t->calls[i].cls]++;
+      n[t->calls[i].cls]++;
+    }
+    for (int c = 0; c < SIM_NCLASS; c++) {
+      char what[64];
+
+      snprintf(what, sizeof(what), "day %u: share of %s", d + 1,
+               sim_class_name((enum sim_class)c));
+      assert_near((double)nd[c] / p.calls, mix[c], 0.005, what);
+    }
   }
+  for (int c = 0; c < SIM_NCLASS; c++)
+    assert_int_equal(n[c], t->class_calls[c]);
   sim_traffic_free(t);
 }
 
@@ -405,6 +428,299 @@ static void test_score_bands(void **state)
   sim_traffic_free(t);
 }
 
+/* ---- the run across days ---------------------------------------------- */
+
+static void test_same_seed_same_run(void **state)
+{
+  struct sim_traffic *a = run(42, 2000, 5);
+  struct sim_traffic *b = run(42, 2000, 5);
+  struct sim_traffic *c = run(43, 2000, 5);
+
+  (void)state;
+  assert_int_equal(a->ncalls, 10000);
+  assert_int_equal(a->ncalls, b->ncalls);
+  assert_int_equal(a->nnumbers, b->nnumbers);
+  assert_int_equal(a->customers, b->customers);
+  assert_memory_equal(a->calls, b->calls, sizeof(*a->calls) * a->ncalls);
+  assert_memory_equal(a->numbers, b->numbers,
+                      sizeof(*a->numbers) * a->nnumbers);
+  assert_true(sim_traffic_digest(a) == sim_traffic_digest(b));
+  assert_true(sim_traffic_digest(a) != sim_traffic_digest(c));
+  sim_traffic_free(a);
+  sim_traffic_free(b);
+  sim_traffic_free(c);
+}
+
+/* The first day of a longer run is the one-day run: the days after it
+ * are drawn after it, from their own streams. */
+static void test_first_day_is_the_day(void **state)
+{
+  struct sim_traffic *one = day(12, 3000);
+  struct sim_traffic *week = run(12, 3000, 7);
+
+  (void)state;
+  assert_int_equal(one->ncalls, 3000);
+  assert_int_equal(week->ncalls, 21000);
+  assert_int_equal(one->base, week->base);
+  for (uint32_t i = 0; i < one->ncalls; i++) {
+    const struct sim_call *a = &one->calls[i];
+    const struct sim_call *b = &week->calls[i];
+
+    assert_int_equal(a->t_ms, b->t_ms);
+    assert_int_equal(a->cls, b->cls);
+    assert_int_equal(a->actor, b->actor);
+    assert_string_equal(a->from, b->from);
+    assert_true(a->seed == b->seed);
+  }
+  sim_traffic_free(one);
+  sim_traffic_free(week);
+}
+
+static void test_days_in_order(void **state)
+{
+  struct sim_traffic *t = run(13, 1000, 4);
+
+  (void)state;
+  assert_int_equal(t->days, 4);
+  assert_int_equal(t->calls_per_day, 1000);
+  for (uint32_t i = 0; i < t->ncalls; i++) {
+    const struct sim_call *c = &t->calls[i];
+
+    assert_int_equal(c->index, i);
+    assert_int_equal(c->day, i / 1000);
+    assert_true(c->t_ms >= (int64_t)c->day * SIM_DAY_MS &&
+                c->t_ms < (int64_t)(c->day + 1) * SIM_DAY_MS);
+    if (i)
+      assert_true(c->t_ms >= t->calls[i - 1].t_ms);
+  }
+  sim_traffic_free(t);
+}
+
+/*
+ * Customers persist: a customer keeps their number from day to day; many
+ * of the last day's customers called on an earlier day; the week's
+ * distinct customers are fewer than the days' sum; the base is about the
+ * size the default rates imply, and turns over at the churn rate, the
+ * newcomers calling too.
+ */
+static void test_customers_persist(void **state)
+{
+  struct sim_params p;
+  struct sim_traffic *t = run(14, 10000, 7);
+  int32_t *number;
+  uint8_t *days_called;
+  unsigned sum_daily = 0, newcomers_called = 0, last_day = 0, seen_before = 0;
+  unsigned several_days = 0, customers = 0;
+
+  (void)state;
+  sim_params_default(&p);
+  number = malloc(sizeof(*number) * t->customers);
+  days_called = calloc(t->customers, 1);
+  assert_non_null(number);
+  assert_non_null(days_called);
+  /* 6,000 customer calls a day at about 1.49 calls a session, each
+   * customer calling on about 1 - (1 + 0.25 / 7 / 0.5)^-0.5 = 3.4% of
+   * days: a base of about 119,000. */
+  assert_near(t->base, 118957, 1000, "the base's size");
+  /* 0.1% a day leave and are replaced, on each day after the first. */
+  assert_near(t->customers - t->base, 0.001 * t->base * 6, 150,
+              "customers who joined during the week");
+  for (uint32_t d = 0; d < t->days; d++) {
+    uint8_t *today = calloc(t->customers, 1);
+
+    assert_non_null(today);
+    for (uint32_t i = d * t->calls_per_day; i < (d + 1) * t->calls_per_day;
+         i++) {
+      const struct sim_call *c = &t->calls[i];
+
+      if (c->cls != SIM_LEGIT)
+        continue;
+      assert_true(c->actor < t->customers);
+      /* One number per customer, every day (or always withheld). */
+      if (days_called[c->actor] || today[c->actor])
+        assert_int_equal(number[c->actor], c->number);
+      number[c->actor] = c->number;
+      if (today[c->actor])
+        continue;
+      today[c->actor] = 1;
+      sum_daily++;
+      if (d == t->days - 1) {
+        last_day++;
+        seen_before += days_called[c->actor] > 0;
+      }
+      newcomers_called += c->actor >= t->base;
+    }
+    for (uint32_t a = 0; a < t->customers; a++)
+      days_called[a] += today[a];
+    free(today);
+  }
+  for (uint32_t a = 0; a < t->customers; a++) {
+    customers += days_called[a] > 0;
+    several_days += days_called[a] > 1;
+  }
+  assert_int_equal(customers, t->actors[SIM_LEGIT]);
+  /* About 4,050 customers a day (one session each). */
+  assert_near((double)sum_daily / t->days, 4050, 120, "customers a day");
+  /* With a customer calling on 3.4% of days on average but the callers
+   * weighted to those who call often, about 39% of the seventh day's
+   * customers called earlier in the week. */
+  assert_near((double)seen_before / last_day, 0.39, 0.05,
+              "last day's customers who called before");
+  assert_true(customers < sum_daily * 9 / 10);
+  assert_true(several_days > customers / 10);
+  assert_true(newcomers_called > 0);
+  free(number);
+  free(days_called);
+  sim_traffic_free(t);
+}
+
+/* More calling days a week: more of a day's customers called before. */
+static void test_calling_rate_matters(void **state)
+{
+  struct sim_params p;
+  double share[2];
+  const double rates[2] = {0.05, 1.0};
+  char err[256];
+
+  (void)state;
+  for (int k = 0; k < 2; k++) {
+    struct sim_traffic *t;
+    uint8_t *called;
+    unsigned last = 0, before = 0;
+
+    sim_params_default(&p);
+    p.calls = 2000;
+    p.days = 5;
+    p.legit_days_per_week = rates[k];
+    assert_int_equal(sim_generate(&p, 15, &t, err, sizeof(err)), 0);
+    called = calloc(t->customers, 1);
+    assert_non_null(called);
+    for (uint32_t i = 0; i < t->ncalls; i++) {
+      const struct sim_call *c = &t->calls[i];
+
+      if (c->cls != SIM_LEGIT)
+        continue;
+      if (c->day == t->days - 1 && called[c->actor] != 2) {
+        last++;
+        before += called[c->actor] == 1;
+        called[c->actor] = 2;
+      } else if (c->day < t->days - 1) {
+        called[c->actor] = 1;
+      }
+    }
+    share[k] = (double)before / last;
+    free(called);
+    sim_traffic_free(t);
+  }
+  assert_true(share[0] < 0.10);
+  assert_true(share[1] > 0.50);
+}
+
+/*
+ * Robocall campaigns, spoofers and fraudsters are the day's: an actor's
+ * calls all fall on one day; some campaigns after the first day dial
+ * from a block an earlier day's campaign used, about the configured
+ * share, and none when the share is 0.
+ */
+static void reused_blocks(double reuse, unsigned *campaigns, unsigned *reused)
+{
+  struct sim_params p;
+  struct sim_traffic *t;
+  char err[256];
+  uint16_t *first_day;
+  char(*prefix)[8];
+
+  sim_params_default(&p);
+  p.days = 6;
+  p.robo_prefix_reuse = reuse;
+  assert_int_equal(sim_generate(&p, 16, &t, err, sizeof(err)), 0);
+  first_day = malloc(sizeof(*first_day) * t->actors[SIM_ROBOCALL]);
+  prefix = calloc(t->actors[SIM_ROBOCALL], sizeof(*prefix));
+  assert_non_null(first_day);
+  assert_non_null(prefix);
+  for (uint32_t a = 0; a < t->actors[SIM_ROBOCALL]; a++)
+    first_day[a] = UINT16_MAX;
+  for (int cls = SIM_ROBOCALL; cls < SIM_NCLASS; cls++) {
+    uint16_t *seen = malloc(sizeof(*seen) * (t->actors[cls] + 1));
+
+    assert_non_null(seen);
+    for (uint32_t a = 0; a <= t->actors[cls]; a++)
+      seen[a] = UINT16_MAX;
+    for (uint32_t i = 0; i < t->ncalls; i++) {
+      const struct sim_call *c = &t->calls[i];
+
+      if (c->cls != cls)
+        continue;
+      assert_true(c->actor < t->actors[cls]);
+      if (seen[c->actor] != UINT16_MAX)
+        assert_int_equal(seen[c->actor], c->day);
+      seen[c->actor] = c->day;
+    }
+    free(seen);
+  }
+  for (uint32_t i = 0; i < t->ncalls; i++) {
+    const struct sim_call *c = &t->calls[i];
+
+    if (c->cls != SIM_ROBOCALL || c->number < 0 || prefix[c->actor][0])
+      continue;
+    memcpy(prefix[c->actor], t->numbers[c->number].digits, 7);
+    first_day[c->actor] = c->day;
+  }
+  *campaigns = *reused = 0;
+  for (uint32_t a = 0; a < t->actors[SIM_ROBOCALL]; a++) {
+    if (!prefix[a][0] || first_day[a] == 0)
+      continue;
+    ++*campaigns;
+    for (uint32_t b = 0; b < t->actors[SIM_ROBOCALL]; b++)
+      if (prefix[b][0] && first_day[b] < first_day[a] &&
+          memcmp(prefix[a], prefix[b], 7) == 0) {
+        ++*reused;
+        break;
+      }
+  }
+  free(first_day);
+  free(prefix);
+  sim_traffic_free(t);
+}
+
+static void test_campaigns_are_the_days(void **state)
+{
+  unsigned campaigns, reused;
+
+  (void)state;
+  reused_blocks(0.25, &campaigns, &reused);
+  assert_true(campaigns > 50);
+  assert_near((double)reused / campaigns, 0.25, 0.12,
+              "campaigns back on an earlier day's block");
+  reused_blocks(0, &campaigns, &reused);
+  assert_int_equal(reused, 0);
+}
+
+static void test_gamma(void **state)
+{
+  struct sim_rng r;
+  const double shapes[3] = {0.5, 1, 3};
+
+  (void)state;
+  sim_rng_seed(&r, 99);
+  for (int k = 0; k < 3; k++) {
+    double sum = 0, sq = 0;
+    const int n = 200000;
+
+    for (int i = 0; i < n; i++) {
+      double x = sim_rng_gamma(&r, shapes[k], 2);
+
+      assert_true(x >= 0);
+      sum += x;
+      sq += x * x;
+    }
+    /* Mean shape * scale, variance shape * scale^2. */
+    assert_near(sum / n, shapes[k] * 2, 0.03 * shapes[k] * 2, "gamma mean");
+    assert_near(sq / n - (sum / n) * (sum / n), shapes[k] * 4,
+                0.06 * shapes[k] * 4, "gamma variance");
+  }
+}
+
 /* ---- the Score API and the callers ------------------------------------ */
 
 static void test_lookups(void **state)
@@ -516,6 +832,22 @@ static void test_params_checked(void **state)
   assert_non_null(strstr(err, "score_failure_rate"));
   assert_int_equal(sim_class_parse("robocalls"), SIM_ROBOCALL);
   assert_int_equal(sim_class_parse("nobody"), -1);
+  sim_params_default(&p);
+  assert_int_equal(p.days, 7);
+  p.days = 0;
+  assert_int_equal(sim_params_check(&p, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "days"));
+  p.days = 366;
+  p.calls = 20000;
+  assert_int_equal(sim_params_check(&p, err, sizeof(err)), -1);
+  sim_params_default(&p);
+  p.legit_days_per_week = 0;
+  assert_int_equal(sim_params_check(&p, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "legit_days_per_week"));
+  sim_params_default(&p);
+  p.robo_prefix_reuse = 2;
+  assert_int_equal(sim_params_check(&p, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "robo_prefix_reuse"));
 }
 
 int main(void)
@@ -531,6 +863,13 @@ int main(void)
       cmocka_unit_test(test_anonymous_and_international),
       cmocka_unit_test(test_spoofed_and_fraud_numbers),
       cmocka_unit_test(test_score_bands),
+      cmocka_unit_test(test_same_seed_same_run),
+      cmocka_unit_test(test_first_day_is_the_day),
+      cmocka_unit_test(test_days_in_order),
+      cmocka_unit_test(test_customers_persist),
+      cmocka_unit_test(test_calling_rate_matters),
+      cmocka_unit_test(test_campaigns_are_the_days),
+      cmocka_unit_test(test_gamma),
       cmocka_unit_test(test_lookups),
       cmocka_unit_test(test_callers),
       cmocka_unit_test(test_params_checked),
