@@ -35,22 +35,25 @@ struct webhook {
 
 static const char json_type[] = "application/json";
 
-/* Counts the answer's status class and hands it to httpd. */
-static void answer(struct webhook *w, struct httpd_request *rq,
-                   unsigned status, char *body)
+/* Counts an answer by its status class (2xx, 4xx, anything else). */
+static void count_answer(struct webhook *w, unsigned status)
 {
   unsigned cls = status / 100;
 
   w->stats.answers[cls == 2 ? 0 : cls == 4 ? 1 : 2]++;
+}
+
+static void answer(struct webhook *w, struct httpd_request *rq,
+                   unsigned status, char *body)
+{
+  count_answer(w, status);
   httpd_respond(rq, status, json_type, body, body ? strlen(body) : 1);
 }
 
 static void answer_error(struct webhook *w, struct httpd_request *rq,
                          unsigned status, const char *why)
 {
-  unsigned cls = status / 100;
-
-  w->stats.answers[cls == 2 ? 0 : cls == 4 ? 1 : 2]++;
+  count_answer(w, status);
   httpd_respond_error(rq, status, why);
 }
 
