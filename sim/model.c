@@ -189,7 +189,7 @@ void sim_params_default(struct sim_params *p)
 {
   memset(p, 0, sizeof(*p));
   p->calls = 10000;
-  p->days = 7;
+  p->days = 35;
   p->mix[SIM_LEGIT] = 0.60;
   p->mix[SIM_ROBOCALL] = 0.30;
   p->mix[SIM_SPOOFED] = 0.06;

@@ -91,14 +91,14 @@ static const char usage[] =
     "\n"
     "Run:\n"
     "  --seed N             the model's seed (default 1)\n"
-    "  --days N             days in the run (default 7)\n"
+    "  --days N             days in the run (default 35)\n"
     "  --calls N            calls a day (default 10000)\n"
     "  --server PATH        the voice-and-score binary (default $VS_BIN, or\n"
     "                       the one next to this program)\n"
-    "  --concurrency N      calls in flight at once, in all (default 128)\n"
+    "  --concurrency N      calls in flight at once, in all (default 256)\n"
     "  --shards N           servers per policy, each with its own store and\n"
     "                       clock, callers split between them by number\n"
-    "                       (default 64; see sim/README.md)\n"
+    "                       (default 128; see sim/README.md)\n"
     "  --jobs N             policies played at once (default 2)\n"
     "  --json FILE          write the figures and every call's outcome\n"
     "  --keep DIR           keep each policy's configs, stores and logs in\n"
@@ -552,8 +552,8 @@ static int parse_options(int argc, char **argv, struct options *o)
   memset(o, 0, sizeof(*o));
   o->seed = 1;
   sim_params_default(&o->params);
-  o->concurrency = 128;
-  o->shards = 64;
+  o->concurrency = 256;
+  o->shards = 128;
   o->jobs = 2;
   o->score_api = "intelligence";
   o->timeout_ms = 1500;

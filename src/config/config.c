@@ -210,6 +210,7 @@ static const cyaml_schema_field_t screening_fields[] = {
     NUM("challenge_at", cfg_screening, challenge_at),
     ENUM("on_score_error", cfg_screening, on_score_error, verdict_names),
     NUM("score_cache_ttl_s", cfg_screening, score_cache_ttl_s),
+    NUM("max_numbers", cfg_screening, max_numbers),
     ENUM("block_action", cfg_screening, block_action, block_action_names),
     STR("block_message", cfg_screening, block_message),
     STR("block_audio_url", cfg_screening, block_audio_url),
@@ -1186,8 +1187,12 @@ static const struct u32_rule u32_rules[] = {
     U32_RULE("screening.block_at", screening.block_at, 680, 0, 1000),
     /* At most block_at, checked in check_screening(). */
     U32_RULE("screening.challenge_at", screening.challenge_at, 250, 0, 1000),
-    U32_RULE("screening.score_cache_ttl_s", screening.score_cache_ttl_s, 86400,
-             0, 31536000),
+    U32_RULE("screening.score_cache_ttl_s", screening.score_cache_ttl_s,
+             2592000, 0, 31536000),
+    /* Enough for a 30-day cache on a line of 10,000 calls a day (about
+     * 110,000 distinct numbers in 30 days in docs/screening-efficacy.md). */
+    U32_RULE("screening.max_numbers", screening.max_numbers, 131072, 1024,
+             16777216),
     U32_RULE("screening.velocity.window_s", screening.velocity.window_s, 600,
              1, 86400),
     U32_RULE("screening.velocity.max_calls", screening.velocity.max_calls, 1,

@@ -154,16 +154,17 @@ struct config {
     char *default_country;                 /* for national numbers; "1" */
     enum config_verdict anonymous;         /* unscorable callers; challenge */
     enum config_decide_by decide_by;       /* default score */
-    uint32_t block_at;                     /* default 600, 0..1000 */
-    uint32_t challenge_at;                 /* default 400, 0..block_at */
+    uint32_t block_at;                     /* default 680, 0..1000 */
+    uint32_t challenge_at;                 /* default 250, 0..block_at */
     enum config_verdict on_score_error;    /* default challenge */
-    uint32_t score_cache_ttl_s;            /* default 86400; 0 = no cache */
+    uint32_t score_cache_ttl_s;            /* default 2592000; 0 = no cache */
+    uint32_t max_numbers;                  /* in memory; default 131072 */
     enum config_block_action block_action; /* default message */
     char *block_message;   /* default "We are unable to take your call." */
     char *block_audio_url; /* https URL; required for block_action play */
     struct {
       uint32_t window_s;          /* default 600, 1..86400 */
-      uint32_t max_calls;         /* default 5; 0 = velocity check off */
+      uint32_t max_calls;         /* default 1; 0 = velocity check off */
       enum config_verdict action; /* default challenge */
     } velocity;
     struct {
@@ -173,7 +174,7 @@ struct config {
       char *retry_message;       /* default "That was not the right key." */
       uint32_t attempts;         /* default 2, 1..5 */
       uint32_t pass_ttl_s;       /* default 2592000 (30 days) */
-      uint32_t fail_block_after; /* default 3; 0 = never blocklist */
+      uint32_t fail_block_after; /* default 1; 0 = never blocklist */
       uint32_t fail_block_ttl_s; /* default 604800 (7 days) */
     } challenge;
   } screening;

@@ -17,12 +17,13 @@
 #include "numbers.h"
 
 /*
- * About 500 bytes each: 65,536 numbers is 32 MiB. A number forgotten here
- * keeps its pass and cached score in the database, but the server only
- * reads those back at start, so a line with more distinct callers than
- * this per cache TTL pays some lookups twice (see docs/architecture.md).
+ * About 500 bytes each: 131,072 numbers is 64 MiB (screening.max_numbers
+ * sets it). A number forgotten here keeps its pass and cached score in
+ * the database, but the server only reads those back at start, so a line
+ * with more distinct callers than this per cache TTL pays some lookups
+ * twice (see docs/architecture.md).
  */
-#define NUMBERS_DEFAULT_MAX 65536
+#define NUMBERS_DEFAULT_MAX 131072
 #define TABLE_MIN_BUCKETS   16
 
 struct nnode {

@@ -35,7 +35,7 @@ struct number_state {
 
 struct numbers;
 
-/* Returns NULL when out of memory. max_numbers 0 means 65536. */
+/* Returns NULL when out of memory. max_numbers 0 means 131072. */
 struct numbers *numbers_create(size_t max_numbers);
 void numbers_destroy(struct numbers *n);
 

@@ -129,7 +129,7 @@ int screening_create(const struct config *cfg, struct loop *loop,
   s->store = store;
   s->scores = scores;
   s->lists = numlist_create();
-  s->numbers = numbers_create(0);
+  s->numbers = numbers_create(cfg->screening.max_numbers);
   if (!s->lists || !s->numbers) {
     screening_destroy(s);
     return VS_ERR_NOMEM;

@@ -193,7 +193,8 @@ static void test_production_example_loads(void **state)
   assert_int_equal(cfg->screening.block_at, 680);
   assert_int_equal(cfg->screening.challenge_at, 250);
   assert_int_equal(cfg->screening.on_score_error, VERDICT_CHALLENGE);
-  assert_int_equal(cfg->screening.score_cache_ttl_s, 86400);
+  assert_int_equal(cfg->screening.score_cache_ttl_s, 2592000);
+  assert_int_equal(cfg->screening.max_numbers, 131072);
   assert_int_equal(cfg->screening.block_action, BLOCK_ACTION_MESSAGE);
   assert_string_equal(cfg->screening.block_audio_url, "");
   assert_int_equal(cfg->screening.velocity.window_s, 600);
@@ -247,7 +248,7 @@ static void test_defaults(void **state)
   assert_int_equal(cfg->screening.block_at, 680);
   assert_int_equal(cfg->screening.challenge_at, 250);
   assert_int_equal(cfg->screening.on_score_error, VERDICT_CHALLENGE);
-  assert_int_equal(cfg->screening.score_cache_ttl_s, 86400);
+  assert_int_equal(cfg->screening.score_cache_ttl_s, 2592000);
   assert_int_equal(cfg->screening.block_action, BLOCK_ACTION_MESSAGE);
   assert_string_equal(cfg->screening.block_message,
                       "We are unable to take your call.");
@@ -974,6 +975,8 @@ static const struct err_case err_cases[] = {
      "scheme"},
     {SIM MENU "screening:\n  block_audio_url: 'https://x/a b.wav'\n", 7, 20,
      "screening.block_audio_url: must not contain spaces"},
+    {SIM MENU "screening:\n  max_numbers: 1023\n", 7, 16,
+     "screening.max_numbers: must be between 1024 and 16777216, not 1023"},
     /* Screening: velocity. */
     {SIM MENU "screening:\n  velocity:\n    window_s: 0\n", 8, 15,
      "screening.velocity.window_s: must be between 1 and 86400, not 0"},
@@ -1008,8 +1011,8 @@ static const struct err_case err_cases[] = {
     {SIM MENU "screening:\n  max_calls: 3\n", 7, 3,
      "screening.max_calls: unknown key (expected one of: preset, mode, "
      "default_country, anonymous, decide_by, block_at, challenge_at, "
-     "on_score_error, score_cache_ttl_s, block_action, block_message, "
-     "block_audio_url, velocity, challenge)"},
+     "on_score_error, score_cache_ttl_s, max_numbers, block_action, "
+     "block_message, block_audio_url, velocity, challenge)"},
     /* Screening: challenge. */
     {SIM MENU "screening:\n  challenge:\n    message: Press one.\n", 8, 14,
      "screening.challenge.message: must contain {digit}, where the key to "

@@ -424,7 +424,7 @@ static void test_load_past_max(void **state)
   numbers_destroy(n);
 }
 
-/* max 0 means 65536; the table holds exactly that many. */
+/* max 0 means 131072; the table holds exactly that many. */
 static void test_default_max(void **state)
 {
   struct numbers *n = numbers_create(0);
@@ -434,15 +434,15 @@ static void test_default_max(void **state)
 
   (void)state;
   assert_non_null(n);
-  for (i = 0; i <= 65536; i++) {
+  for (i = 0; i <= 131072; i++) {
     snprintf(number, sizeof(number), "1212%07d", i);
     s = numbers_get(n, number, 1);
     assert_non_null(s);
     s->rec.score = i % 1000;
   }
-  assert_int_equal(numbers_count(n), 65536);
+  assert_int_equal(numbers_count(n), 131072);
   assert_null(numbers_get(n, "12120000000", 0));
-  for (i = 1; i <= 65536; i += 997) {
+  for (i = 1; i <= 131072; i += 997) {
     snprintf(number, sizeof(number), "1212%07d", i);
     s = numbers_get(n, number, 0);
     assert_non_null(s);

@@ -833,7 +833,7 @@ static void test_params_checked(void **state)
   assert_int_equal(sim_class_parse("robocalls"), SIM_ROBOCALL);
   assert_int_equal(sim_class_parse("nobody"), -1);
   sim_params_default(&p);
-  assert_int_equal(p.days, 7);
+  assert_int_equal(p.days, 35);
   p.days = 0;
   assert_int_equal(sim_params_check(&p, err, sizeof(err)), -1);
   assert_non_null(strstr(err, "days"));
