@@ -32,7 +32,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +42,7 @@
 #include "../loop/loop.h"
 #include "../util/err.h"
 #include "../util/log.h"
+#include "../util/thread.h"
 #include "call.h"
 #include "records.h"
 #include "store.h"
@@ -1632,29 +1632,6 @@ void store_stats_get(const struct store *st, struct store_stats *out)
 
 /* ---- opening and closing --------------------------------------------- */
 
-/*
- * Starts the worker with every asynchronous signal blocked, so that the
- * process's signals (SIGTERM, SIGINT...) always reach the loop thread.
- */
-static int store_start_worker(struct store *st)
-{
-  sigset_t all;
-  sigset_t old;
-  int rc;
-
-  sigfillset(&all);
-  sigdelset(&all, SIGSEGV);
-  sigdelset(&all, SIGBUS);
-  sigdelset(&all, SIGFPE);
-  sigdelset(&all, SIGILL);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  rc = pthread_create(&st->worker, NULL, store_worker, st);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc == 0)
-    pthread_setname_np(st->worker, "vs-store");
-  return rc;
-}
-
 int store_open_backend(struct loop *loop, const struct store_options *opt,
                        const struct store_backend_ops *ops, void *handle,
                        struct store **out, char *err, size_t errlen)
@@ -1716,7 +1693,7 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
             vs_strerror(rc));
     goto fail_destroy_wake;
   }
-  rc = store_start_worker(st);
+  rc = thread_start(&st->worker, store_worker, st, "vs-store");
   if (rc) {
     rc = vs_fail(err, errlen, VS_ERR_IO, "cannot start the store worker: %s",
                  strerror(rc));

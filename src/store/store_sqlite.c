@@ -3,7 +3,8 @@
  *
  * Durability. The database runs in WAL mode with synchronous=NORMAL: a
  * commit appends to the write-ahead log without an fsync, and the log is
- * synced at checkpoints. A power cut can lose the last batches but never
+ * synced at checkpoints, which a thread of their own runs
+ * (sqlite_checkpoint.h) so that no commit waits for one. A power cut can lose the last batches but never
  * corrupts the file, which is the right trade for call records written at
  * tens of thousands per second; the store's group commit already makes each
  * transaction cover a whole batch.
@@ -38,6 +39,7 @@
 
 #include "../util/err.h"
 #include "../util/log.h"
+#include "sqlite_checkpoint.h"
 #include "call.h"
 #include "records.h"
 #include "store_schema.h"
@@ -264,6 +266,9 @@ static const char sql_recent[] =
 struct sqlite_backend {
   sqlite3 *db;
   int readonly;
+  /* Runs the WAL checkpoints of `db` off the worker; NULL when read-only
+   * or in memory. */
+  struct sqlite_checkpointer *checkpointer;
   sqlite3_stmt *begin; /* NULL in a read-only handle, like the next four */
   sqlite3_stmt *commit;
   sqlite3_stmt *rollback;
@@ -372,6 +377,7 @@ static int create_file(const char *path, char *err, size_t errlen)
 /* Finalizes whatever was prepared and closes the connection. */
 static void backend_free(struct sqlite_backend *b)
 {
+  sqlite_checkpointer_stop(b->checkpointer);
   sqlite3_finalize(b->begin);
   sqlite3_finalize(b->commit);
   sqlite3_finalize(b->rollback);
@@ -660,6 +666,11 @@ static int sqlite_open(const char *path, void **handle, char *err,
   rc = prepare_rw(b, path, err, errlen);
   if (rc)
     goto fail_free_backend;
+  if (strcmp(path, ":memory:") != 0) {
+    rc = sqlite_checkpointer_start(b->db, path, &b->checkpointer, err, errlen);
+    if (rc)
+      goto fail_free_backend;
+  }
   *handle = b;
   return VS_OK;
 
