@@ -4,10 +4,10 @@
  * Durability. The database runs in WAL mode with synchronous=NORMAL: a
  * commit appends to the write-ahead log without an fsync, and the log is
  * synced at checkpoints, which a thread of their own runs
- * (sqlite_checkpoint.h) so that no commit waits for one. A power cut can lose the last batches but never
- * corrupts the file, which is the right trade for call records written at
- * tens of thousands per second; the store's group commit already makes each
- * transaction cover a whole batch.
+ * (sqlite_checkpoint.h) so that no commit waits for one. A power cut can
+ * lose the last batches but never corrupts the file, which is the right
+ * trade for call records written at tens of thousands per second; the
+ * store's group commit already makes each transaction cover a whole batch.
  *
  * Tables. `calls` holds the call records; `lists` the allow and block
  * entries and `numbers` what is known of each caller number (both since
