@@ -17,7 +17,8 @@
 #include "numbers.h"
 
 /*
- * About 500 bytes each: 131,072 numbers is 64 MiB (screening.max_numbers
+ * About 280 bytes each, and 256 more for a number that calls again inside
+ * its velocity window: 131,072 numbers is about 35 MiB (screening.max_numbers
  * sets it). A number forgotten here keeps its pass and cached score in
  * the database, but the server only reads those back at start, so a line
  * with more distinct callers than this per cache TTL pays some lookups
@@ -43,7 +44,6 @@ struct numbers {
   struct nnode *oldest;
   uint64_t seed;
 };
-
 
 static uint64_t hash_key(uint64_t seed, const char *s, size_t len)
 {
@@ -189,6 +189,7 @@ void numbers_destroy(struct numbers *n)
   while (node) {
     struct nnode *older = node->older;
 
+    free(node->st.ring);
     free(node);
     node = older;
   }
@@ -228,6 +229,7 @@ struct number_state *numbers_get(struct numbers *n, const char *number,
     lru_unlink(n, node);
     table_unlink(n, node);
     n->count--;
+    free(node->st.ring);
   } else {
     /* Chains work at any load: a failed growth only costs speed. */
     if (n->count >= n->nbuckets)
@@ -247,19 +249,6 @@ struct number_state *numbers_get(struct numbers *n, const char *number,
   return &node->st;
 }
 
-static void ring_push(struct number_state *s, int64_t t_ms)
-{
-  /* The struct is public; a stray head or count must not index past it. */
-  unsigned head = s->head % NUMBERS_VELOCITY_RING;
-
-  s->calls[head] = t_ms;
-  s->head = (head + 1) % NUMBERS_VELOCITY_RING;
-  if (s->ncalls < NUMBERS_VELOCITY_RING)
-    s->ncalls++;
-  else
-    s->ncalls = NUMBERS_VELOCITY_RING;
-}
-
 /*
  * Started within the window: less than `window_ms` before `now_ms`. A call
  * stamped after `now_ms` (the clock stepped back) counts, so that a clock
@@ -273,27 +262,86 @@ static int within(int64_t t, int64_t now_ms, int64_t window_ms)
   return (uint64_t)now_ms - (uint64_t)t < (uint64_t)window_ms;
 }
 
+/*
+ * Adds a call to the history, moving it into a ring when it is the
+ * second. Returns -1 if the ring cannot be allocated: the history then
+ * keeps only the newest call.
+ */
+static int history_push(struct number_state *s, int64_t t_ms)
+{
+  unsigned head;
+
+  if (!s->ring) {
+    if (s->ncalls == 0) {
+      s->last_ms = t_ms;
+      s->ncalls = 1;
+      return 0;
+    }
+    s->ring = malloc(NUMBERS_VELOCITY_RING * sizeof(*s->ring));
+    if (!s->ring) {
+      s->last_ms = t_ms;
+      return -1;
+    }
+    s->ring[0] = s->last_ms;
+    s->head = 1;
+    s->ncalls = 1;
+  }
+  /* The struct is public; a stray head or count must not index past it. */
+  head = s->head % NUMBERS_VELOCITY_RING;
+  s->ring[head] = t_ms;
+  s->head = (head + 1) % NUMBERS_VELOCITY_RING;
+  if (s->ncalls < NUMBERS_VELOCITY_RING)
+    s->ncalls++;
+  else
+    s->ncalls = NUMBERS_VELOCITY_RING;
+  return 0;
+}
+
+/* The history becomes this one call, kept inline. */
+static void history_restart(struct number_state *s, int64_t t_ms)
+{
+  free(s->ring);
+  s->ring = NULL;
+  s->last_ms = t_ms;
+  s->ncalls = 1;
+  s->head = 0;
+}
+
 unsigned numbers_record_call(struct number_state *s, int64_t now_ms,
                              int64_t window_ms)
 {
   unsigned count = 0;
-  unsigned head;
   unsigned k;
 
   if (!s)
     return 0;
-  ring_push(s, now_ms);
-  if (window_ms <= 0)
+  /* Without a window, or once every remembered call has left it, the
+   * history is only this call. */
+  if (window_ms <= 0 ||
+      (!s->ring && (!s->ncalls || !within(s->last_ms, now_ms, window_ms)))) {
+    history_restart(s, now_ms);
     return 1;
+  }
+  if (history_push(s, now_ms))
+    return 2; /* no ring: the previous call, inside the window, and this */
   /* Every remembered call, newest first; old ones fall out of the count. */
-  head = s->head;
   for (k = 1; k <= s->ncalls; k++) {
-    unsigned i = (head + NUMBERS_VELOCITY_RING - k) % NUMBERS_VELOCITY_RING;
+    unsigned i = (s->head + NUMBERS_VELOCITY_RING - k) % NUMBERS_VELOCITY_RING;
 
-    if (within(s->calls[i], now_ms, window_ms))
+    if (within(s->ring[i], now_ms, window_ms))
       count++;
   }
+  if (count == 1)
+    history_restart(s, now_ms); /* the burst is over: free its ring */
   return count;
+}
+
+void numbers_forget_calls(struct number_state *s)
+{
+  if (!s)
+    return;
+  history_restart(s, 0);
+  s->ncalls = 0;
 }
 
 int numbers_load_record(struct numbers *n, const struct number_record *r)
@@ -326,8 +374,7 @@ int numbers_load_call(struct numbers *n, const char *number,
   s = numbers_get(n, number, 1);
   if (!s)
     return VS_ERR_NOMEM;
-  ring_push(s, started_ms);
-  return 0;
+  return history_push(s, started_ms) ? VS_ERR_NOMEM : 0;
 }
 
 size_t numbers_count(const struct numbers *n)

@@ -22,11 +22,19 @@
 /* Calls remembered per number; screening.velocity.max_calls stays below. */
 #define NUMBERS_VELOCITY_RING 32
 
+/*
+ * Most numbers call once in a velocity window, so their history is one
+ * time kept inline; the ring of NUMBERS_VELOCITY_RING times is allocated
+ * only for a number that calls again inside the window, and freed once
+ * every call in it has left the window. Only numbers.c touches the
+ * history fields.
+ */
 struct number_state {
-  struct number_record rec;             /* the persisted part */
-  int64_t calls[NUMBERS_VELOCITY_RING]; /* Unix ms, ring buffer */
-  unsigned ncalls;                      /* valid entries in calls */
-  unsigned head;                        /* next slot to write */
+  struct number_record rec; /* the persisted part */
+  int64_t last_ms;          /* Unix ms of the one call when `ring` is NULL */
+  int64_t *ring;            /* or NUMBERS_VELOCITY_RING times; the table's */
+  unsigned ncalls;          /* calls remembered (at most one without ring) */
+  unsigned head;            /* next slot of `ring` to write */
   /* The Score lookup in flight for this number, owned by the screening
    * module, which shares it among concurrent calls; NULL when none. An
    * entry evicted meanwhile only costs a second lookup. */
@@ -54,6 +62,9 @@ struct number_state *numbers_get(struct numbers *n, const char *number,
  */
 unsigned numbers_record_call(struct number_state *s, int64_t now_ms,
                              int64_t window_ms);
+
+/* Forgets the number's recent calls (velocity starts again from none). */
+void numbers_forget_calls(struct number_state *s);
 
 /* Seeds the table from the store at start (records and recent calls). */
 int numbers_load_record(struct numbers *n, const struct number_record *r);

@@ -893,8 +893,7 @@ int screening_forget(struct screening *s, const char *number,
   if (ns) {
     /* A lookup in flight stays shared; everything remembered goes. */
     number_record_init(&ns->rec, number);
-    ns->ncalls = 0;
-    ns->head = 0;
+    numbers_forget_calls(ns);
   }
   numlist_remove(s->lists, LIST_ALLOW, number);
   numlist_remove(s->lists, LIST_BLOCK, number);
