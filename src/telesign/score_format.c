@@ -3,19 +3,18 @@
  * those of ../shared/reference/telesign-api.md sections 3 and 4.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../util/err.h"
+#include "../util/json_scan.h"
 #include "score.h"
 #include "tsauth.h"
 
 static const char *const failure_names[] = {
-    "ok",     "timeout",  "connect",   "http",     "parse",
-    "status", "no_score", "too_large", "internal", "cancelled",
-    "circuit_open"};
+    "ok",       "timeout",   "connect",  "http",      "parse",       "status",
+    "no_score", "too_large", "internal", "cancelled", "circuit_open"};
 
 const char *score_failure_name(enum score_failure f)
 {
@@ -123,50 +122,60 @@ int score_request_build(const struct config *cfg, const char *number,
   return VS_OK;
 }
 
+/* Long enough for any digit string strtoll() can read. */
+#define LOOSE_INT_MAX 64
+
 /*
  * Reads an integer that TeleSign may send as a JSON integer, a real with no
  * fraction, or a string of digits ("300", "-30006"). Returns 1 and sets *out
- * when the value is one of those, 0 otherwise.
+ * when the value at `node` (-1: absent) is one of those, 0 otherwise.
  */
-static int json_loose_int(json_t *v, long long *out)
+static int loose_int(const struct json_scan *js, int node, long long *out)
 {
-  const char *s;
+  char s[LOOSE_INT_MAX];
   char *end;
+  long len;
   long long n;
 
-  if (json_is_integer(v)) {
-    *out = json_integer_value(v);
+  if (node < 0)
+    return 0;
+  switch (js->nodes[node].kind) {
+  case JSON_SCAN_INTEGER:
+    *out = js->nodes[node].integer;
     return 1;
-  }
-  if (json_is_real(v)) {
-    double d = json_real_value(v);
+  case JSON_SCAN_REAL: {
+    double d = js->nodes[node].real;
 
     if (d < -1e15 || d > 1e15 || d != (double)(long long)d)
       return 0;
     *out = (long long)d;
     return 1;
   }
-  s = json_string_value(v);
-  if (!s || !*s)
+  case JSON_SCAN_STRING:
+    len = json_scan_string(js, node, s, sizeof(s));
+    if (len <= 0 || len >= (long)sizeof(s))
+      return 0;
+    errno = 0;
+    n = strtoll(s, &end, 10);
+    if (errno || *end)
+      return 0;
+    *out = n;
+    return 1;
+  default:
     return 0;
-  errno = 0;
-  n = strtoll(s, &end, 10);
-  if (errno || *end)
-    return 0;
-  *out = n;
-  return 1;
+  }
 }
 
 /* Copies a string member (or an integer, written in decimal) into `out`. */
-static void copy_loose_text(json_t *obj, const char *key, char *out,
-                            size_t size)
+static void copy_loose_text(const struct json_scan *js, int obj,
+                            const char *key, char *out, size_t size)
 {
-  json_t *v = json_object_get(obj, key);
+  int v = json_scan_member(js, obj, key);
   long long n;
 
-  if (json_is_string(v))
-    snprintf(out, size, "%s", json_string_value(v));
-  else if (json_loose_int(v, &n))
+  if (v >= 0 && js->nodes[v].kind == JSON_SCAN_STRING)
+    json_scan_string(js, v, out, size);
+  else if (loose_int(js, v, &n))
     snprintf(out, size, "%lld", n);
   else if (size)
     out[0] = '\0';
@@ -182,8 +191,9 @@ static void set_failure(struct score_result *res, enum score_failure f,
 void score_response_parse(int http_status, const char *body, size_t len,
                           struct score_result *res)
 {
-  json_t *root;
-  json_t *risk;
+  /* About 14 KiB: on the loop thread's stack, which has room to spare. */
+  struct json_scan js;
+  int risk, phone;
   long long n;
 
   res->http_status = http_status;
@@ -198,39 +208,40 @@ void score_response_parse(int http_status, const char *body, size_t len,
     set_failure(res, SCORE_FAIL_HTTP, "http_%lld", http_status);
     return;
   }
-  root = json_loadb(body, len, 0, NULL);
-  if (!json_is_object(root)) {
+  if (json_scan_parse(&js, body, len) != VS_OK ||
+      js.nodes[0].kind != JSON_SCAN_OBJECT) {
     set_failure(res, SCORE_FAIL_PARSE, "unparseable", 0);
-    goto out;
+    return;
   }
-  copy_loose_text(root, "reference_id", res->ref, sizeof(res->ref));
-  if (json_loose_int(json_object_get(json_object_get(root, "status"), "code"),
-                     &n)) {
+  copy_loose_text(&js, 0, "reference_id", res->ref, sizeof(res->ref));
+  if (loose_int(
+          &js,
+          json_scan_member(&js, json_scan_member(&js, 0, "status"), "code"),
+          &n)) {
     res->status_code = n >= INT32_MIN && n <= INT32_MAX ? (int)n : -1;
     if (n != 300 && n != 301) {
       set_failure(res, SCORE_FAIL_STATUS, "status_%lld", n);
-      goto out;
+      return;
     }
   }
-  risk = json_object_get(root, "risk");
-  copy_loose_text(risk, "level", res->level, sizeof(res->level));
-  copy_loose_text(risk, "recommendation", res->recommendation,
+  risk = json_scan_member(&js, 0, "risk");
+  phone = json_scan_member(&js, 0, "phone_type");
+  copy_loose_text(&js, risk, "level", res->level, sizeof(res->level));
+  copy_loose_text(&js, risk, "recommendation", res->recommendation,
                   sizeof(res->recommendation));
-  copy_loose_text(json_object_get(root, "phone_type"), "description",
-                  res->phone_type, sizeof(res->phone_type));
-  copy_loose_text(json_object_get(root, "phone_type"), "code",
-                  res->phone_type_code, sizeof(res->phone_type_code));
-  if (!json_loose_int(json_object_get(risk, "score"), &n)) {
+  copy_loose_text(&js, phone, "description", res->phone_type,
+                  sizeof(res->phone_type));
+  copy_loose_text(&js, phone, "code", res->phone_type_code,
+                  sizeof(res->phone_type_code));
+  if (!loose_int(&js, json_scan_member(&js, risk, "score"), &n)) {
     set_failure(res, SCORE_FAIL_NO_SCORE, "no_score", 0);
-    goto out;
+    return;
   }
   if (n < 0 || n > 1000) {
     set_failure(res, SCORE_FAIL_PARSE, "score_out_of_range", 0);
-    goto out;
+    return;
   }
   res->score = (int32_t)n;
-out:
-  json_decref(root);
 }
 
 /*
