@@ -340,8 +340,10 @@ void numbers_forget_calls(struct number_state *s)
 {
   if (!s)
     return;
-  history_restart(s, 0);
+  free(s->ring);
+  s->ring = NULL;
   s->ncalls = 0;
+  s->head = 0;
 }
 
 int numbers_load_record(struct numbers *n, const struct number_record *r)

@@ -401,6 +401,23 @@ static size_t decode(const char *s, size_t len, char *out, size_t size)
   return n;
 }
 
+/* Member names are decoded into this much room to be compared. */
+#define NAME_MAX_DECODED 128
+
+/* Whether the member name of `n`, decoded, is `key` (`klen` bytes). */
+static int name_is(const struct json_scan_node *n, const char *key,
+                   size_t klen)
+{
+  char name[NAME_MAX_DECODED];
+
+  if (!memchr(n->key, '\\', n->key_len))
+    return n->key_len == klen && memcmp(n->key, key, klen) == 0;
+  /* An escaped name, "\u0072isk" for "risk". */
+  return klen < sizeof(name) &&
+         decode(n->key, n->key_len, name, sizeof(name)) == klen &&
+         memcmp(name, key, klen) == 0;
+}
+
 int json_scan_member(const struct json_scan *js, int object, const char *key)
 {
   size_t klen = strlen(key);
@@ -409,38 +426,25 @@ int json_scan_member(const struct json_scan *js, int object, const char *key)
   if (!js || object < 0 || object >= js->count ||
       js->nodes[object].kind != JSON_SCAN_OBJECT)
     return -1;
-  for (int i = object + 1; i < js->count; i++) {
-    const struct json_scan_node *n = &js->nodes[i];
-    char name[64];
-
-    if (n->parent != object)
-      continue;
-    if (!memchr(n->key, '\\', n->key_len)) {
-      if (n->key_len == klen && memcmp(n->key, key, klen) == 0)
-        found = i;
-    } else if (klen < sizeof(name) &&
-               decode(n->key, n->key_len, name, sizeof(name)) == klen &&
-               memcmp(name, key, klen) == 0) {
-      found = i; /* an escaped name, "\u0072isk" for "risk" */
-    }
-  }
+  for (int i = object + 1; i < js->count; i++)
+    if (js->nodes[i].parent == object && name_is(&js->nodes[i], key, klen))
+      found = i;
   return found;
 }
 
-/* Whether two member names, as written, decode to the same text. */
+/* Whether two member names decode to the same text. */
 static int same_name(const struct json_scan_node *a,
                      const struct json_scan_node *b)
 {
-  char da[128], db[128];
-  size_t la, lb;
+  char name[NAME_MAX_DECODED];
+  size_t len;
 
-  if (!memchr(a->key, '\\', a->key_len) && !memchr(b->key, '\\', b->key_len))
+  if (!memchr(b->key, '\\', b->key_len))
+    return name_is(a, b->key, b->key_len);
+  len = decode(b->key, b->key_len, name, sizeof(name));
+  if (len >= sizeof(name)) /* too long to decode here: as written */
     return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
-  la = decode(a->key, a->key_len, da, sizeof(da));
-  lb = decode(b->key, b->key_len, db, sizeof(db));
-  if (la >= sizeof(da) || lb >= sizeof(db)) /* too long to decode here */
-    return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
-  return la == lb && memcmp(da, db, la) == 0;
+  return name_is(a, name, len);
 }
 
 int json_scan_duplicate(const struct json_scan *js)

@@ -87,8 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     {
       int m;
 
-      if (strlen(key) >= 64)
-        continue; /* names are compared decoded up to 63 bytes */
+      if (strlen(key) >= 128)
+        continue; /* names are compared decoded up to 127 bytes */
       m = json_scan_member(&js, 0, key);
       if (m < 0)
         __builtin_trap();
