@@ -318,13 +318,7 @@ int score_model_start(const struct sim_traffic *t, unsigned hang_ms,
   *out = m;
   return 0;
 fail:
-  if (m->d)
-    MHD_stop_daemon(m->d);
-  pthread_mutex_destroy(&m->lock);
-  free(m->counts);
-  free((void *)m->current);
-  free(m->per_call);
-  free(m);
+  score_model_stop(m);
   return -1;
 }
 
@@ -381,7 +375,8 @@ void score_model_stop(struct score_model *m)
   if (!m)
     return;
   atomic_store(&m->stopping, true);
-  MHD_stop_daemon(m->d);
+  if (m->d)
+    MHD_stop_daemon(m->d);
   pthread_mutex_destroy(&m->lock);
   free(m->counts);
   free((void *)m->current);

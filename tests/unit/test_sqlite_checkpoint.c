@@ -75,6 +75,18 @@ static long long file_size(const char *path)
   return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
 }
 
+/* Starts a checkpointer on the fixture's writer; the test stops it. */
+static struct sqlite_checkpointer *start(struct fixture *f)
+{
+  struct sqlite_checkpointer *c = NULL;
+  char err[256] = "";
+
+  assert_int_equal(
+      sqlite_checkpointer_start(f->db, f->path, &c, err, sizeof(err)), VS_OK);
+  assert_non_null(c);
+  return c;
+}
+
 /* Commits `rows` transactions of one BLOB-sized row each. */
 static void write_rows(sqlite3 *db, int rows)
 {
@@ -108,12 +120,9 @@ static int checkpointed(struct sqlite_checkpointer *c)
 static void test_thread_checkpoints(void **state)
 {
   struct fixture *f = *state;
-  struct sqlite_checkpointer *c = NULL;
-  char err[256] = "";
+  struct sqlite_checkpointer *c = start(f);
   long long before;
 
-  assert_int_equal(
-      sqlite_checkpointer_start(f->db, f->path, &c, err, sizeof(err)), VS_OK);
   before = file_size(f->path);
   write_rows(f->db, SQLITE_CHECKPOINT_FRAMES / 16 + 16);
   assert_true(checkpointed(c));
@@ -125,12 +134,9 @@ static void test_thread_checkpoints(void **state)
 static void test_below_threshold(void **state)
 {
   struct fixture *f = *state;
-  struct sqlite_checkpointer *c = NULL;
-  char err[256] = "";
+  struct sqlite_checkpointer *c = start(f);
   long long before;
 
-  assert_int_equal(
-      sqlite_checkpointer_start(f->db, f->path, &c, err, sizeof(err)), VS_OK);
   before = file_size(f->path);
   /* SQLite's automatic checkpoint would have run at 1,000 frames. */
   write_rows(f->db, 1200 / 16);
@@ -143,12 +149,9 @@ static void test_below_threshold(void **state)
 static void test_stop_gives_back_autocheckpoint(void **state)
 {
   struct fixture *f = *state;
-  struct sqlite_checkpointer *c = NULL;
-  char err[256] = "";
+  struct sqlite_checkpointer *c = start(f);
   long long before;
 
-  assert_int_equal(
-      sqlite_checkpointer_start(f->db, f->path, &c, err, sizeof(err)), VS_OK);
   sqlite_checkpointer_stop(c);
   before = file_size(f->path);
   write_rows(f->db, 1200 / 16);
