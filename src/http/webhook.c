@@ -24,6 +24,9 @@ struct webhook {
   struct flow *flow;
   struct store *store;
   struct httpd *httpd;
+  /* telesign.api_key decoded for checking signatures; NULL without one
+   * (or when it cannot be decoded, which fails every check). */
+  struct tsauth_key *key;
   int simulated_clock;       /* X-Simulated-Time sets the wall clock */
   int64_t unverified_log_ms; /* when an unverified event was last logged */
   struct webhook_stats stats;
@@ -131,7 +134,7 @@ static int event_verified(struct webhook *w, struct httpd_request *rq)
   if (cfg->webhook.verify == VERIFY_OFF || !cfg->telesign.api_key[0])
     return 1;
   body = httpd_body(rq, &len);
-  if (tsauth_callback_verify(cfg->telesign.customer_id, cfg->telesign.api_key,
+  if (tsauth_callback_verify(cfg->telesign.customer_id, w->key,
                              httpd_header(rq, MHD_HTTP_HEADER_AUTHORIZATION),
                              httpd_header(rq, "X-TS-Authorization"), body, len,
                              why, sizeof(why)) == VS_OK)
@@ -217,6 +220,16 @@ static void on_request(void *arg, struct httpd_request *rq)
   answer_error(w, rq, MHD_HTTP_NOT_FOUND, "no such path");
 }
 
+/* Keys the signature check with `cfg`'s API key, replacing the last one. */
+static void set_key(struct webhook *w, const struct config *cfg)
+{
+  tsauth_key_destroy(w->key);
+  w->key = NULL;
+  if (cfg->telesign.api_key[0] &&
+      tsauth_key_create(cfg->telesign.api_key, &w->key))
+    log_warn("telesign.api_key cannot be decoded: no signature will verify");
+}
+
 int webhook_create(struct loop *loop, const struct config *cfg,
                    struct flow *flow, struct store *store,
                    struct webhook **out, char *err, size_t errlen)
@@ -239,8 +252,10 @@ int webhook_create(struct loop *loop, const struct config *cfg,
   w->cfg = cfg;
   w->flow = flow;
   w->store = store;
+  set_key(w, cfg);
   rc = httpd_create(loop, &opt, on_request, w, &w->httpd, err, errlen);
   if (rc) {
+    tsauth_key_destroy(w->key);
     free(w);
     return rc;
   }
@@ -251,6 +266,7 @@ int webhook_create(struct loop *loop, const struct config *cfg,
 void webhook_set_config(struct webhook *w, const struct config *cfg)
 {
   w->cfg = cfg;
+  set_key(w, cfg);
   httpd_set_max_body(w->httpd, cfg->server.max_body);
 }
 
@@ -284,5 +300,6 @@ void webhook_destroy(struct webhook *w)
   if (!w)
     return;
   httpd_destroy(w->httpd);
+  tsauth_key_destroy(w->key);
   free(w);
 }

@@ -14,12 +14,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../loop/loop.h"
 #include "../util/buf.h"
 #include "../util/err.h"
 #include "../util/log.h"
 #include "score.h"
+#include "tsauth.h"
 
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 
@@ -61,11 +63,21 @@ struct lookup {
   struct lookup *prev, *next;
 };
 
-/* A socket curl asked us to watch; freed when curl says CURL_POLL_REMOVE. */
+/*
+ * A socket curl asked us to watch. One that curl opened through
+ * open_socket_cb (a pooled connection) lives until close_socket_cb: while
+ * its connection waits in the pool for the next lookup it stays "parked"
+ * in the epoll set, so that reusing it costs no epoll_ctl (removing and
+ * re-adding it were two system calls of the dozen a lookup made). Any
+ * other socket (the resolver's) is freed at CURL_POLL_REMOVE, before curl
+ * closes it. Loop thread only.
+ */
 struct sock {
   struct shard *sh;
   struct loop_io io;
-  struct sock *prev, *next; /* the client's list, for its destruction */
+  int fd;
+  int owned;  /* opened by open_socket_cb; closed by close_socket_cb */
+  int parked; /* curl removed it: an event now only ends its watch */
 };
 
 struct score_client {
@@ -75,7 +87,10 @@ struct score_client {
   size_t nshards;
   size_t next_shard;       /* lookups are dealt to the shards in turn */
   struct lookup *inflight; /* doubly linked */
-  struct sock *socks;      /* every socket curl asked us to watch */
+  /* Every socket we know of, by descriptor; grows with the highest fd,
+   * which RLIMIT_NOFILE bounds. */
+  struct sock **socks;
+  size_t nsocks;
   /* Finished easy handles kept for the next lookups: creating and
    * destroying one per lookup was a visible share of the loop's time at
    * thousands of lookups a second. At most the pool size are kept. */
@@ -90,6 +105,10 @@ struct score_client {
   int64_t open_until_ms;
   int probing;
   struct score_stats stats;
+  /* telesign.api_key keyed for TSA signing, when auth is hmac; NULL
+   * otherwise (or when the key cannot be decoded: each request then fails
+   * to build with the reason logged). */
+  struct tsauth_key *key;
 };
 
 static void complete(struct lookup *lk, struct score_result *res);
@@ -138,6 +157,13 @@ static void on_socket_ready(struct loop_io *io, uint32_t events)
   int flags = 0;
   int running;
 
+  /* A pooled connection heard from while idle: the server closed it or
+   * broke protocol. curl finds that out when it next picks the
+   * connection; until then, stop hearing about it. */
+  if (s->parked) {
+    loop_io_stop(sh->sc->loop, &s->io);
+    return;
+  }
   if (events & (EPOLLIN | EPOLLHUP))
     flags |= CURL_CSELECT_IN;
   if (events & EPOLLOUT)
@@ -152,13 +178,38 @@ static void on_socket_ready(struct loop_io *io, uint32_t events)
 static void sock_free(struct score_client *sc, struct sock *s)
 {
   loop_io_stop(sc->loop, &s->io);
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    sc->socks = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
+  sc->socks[s->fd] = NULL;
   free(s);
+}
+
+/* The socket known for `fd`, made (unowned) when there is none yet. */
+static struct sock *sock_get(struct score_client *sc, int fd)
+{
+  struct sock *s;
+
+  if (fd < 0)
+    return NULL;
+  if ((size_t)fd >= sc->nsocks) {
+    size_t n = sc->nsocks ? sc->nsocks : 64;
+    struct sock **grown;
+
+    while (n <= (size_t)fd)
+      n *= 2;
+    grown = realloc(sc->socks, n * sizeof(*grown));
+    if (!grown)
+      return NULL;
+    memset(grown + sc->nsocks, 0, (n - sc->nsocks) * sizeof(*grown));
+    sc->socks = grown;
+    sc->nsocks = n;
+  }
+  if (sc->socks[fd])
+    return sc->socks[fd];
+  s = calloc(1, sizeof(*s));
+  if (!s)
+    return NULL;
+  s->fd = fd;
+  sc->socks[fd] = s;
+  return s;
 }
 
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
@@ -171,21 +222,28 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
 
   (void)easy;
   if (what == CURL_POLL_REMOVE) {
-    if (s)
+    if (!s)
+      return 0;
+    if (!s->owned) {
       sock_free(sc, s);
+      return 0;
+    }
+    /* Idle in the pool now: keep only the read interest, which is
+     * silent until the server closes it. */
+    s->parked = 1;
+    if (s->io.active && s->io.want != EPOLLIN &&
+        loop_io_start(sc->loop, &s->io, fd, EPOLLIN, on_socket_ready, s))
+      loop_io_stop(sc->loop, &s->io);
     return 0;
   }
   if (!s) {
-    s = calloc(1, sizeof(*s));
+    s = sock_get(sc, fd);
     if (!s)
       return -1;
-    s->sh = sh;
-    s->next = sc->socks;
-    if (s->next)
-      s->next->prev = s;
-    sc->socks = s;
     curl_multi_assign(sh->multi, fd, s);
   }
+  s->sh = sh;
+  s->parked = 0;
   if (what & CURL_POLL_IN)
     events |= EPOLLIN;
   if (what & CURL_POLL_OUT)
@@ -230,15 +288,36 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
   return size * nmemb;
 }
 
-/* Counts the pool's new TCP connections, to show keep-alive at work. */
+/* Counts the pool's new TCP connections, to show keep-alive at work, and
+ * knows each socket from its start so that it can be parked. */
 static curl_socket_t open_socket_cb(void *userp, curlsocktype purpose,
                                     struct curl_sockaddr *addr)
 {
   struct score_client *sc = userp;
+  struct sock *s;
+  int fd;
 
   (void)purpose;
+  fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  if (fd < 0)
+    return CURL_SOCKET_BAD;
+  s = sock_get(sc, fd);
+  if (!s) {
+    close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  s->owned = 1;
   sc->connections++;
-  return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  return fd;
+}
+
+static int close_socket_cb(void *userp, curl_socket_t fd)
+{
+  struct score_client *sc = userp;
+
+  if (fd >= 0 && (size_t)fd < sc->nsocks && sc->socks[fd])
+    sock_free(sc, sc->socks[fd]);
+  return close(fd);
 }
 
 /* ---- lookups --------------------------------------------------------- */
@@ -365,9 +444,16 @@ static void deferred_done(struct loop_task *task)
 static int add_header(struct lookup *lk, const char *name, const char *value)
 {
   char line[600];
+  size_t n = strlen(name);
+  size_t v = strlen(value);
   struct curl_slist *l;
 
-  snprintf(line, sizeof(line), "%s: %s", name, value);
+  /* Every value is one of struct score_request's bounded fields. */
+  if (n + 2 + v >= sizeof(line))
+    return VS_ERR_LIMIT;
+  memcpy(line, name, n);
+  memcpy(line + n, ": ", 2);
+  memcpy(line + n + 2, value, v + 1);
   l = curl_slist_append(lk->headers, line);
   if (!l)
     return VS_ERR_NOMEM;
@@ -382,7 +468,7 @@ static int setup_easy(struct score_client *sc, struct lookup *lk)
   CURL *e;
   int rc;
 
-  rc = score_request_build(cfg, lk->number, NULL, NULL, &lk->req, err,
+  rc = score_request_build(cfg, sc->key, lk->number, NULL, NULL, &lk->req, err,
                            sizeof(err));
   if (rc) {
     log_warn("cannot build score request|error=\"%s\"", err);
@@ -424,6 +510,8 @@ static int setup_easy(struct score_client *sc, struct lookup *lk)
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, sc);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, sc);
   /* GnuTLS libcurl rereads Debian's whole CA directory on every new
    * connection unless CAPATH is cleared (stack reference, section 1.2). */
   curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
@@ -478,6 +566,15 @@ fail:
 
 /* ---- client ---------------------------------------------------------- */
 
+/* Keys TSA signing with `cfg`'s API key, replacing the last one. */
+static void set_key(struct score_client *sc, const struct config *cfg)
+{
+  tsauth_key_destroy(sc->key);
+  sc->key = NULL;
+  if (cfg->telesign.auth == AUTH_HMAC && cfg->telesign.api_key[0])
+    (void)tsauth_key_create(cfg->telesign.api_key, &sc->key);
+}
+
 /* Frees the shards' multi handles; lookups must already be complete. */
 static void shards_free(struct score_client *sc)
 {
@@ -503,6 +600,7 @@ int score_client_create(struct loop *loop, const struct config *cfg,
     goto nomem;
   sc->loop = loop;
   sc->cfg = cfg;
+  set_key(sc, cfg);
   sc->max_idle = pool;
   sc->idle = calloc(sc->max_idle, sizeof(*sc->idle));
   sc->nshards = (pool + SHARD_CONNECTIONS - 1) / SHARD_CONNECTIONS;
@@ -535,6 +633,7 @@ nomem:
   if (sc) {
     shards_free(sc);
     free(sc->idle);
+    tsauth_key_destroy(sc->key);
   }
   free(sc);
   curl_global_cleanup();
@@ -562,10 +661,13 @@ void score_client_destroy(struct score_client *sc)
     curl_easy_cleanup(sc->idle[--sc->nidle]);
   free(sc->idle);
   shards_free(sc);
-  /* Sockets of idle cached connections that curl closed without telling
-   * us: their watchers must not outlive the client. */
-  while (sc->socks)
-    sock_free(sc, sc->socks);
+  /* curl closed its connections through close_socket_cb; anything left
+   * (a resolver's socket) must not outlive the client. */
+  for (size_t i = 0; i < sc->nsocks; i++)
+    if (sc->socks[i])
+      sock_free(sc, sc->socks[i]);
+  free(sc->socks);
+  tsauth_key_destroy(sc->key);
   free(sc);
   curl_global_cleanup();
 }
@@ -573,6 +675,7 @@ void score_client_destroy(struct score_client *sc)
 void score_client_set_config(struct score_client *sc, const struct config *cfg)
 {
   sc->cfg = cfg;
+  set_key(sc, cfg);
 }
 
 size_t score_inflight(const struct score_client *sc)

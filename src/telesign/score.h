@@ -71,13 +71,16 @@ struct score_request {
 
 /*
  * Builds the request for `number` (digits only) from the telesign section
- * of `cfg`. `date` and `nonce` may be NULL (the current date and a fresh
- * UUID are used) or fixed values for tests. Returns 0 or VS_ERR_INVAL /
- * VS_ERR_LIMIT with the reason in `err`.
+ * of `cfg`. `key` (borrowed) is cfg's API key from tsauth_key_create, or
+ * NULL to decode it for this request alone. `date` and `nonce` may be NULL
+ * (the current date and a fresh UUID are used) or fixed values for tests.
+ * Returns 0 or VS_ERR_INVAL / VS_ERR_LIMIT with the reason in `err`.
  */
-int score_request_build(const struct config *cfg, const char *number,
-                        const char *date, const char *nonce,
-                        struct score_request *req, char *err, size_t errlen);
+struct tsauth_key;
+int score_request_build(const struct config *cfg, const struct tsauth_key *key,
+                        const char *number, const char *date,
+                        const char *nonce, struct score_request *req,
+                        char *err, size_t errlen);
 
 /*
  * Parses an HTTP answer (`http_status` and the body) into `res`, setting

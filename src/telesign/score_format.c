@@ -45,9 +45,10 @@ static int url_path(const char *url, char *out, size_t size)
   return VS_OK;
 }
 
-int score_request_build(const struct config *cfg, const char *number,
-                        const char *date, const char *nonce,
-                        struct score_request *req, char *err, size_t errlen)
+int score_request_build(const struct config *cfg, const struct tsauth_key *key,
+                        const char *number, const char *date,
+                        const char *nonce, struct score_request *req,
+                        char *err, size_t errlen)
 {
   const char *base = cfg->telesign.score_url;
   struct tsauth_request tr;
@@ -114,9 +115,12 @@ int score_request_build(const struct config *cfg, const char *number,
   tr.body_len = strlen(req->body);
   tr.date = req->date;
   tr.nonce = req->nonce;
-  rc = tsauth_hmac_authorization(
-      cfg->telesign.customer_id, cfg->telesign.api_key, &tr,
-      req->authorization, sizeof(req->authorization));
+  rc = key ? tsauth_key_authorization(key, cfg->telesign.customer_id, &tr,
+                                      req->authorization,
+                                      sizeof(req->authorization))
+           : tsauth_hmac_authorization(
+                 cfg->telesign.customer_id, cfg->telesign.api_key, &tr,
+                 req->authorization, sizeof(req->authorization));
   if (rc)
     return vs_fail(err, errlen, rc, "cannot sign the score request");
   return VS_OK;

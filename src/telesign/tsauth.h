@@ -15,9 +15,13 @@
  * are non-empty. The HMAC key is the API key run through the lenient base64
  * decoder (util/base64.h), as the SDKs do.
  *
- * Every function writes into a caller-owned buffer whose size it checks,
- * keeps no state and is safe to call from any thread. Decoded key material
- * lives only on the stack of the call and is wiped before returning.
+ * Every function writes into a caller-owned buffer whose size it checks.
+ * The one-shot functions keep no state and are safe to call from any
+ * thread; their decoded key material lives only on the stack of the call
+ * and is wiped before returning. A struct tsauth_key holds a decoded key
+ * ready for HMAC, so that a server signing every request decodes the key
+ * and runs HMAC's key schedule once rather than per request (a third of
+ * the cost of a signature).
  */
 #ifndef VS_TELESIGN_TSAUTH_H
 #define VS_TELESIGN_TSAUTH_H
@@ -33,12 +37,6 @@
 
 /* Longest request body that can be signed. */
 #define TSAUTH_MAX_BODY (64 * 1024)
-
-/*
- * Ceiling on the string-to-sign: the body plus room for the method, content
- * type, date, nonce, resource and the fixed lines.
- */
-#define TSAUTH_MAX_SIGN (TSAUTH_MAX_BODY + 1024)
 
 /*
  * Big enough for any Authorization value produced here given the limits
@@ -74,6 +72,41 @@ struct tsauth_request {
   const char *date;
   const char *nonce;
 };
+
+/*
+ * A decoded API key, keyed for HMAC-SHA256. Opaque; it may be used by one
+ * thread at a time (the server's loop thread).
+ */
+struct tsauth_key;
+
+/*
+ * Decodes `api_key` (borrowed) with the lenient base64 decoder and keys an
+ * HMAC with it. On success *out is a new key the caller frees with
+ * tsauth_key_destroy. Returns 0; VS_ERR_INVAL for a missing key, one with
+ * control characters or one that decodes to nothing; VS_ERR_LIMIT beyond
+ * TSAUTH_MAX_API_KEY; VS_ERR_NOMEM; or VS_ERR_PROTO when GnuTLS fails.
+ */
+int tsauth_key_create(const char *api_key, struct tsauth_key **out);
+
+/* Wipes and frees `key`; NULL is accepted. */
+void tsauth_key_destroy(struct tsauth_key *key);
+
+/*
+ * tsauth_hmac_authorization with a key made by tsauth_key_create: the same
+ * inputs (borrowed), output and returns.
+ */
+int tsauth_key_authorization(const struct tsauth_key *key,
+                             const char *customer_id,
+                             const struct tsauth_request *r, char *out,
+                             size_t outsize);
+
+/*
+ * tsauth_callback_signature with a key made by tsauth_key_create: the same
+ * inputs (borrowed), output and returns.
+ */
+int tsauth_key_callback_signature(const struct tsauth_key *key,
+                                  const void *body, size_t len, char *out,
+                                  size_t outsize);
 
 /*
  * Writes "TSA <customer_id>:<signature>" into the caller's `out` of
@@ -141,16 +174,18 @@ int tsauth_equal_constant_time(const char *a, const char *b);
 
 /*
  * Checks a TeleSign callback's signature (reference section 2): the body's
- * HMAC-SHA256 under the decoded api_key, from `authorization` ("TSA
- * <customer_id>:<base64 signature>", whose customer id must be ours) or,
- * when that is absent, `x_ts_authorization` (the signature after its last
- * ':', or the whole value). Either header may be NULL. The signature is
+ * HMAC-SHA256 under `key` (from tsauth_key_create, borrowed), from
+ * `authorization` ("TSA <customer_id>:<base64 signature>", whose customer
+ * id must be ours) or, when that is absent, `x_ts_authorization` (the
+ * signature after its last ':', or the whole value). Either header may be
+ * NULL; a NULL `key` verifies nothing (VS_ERR_INVAL). The signature is
  * compared in constant time. Returns 0 when it matches, VS_ERR_NOTFOUND
  * when neither header is present, VS_ERR_PROTO for a header that is not
  * of that form, VS_ERR_INVAL for another customer id or a wrong signature;
  * `why` (whylen bytes) gets a short reason for logs, never a secret.
  */
-int tsauth_callback_verify(const char *customer_id, const char *api_key,
+int tsauth_callback_verify(const char *customer_id,
+                           const struct tsauth_key *key,
                            const char *authorization,
                            const char *x_ts_authorization, const void *body,
                            size_t len, char *why, size_t whylen);

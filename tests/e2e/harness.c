@@ -175,8 +175,15 @@ const char *harness_last_log(void)
 struct proc *double_start(const char *auth, const char *customer_id,
                           const char *api_key)
 {
+  return double_start_on(0, auth, customer_id, api_key);
+}
+
+struct proc *double_start_on(int port, const char *auth,
+                             const char *customer_id, const char *api_key)
+{
   const char *bin = env_or_fail("VS_SCORE_DOUBLE");
   struct proc *p = calloc(1, sizeof(*p));
+  char port_arg[16];
   char line[64] = "";
   char *argv[12];
   int fds[2];
@@ -186,8 +193,9 @@ struct proc *double_start(const char *auth, const char *customer_id,
   assert_non_null(p);
   snprintf(p->log, sizeof(p->log), "%s/double.log", new_dir());
   argv[i++] = (char *)bin;
+  snprintf(port_arg, sizeof(port_arg), "%d", port);
   argv[i++] = "--port";
-  argv[i++] = "0";
+  argv[i++] = port_arg;
   argv[i++] = "--auth";
   argv[i++] = (char *)auth;
   argv[i++] = "--customer-id";
@@ -485,6 +493,32 @@ struct proc *server_restart(struct proc *old)
 struct proc *server_relaunch(void)
 {
   return launch();
+}
+
+long proc_cpu_ms(const struct proc *p)
+{
+  char path[64];
+  char buf[1024];
+  unsigned long utime = 0;
+  unsigned long stime = 0;
+  const char *after;
+  FILE *f;
+  size_t n;
+
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)p->pid);
+  f = fopen(path, "r");
+  assert_non_null(f);
+  n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* Fields 14 and 15, counted after the ")" that ends the command name. */
+  after = strrchr(buf, ')');
+  assert_non_null(after);
+  assert_int_equal(
+      sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+             &utime, &stime),
+      2);
+  return (long)((utime + stime) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
 }
 
 int proc_stop(struct proc *p)

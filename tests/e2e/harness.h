@@ -29,6 +29,9 @@ struct proc {
 /* A Score API test double, running. */
 struct proc *double_start(const char *auth, const char *customer_id,
                           const char *api_key);
+/* double_start on a given port (0: any), e.g. to restart one in place. */
+struct proc *double_start_on(int port, const char *auth,
+                             const char *customer_id, const char *api_key);
 /* Sends a JSON control document to the double; fails the test on error. */
 void double_control(const struct proc *d, const char *json);
 /* GET /_stats as a malloc'd string (caller frees). */
@@ -72,6 +75,8 @@ char *server_log(const struct proc *srv);
 int server_log_has(const struct proc *srv, const char *text);
 /* Sends SIGTERM and waits; returns as proc_signal(). */
 int proc_stop(struct proc *p);
+/* CPU time (user and system) the running process has used so far, in ms. */
+long proc_cpu_ms(const struct proc *p);
 /* Sends `sig` and waits; the exit status, or minus the killing signal. */
 int proc_signal(struct proc *p, int sig);
 /* Starts the last server's config again (after proc_signal, say). */

@@ -642,6 +642,34 @@ static void test_keep_alive(void **state)
   world_stop(w);
 }
 
+/*
+ * The Score API restarts while our connection to it waits in the pool: the
+ * idle connection's end of file must neither wedge the next lookup (it
+ * gets a new connection) nor keep the loop busy with an event nobody
+ * reads. An idle server spends a few ms of CPU in a second; one that spins
+ * on the dead socket spends the whole second, under any sanitizer.
+ */
+static void test_score_restart_idle_connection(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  long before;
+  int port;
+
+  (void)state;
+  assert_menu(incoming(w, "RS1", "15555550201"));
+  port = w->dbl->port;
+  proc_stop(w->dbl);
+  w->dbl = double_start_on(port, "hmac", CUSTOMER, API_KEY);
+  before = proc_cpu_ms(w->srv);
+  usleep(1000 * 1000);
+  assert_in_range(proc_cpu_ms(w->srv) - before, 0, 500);
+  assert_menu(incoming(w, "RS2", "15555550202"));
+  assert_record("RS2", "reason", "score:202<600");
+  assert_int_equal(double_stat(w->dbl, "requests"), 1);
+  assert_int_equal(double_stat(w->dbl, "score_connections"), 1);
+  world_stop(w);
+}
+
 /* ---- protocol edges -------------------------------------------------- */
 
 static void test_unknown_event_and_call(void **state)
@@ -2270,6 +2298,7 @@ int main(void)
       TEST(test_wrong_credentials),
       TEST(test_score_as_string),
       TEST(test_keep_alive),
+      TEST(test_score_restart_idle_connection),
       TEST(test_unknown_event_and_call),
       TEST(test_malformed_requests),
       TEST(test_health),

@@ -140,8 +140,8 @@ static void test_request_build(void **state)
 
     make_config(&cfg, c->api, c->auth, c->score_url, c->event);
     memset(&req, 'x', sizeof(req));
-    rc = score_request_build(&cfg, c->number, EX_DATE, EX_NONCE, &req, err,
-                             sizeof(err));
+    rc = score_request_build(&cfg, NULL, c->number, EX_DATE, EX_NONCE, &req,
+                             err, sizeof(err));
     if (rc != 0 || strcmp(req.url, c->url) ||
         strcmp(req.resource, c->resource) || strcmp(req.body, c->body) ||
         strcmp(req.content_type, FORM) ||
@@ -172,12 +172,12 @@ static void test_request_fresh_date_nonce(void **state)
 
   (void)state;
   make_config(&cfg, SCORE_API_INTELLIGENCE, AUTH_HMAC, INTEL_URL, NULL);
-  assert_int_equal(
-      score_request_build(&cfg, EX_NUMBER, NULL, NULL, &a, err, sizeof(err)),
-      0);
-  assert_int_equal(
-      score_request_build(&cfg, EX_NUMBER, NULL, NULL, &b, err, sizeof(err)),
-      0);
+  assert_int_equal(score_request_build(&cfg, NULL, EX_NUMBER, NULL, NULL, &a,
+                                       err, sizeof(err)),
+                   0);
+  assert_int_equal(score_request_build(&cfg, NULL, EX_NUMBER, NULL, NULL, &b,
+                                       err, sizeof(err)),
+                   0);
   /* "Mon, 06 Jan 2025 15:04:05 GMT" */
   assert_int_equal(strlen(a.date), 29);
   assert_int_equal(a.date[3], ',');
@@ -201,9 +201,9 @@ static void test_request_fresh_date_nonce(void **state)
   assert_string_equal(a.body, INTEL_BODY);
   /* Basic ignores them. */
   make_config(&cfg, SCORE_API_INTELLIGENCE, AUTH_BASIC, INTEL_URL, NULL);
-  assert_int_equal(
-      score_request_build(&cfg, EX_NUMBER, NULL, NULL, &a, err, sizeof(err)),
-      0);
+  assert_int_equal(score_request_build(&cfg, NULL, EX_NUMBER, NULL, NULL, &a,
+                                       err, sizeof(err)),
+                   0);
   assert_string_equal(a.authorization, BASIC);
   assert_string_equal(a.date, "");
   assert_string_equal(a.nonce, "");
@@ -262,7 +262,7 @@ static void test_request_build_invalid(void **state)
     int rc;
 
     make_config(&cfg, c->api, AUTH_HMAC, c->score_url, NULL);
-    rc = score_request_build(&cfg, c->number ? c->number : long_number,
+    rc = score_request_build(&cfg, NULL, c->number ? c->number : long_number,
                              EX_DATE, EX_NONCE, &req, err, sizeof(err));
     if (rc != c->rc || !strstr(err, c->msg)) {
       print_error("case \"%s\": got %d \"%s\", want %d containing \"%s\"\n",

@@ -104,6 +104,39 @@ static void test_hmac_vectors(void **state)
   }
 }
 
+/* A key made once signs every vector as the one-shot function does, and
+ * signing leaves it intact for the next request (twice each). */
+static void test_hmac_vectors_with_key(void **state)
+{
+  (void)state;
+  for (size_t i = 0; i < sizeof(hmac_cases) / sizeof(hmac_cases[0]); i++) {
+    const struct hmac_case *c = &hmac_cases[i];
+    struct tsauth_key *key;
+    char out[TSAUTH_HEADER_SIZE];
+
+    assert_int_equal(tsauth_key_create(c->key, &key), VS_OK);
+    for (int round = 0; round < 2; round++) {
+      assert_int_equal(tsauth_key_authorization(key, c->customer, &c->req, out,
+                                                sizeof(out)),
+                       VS_OK);
+      assert_string_equal(out, c->expected);
+    }
+    assert_int_equal(
+        tsauth_key_authorization(NULL, c->customer, &c->req, out, sizeof(out)),
+        VS_ERR_INVAL);
+    assert_string_equal(out, "");
+    tsauth_key_destroy(key);
+  }
+  /* A key that decodes to nothing is refused at creation. */
+  {
+    struct tsauth_key *key = (struct tsauth_key *)1;
+
+    assert_int_equal(tsauth_key_create("====", &key), VS_ERR_INVAL);
+    assert_null(key);
+    assert_int_equal(tsauth_key_create(NULL, &key), VS_ERR_INVAL);
+  }
+}
+
 static void test_hmac_output_size(void **state)
 {
   const struct hmac_case *c = &hmac_cases[0];
@@ -531,25 +564,34 @@ static void test_callback_verify(void **state)
        NULL, VS_ERR_INVAL},
       {NULL, "bU7IjfjzF12NxO23vkDOhEADI3lxtGWPDb37TR16DB", VS_ERR_INVAL},
   };
+  struct tsauth_key *k;
   char why[96];
 
   (void)state;
-  (void)sig;
+  assert_int_equal(tsauth_key_create(key, &k), VS_OK);
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     int rc;
 
     why[0] = '\0'; /* a success writes no reason */
-    rc = tsauth_callback_verify(cid, key, cases[i].authorization,
-                                cases[i].x_ts, body, strlen(body), why,
-                                sizeof(why));
+    rc = tsauth_callback_verify(cid, k, cases[i].authorization, cases[i].x_ts,
+                                body, strlen(body), why, sizeof(why));
 
     if (rc != cases[i].rc)
       fail_msg("case %zu: got %d (%s), want %d", i, rc, why, cases[i].rc);
     assert_null(strstr(why, key)); /* never the secret */
   }
   /* One byte of the body changed: no longer the signed body. */
-  assert_int_equal(tsauth_callback_verify(cid, key, NULL, sig, body,
+  assert_int_equal(tsauth_callback_verify(cid, k, NULL, sig, body,
                                           strlen(body) - 1, why, sizeof(why)),
+                   VS_ERR_INVAL);
+  /* The key signs any number of bodies: the first check left it intact. */
+  assert_int_equal(tsauth_callback_verify(cid, k, NULL, sig, body,
+                                          strlen(body), why, sizeof(why)),
+                   VS_OK);
+  tsauth_key_destroy(k);
+  /* Without a key nothing verifies. */
+  assert_int_equal(tsauth_callback_verify(cid, NULL, NULL, sig, body,
+                                          strlen(body), why, sizeof(why)),
                    VS_ERR_INVAL);
 }
 
@@ -557,6 +599,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hmac_vectors),
+      cmocka_unit_test(test_hmac_vectors_with_key),
       cmocka_unit_test(test_hmac_output_size),
       cmocka_unit_test(test_hmac_bad_input),
       cmocka_unit_test(test_hmac_limits),
