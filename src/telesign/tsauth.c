@@ -148,23 +148,44 @@ struct piece {
 };
 
 /*
- * Writes base64(HMAC-SHA256(key, the pieces concatenated)) into `out`.
- * Feeding the pieces one by one spares building the string-to-sign. The
+ * Bytes of the pieces gathered before each gnutls_hmac call: a call costs
+ * about a thousand instructions whatever its length, so the short lines of
+ * a string-to-sign are copied together first (a whole Score request fits).
+ */
+#define GATHER 1024
+
+/*
+ * Writes base64(HMAC-SHA256(key, the pieces concatenated)) into `out`. The
  * digest is wiped because, for a callback, it is exactly the value an
- * attacker would want.
+ * attacker would want; the gathered bytes are not secret.
  */
 static int hmac_base64(const struct tsauth_key *key, const struct piece *p,
                        size_t n, char *out, size_t outsize)
 {
   unsigned char digest[DIGEST_LEN];
+  unsigned char gather[GATHER];
+  size_t used = 0;
   gnutls_hmac_hd_t h = gnutls_hmac_copy(key->hmac);
   int rc = VS_ERR_PROTO;
 
   if (!h)
     return VS_ERR_NOMEM;
-  for (size_t i = 0; i < n; i++)
-    if (p[i].len && gnutls_hmac(h, p[i].data, p[i].len) < 0)
-      goto out;
+  for (size_t i = 0; i < n; i++) {
+    if (used + p[i].len > sizeof(gather)) {
+      if (gnutls_hmac(h, gather, used) < 0)
+        goto out;
+      used = 0;
+    }
+    if (p[i].len > sizeof(gather)) {
+      if (gnutls_hmac(h, p[i].data, p[i].len) < 0)
+        goto out;
+    } else if (p[i].len) {
+      memcpy(gather + used, p[i].data, p[i].len);
+      used += p[i].len;
+    }
+  }
+  if (used && gnutls_hmac(h, gather, used) < 0)
+    goto out;
   rc = VS_OK;
 
 out:

@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <gnutls/crypto.h>
+
 #include "../../src/telesign/tsauth.h"
+#include "../../src/util/base64.h"
 #include "../../src/util/err.h"
 
 #define EX_CUSTOMER "0A1B2C3D-4E5F-6A7B-8C9D-0E1F2A3B4C5D"
@@ -529,6 +532,45 @@ static void test_equal_constant_time(void **state)
         equal_cases[i].expected);
 }
 
+/*
+ * Bodies on both sides of the 1 KiB that signing gathers before hashing:
+ * every length must sign as one HMAC over the whole body does, computed
+ * here by GnuTLS in one call from the key's raw bytes.
+ */
+static void test_signature_any_length(void **state)
+{
+  static const char key_b64[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+  static const size_t lengths[] = {0, 1, 1023, 1024, 1025, 2048, 5000};
+  static char body[5000];
+  unsigned char raw[32];
+  size_t rawlen = 0;
+  struct tsauth_key *key;
+
+  (void)state;
+  for (size_t i = 0; i < sizeof(body); i++)
+    body[i] = (char)('a' + i % 26);
+  assert_int_equal(base64_decode_lenient(key_b64, strlen(key_b64), raw,
+                                         sizeof(raw), &rawlen),
+                   0);
+  assert_int_equal(tsauth_key_create(key_b64, &key), VS_OK);
+  for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+    unsigned char digest[32];
+    char want[TSAUTH_SIGNATURE_SIZE];
+    char got[TSAUTH_SIGNATURE_SIZE];
+
+    assert_int_equal(gnutls_hmac_fast(GNUTLS_MAC_SHA256, raw, rawlen, body,
+                                      lengths[i], digest),
+                     0);
+    assert_true(base64_encode(digest, sizeof(digest), want, sizeof(want)) > 0);
+    assert_int_equal(
+        tsauth_key_callback_signature(key, body, lengths[i], got, sizeof(got)),
+        VS_OK);
+    if (strcmp(got, want) != 0)
+      fail_msg("length %zu: got %s, want %s", lengths[i], got, want);
+  }
+  tsauth_key_destroy(key);
+}
+
 /* tsauth_callback_verify, on the reference's worked example (section 2). */
 static void test_callback_verify(void **state)
 {
@@ -600,6 +642,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hmac_vectors),
       cmocka_unit_test(test_hmac_vectors_with_key),
+      cmocka_unit_test(test_signature_any_length),
       cmocka_unit_test(test_hmac_output_size),
       cmocka_unit_test(test_hmac_bad_input),
       cmocka_unit_test(test_hmac_limits),
