@@ -526,6 +526,11 @@ static const struct render_case render_cases[] = {
      "{\"jsonrpc\":\"2.0\",\"method\":\"speak\","
      "\"params\":{\"tts\":{\"message\":\"Bonjour\",\"language\":\"fr-FR\"},"
      "\"collect_digits\":{\"max\":4}}}"},
+    {"play, collect 120 digits",
+     {VOICE_ACTION_PLAY, NULL, NULL, "https://x/a.wav", 120, NULL, NULL},
+     "{\"jsonrpc\":\"2.0\",\"method\":\"play\","
+     "\"params\":{\"url\":\"https://x/a.wav\","
+     "\"collect_digits\":{\"max\":120}}}"},
     {"speak, quotes, backslash, control characters and unicode",
      {VOICE_ACTION_SPEAK, "Say \"hi\" \\ caf\xc3\xa9 \xe2\x9c\x93\n\t\x01/end",
       "en-US", NULL, 0, NULL, NULL},
