@@ -48,10 +48,12 @@
 #include "store.h"
 #include "store_backend.h"
 #include "store_postgres.h"
+#include "store_schema.h"
 #include "store_sqlite.h"
 
 /*
- * Memory bounds (struct call is about 1 KiB): 16,384 live calls in memory
+ * Memory bounds (a cached call is packed to about 350 bytes, a queued one
+ * is a 1 KiB struct call): 16,384 live calls in memory
  * (a call not resident is loaded from the database on its next event, so
  * the bound costs a load, never an answer) and 32,768 queued writes, which
  * at 10,000 calls/s is over three seconds of a stalled disk.
@@ -191,11 +193,12 @@ struct store_op {
  * update, so that both lookup and eviction are O(1). Loop thread only.
  */
 struct cache_entry {
-  struct call call;
   struct cache_entry *chain; /* next entry of the same bucket */
   struct cache_entry *newer; /* towards st->newest */
   struct cache_entry *older; /* towards st->oldest */
   uint64_t hash;
+  size_t size;            /* bytes of `packed` */
+  unsigned char packed[]; /* the call, by call_pack (store_schema.h) */
 };
 
 /*
@@ -212,6 +215,7 @@ struct store {
   size_t cache_max;
   int shared;
   pthread_t worker;
+  struct call_layout layout; /* how cached calls are packed */
 
   /* Loop thread only. */
   struct cache_entry **buckets; /* NULL for a shared backend */
@@ -221,6 +225,7 @@ struct store {
   struct cache_entry *oldest;
   uint64_t hash_seed;
   uint64_t cache_gen;          /* bumped whenever an entry leaves the cache */
+  struct call found;           /* what store_call_find last returned */
   struct store_op *ready_head; /* loads answered from the cache */
   struct store_op *ready_tail;
   struct loop_task ready_task;
@@ -323,7 +328,8 @@ static struct cache_entry **cache_slot(struct store *st, const char *ref,
   struct cache_entry **pp = &st->buckets[hash & st->bucket_mask];
 
   for (; *pp; pp = &(*pp)->chain)
-    if ((*pp)->hash == hash && strcmp((*pp)->call.ref, ref) == 0)
+    if ((*pp)->hash == hash &&
+        strcmp(call_packed_ref(&st->layout, (*pp)->packed), ref) == 0)
       break;
   return pp;
 }
@@ -361,7 +367,8 @@ static void lru_push(struct store *st, struct cache_entry *e)
 /* Takes `e` out of its chain and the list; the caller frees or reuses it. */
 static void cache_unlink(struct store *st, struct cache_entry *e)
 {
-  struct cache_entry **pp = cache_slot(st, e->call.ref, e->hash);
+  struct cache_entry **pp =
+      cache_slot(st, call_packed_ref(&st->layout, e->packed), e->hash);
 
   *pp = e->chain;
   e->chain = NULL;
@@ -374,36 +381,51 @@ static void cache_unlink(struct store *st, struct cache_entry *e)
  * Makes `c` the cached state of its call and the most recently updated.
  * When the cache is full the least recently updated entry is evicted and
  * its memory reused. Returns 0 or VS_ERR_NOMEM; a record missing from the
- * cache only costs a load later, so callers may ignore the failure.
+ * cache only costs a load later, so callers may ignore the failure (an
+ * older entry of the call is then dropped rather than left stale).
  */
 static int cache_put(struct store *st, const struct call *c)
 {
   uint64_t hash = ref_hash(st->hash_seed, c->ref);
-  struct cache_entry *e = *cache_slot(st, c->ref, hash);
-  struct cache_entry **head;
+  size_t size = call_packed_size(&st->layout, c);
+  struct cache_entry **slot = cache_slot(st, c->ref, hash);
+  struct cache_entry *e = *slot;
+  struct cache_entry *sized;
 
   if (e) {
-    e->call = *c;
+    /* Updated in place; records grow as the call goes on. */
     lru_unlink(st, e);
-    lru_push(st, e);
-    return VS_OK;
-  }
-  if (st->cache_count >= st->cache_max) {
-    e = st->oldest;
-    cache_unlink(st, e);
-    stat_add(&st->stats.evicted, 1);
+    if (e->size != size) {
+      sized = realloc(e, sizeof(*e) + size);
+      if (!sized) {
+        *slot = e->chain;
+        st->cache_count--;
+        st->cache_gen++;
+        free(e);
+        return VS_ERR_NOMEM;
+      }
+      e = *slot = sized;
+    }
   } else {
-    e = malloc(sizeof(*e));
-    if (!e)
+    if (st->cache_count >= st->cache_max) {
+      e = st->oldest;
+      cache_unlink(st, e);
+      stat_add(&st->stats.evicted, 1);
+    }
+    sized = realloc(e, sizeof(*e) + size);
+    if (!sized) {
+      free(e);
       return VS_ERR_NOMEM;
+    }
+    e = sized;
+    e->hash = hash;
+    e->chain = st->buckets[hash & st->bucket_mask];
+    st->buckets[hash & st->bucket_mask] = e;
+    st->cache_count++;
   }
-  e->call = *c;
-  e->hash = hash;
-  head = &st->buckets[hash & st->bucket_mask];
-  e->chain = *head;
-  *head = e;
+  e->size = size;
+  call_pack(&st->layout, c, e->packed);
   lru_push(st, e);
-  st->cache_count++;
   return VS_OK;
 }
 
@@ -1279,7 +1301,7 @@ int store_call_load(struct store *st, const char *ref, store_load_cb cb,
    * Resident: the cache holds the newest state (also of a write the queue
    * refused), so answer from it, from the loop, as a copy taken now.
    */
-  op->call = e->call;
+  call_unpack(&st->layout, e->packed, &op->call);
   op->from_cache = 1;
   op->next = NULL;
   if (st->ready_tail)
@@ -1605,7 +1627,10 @@ const struct call *store_call_find(struct store *st, const char *ref)
   /* Cut as saved records are, so a long ref finds its record. */
   CALL_SET(key, ref);
   e = cache_find(st, key);
-  return e ? &e->call : NULL;
+  if (!e)
+    return NULL;
+  call_unpack(&st->layout, e->packed, &st->found);
+  return &st->found;
 }
 
 int store_healthy(const struct store *st)
@@ -1658,6 +1683,7 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
   st->shared = ops->shared;
   st->queue_max = opt->queue_max ? opt->queue_max : STORE_DEFAULT_QUEUE;
   st->cache_max = opt->cache_max ? opt->cache_max : STORE_DEFAULT_CACHE;
+  call_layout_init(&st->layout);
   if (!st->shared) {
     while (buckets < st->cache_max && buckets < STORE_MAX_BUCKETS)
       buckets <<= 1;

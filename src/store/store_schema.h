@@ -124,6 +124,42 @@ struct text_col {
 #define CALL_TEXT_COLS 20
 extern const struct text_col call_text_cols[CALL_TEXT_COLS];
 
+/*
+ * Where struct call keeps what is not text: the byte ranges around its
+ * text fields (numbers, enums and padding), in address order. Built once
+ * by call_layout_init from call_text_cols; read-only after, any thread.
+ */
+struct call;
+struct call_layout {
+  struct {
+    size_t off;
+    size_t len;
+  } plain[CALL_TEXT_COLS + 1];
+  size_t nplain;
+  size_t plain_bytes;
+};
+
+void call_layout_init(struct call_layout *l);
+
+/*
+ * A call packed for keeping in memory: its plain bytes as they are, then
+ * each text field's characters and NUL in call_text_cols order (ref
+ * first). Most of a struct call's 1,040 bytes are unused room in its text
+ * arrays; packed, a record is usually a third of that.
+ *
+ * call_packed_size gives the bytes call_pack writes for `c` into the
+ * caller's `out`; call_unpack rebuilds the call into the caller's `c`
+ * from what call_pack wrote; call_packed_ref points at the ref inside a
+ * packed call. Inputs are borrowed.
+ */
+size_t call_packed_size(const struct call_layout *l, const struct call *c);
+void call_pack(const struct call_layout *l, const struct call *c,
+               unsigned char *out);
+void call_unpack(const struct call_layout *l, const unsigned char *in,
+                 struct call *c);
+const char *call_packed_ref(const struct call_layout *l,
+                            const unsigned char *in);
+
 /* Columns of `lists`, in this order in every statement. */
 enum {
   LCOL_KIND,

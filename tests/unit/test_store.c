@@ -42,6 +42,7 @@
 #include "../../src/store/records.h"
 #include "../../src/store/store.h"
 #include "../../src/store/store_backend.h"
+#include "../../src/store/store_schema.h"
 #include "../../src/store/store_sqlite.h"
 #include "../../src/util/err.h"
 
@@ -751,6 +752,60 @@ static void test_save_then_find(void **state)
   assert_true(store_healthy(st));
   store_close(st);
   store_close(NULL);
+}
+
+/* Fills every text field of `c` to its last byte with `fill`. */
+static void fill_text(struct call *c, char fill)
+{
+  for (size_t i = 0; i < CALL_TEXT_COLS; i++) {
+    char *t = (char *)c + call_text_cols[i].off;
+
+    memset(t, fill + (char)i, call_text_cols[i].size - 1);
+    t[call_text_cols[i].size - 1] = '\0';
+  }
+}
+
+/*
+ * The cache keeps calls packed: every field must come back byte for byte,
+ * at every length (full text fields, empty ones) and across updates that
+ * grow and shrink a cached record.
+ */
+static void test_cache_packs_every_field(void **state)
+{
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct call_layout layout;
+  unsigned char packed[sizeof(struct call) + CALL_TEXT_COLS];
+  struct call c;
+  struct call back;
+
+  /* Zeroed first, so that padding compares equal too. */
+  memset(&c, 0, sizeof(c));
+  make_call(&c, 31);
+  call_layout_init(&layout);
+  assert_true(call_packed_size(&layout, &c) < sizeof(c) / 2);
+  call_pack(&layout, &c, packed);
+  call_unpack(&layout, packed, &back);
+  assert_memory_equal(&back, &c, sizeof(c));
+  assert_string_equal(call_packed_ref(&layout, packed), c.ref);
+
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  assert_memory_equal(store_call_find(st, c.ref), &c, sizeof(c));
+  /* Grown to every field's limit (the ref too: a new record), then
+   * shrunk to nothing but the ref. */
+  fill_text(&c, 'a');
+  c.score = 999;
+  c.ended_ms = 1700000000123LL;
+  /* Full text fields take exactly their arrays: nothing is lost. */
+  assert_int_equal(call_packed_size(&layout, &c), sizeof(c));
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  assert_memory_equal(store_call_find(st, c.ref), &c, sizeof(c));
+  CALL_SET(c.trace, "");
+  CALL_SET(c.reason, "short");
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  /* Field by field: the bytes past the new NULs are not part of them. */
+  assert_call_equal(store_call_find(st, c.ref), &c);
+  store_close(st);
 }
 
 static void test_persistence_roundtrip(void **state)
@@ -2213,6 +2268,8 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_save_then_find, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cache_packs_every_field, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_persistence_roundtrip, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_load_unknown_is_async, setup,
