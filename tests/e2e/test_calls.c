@@ -1337,6 +1337,30 @@ static void test_sighup_reload(void **state)
   world_stop(w);
 }
 
+/*
+ * A reload reaches the Score client's kept connections' handles too: a
+ * lookup made before it leaves a handle with the old telesign.timeout_ms
+ * idle, and the first lookup after it must use the new one.
+ */
+static void test_reload_score_timeout(void **state)
+{
+  struct world *w = world_start(&(struct opts){.timeout_ms = 3000});
+  char *text;
+
+  (void)state;
+  double_control(w->dbl, "{\"delay_ms\":800}");
+  assert_menu(incoming(w, "RT1", "15555550461"));
+  assert_record("RT1", "reason", "score:461<600");
+  text = config_text(&(struct opts){.timeout_ms = 200});
+  harness_rewrite_config(text, w->dbl);
+  free(text);
+  kill(w->srv->pid, SIGHUP);
+  assert_true(server_log_has(w->srv, "configuration reloaded"));
+  free(incoming(w, "RT2", "15555550462"));
+  assert_record("RT2", "score_error", "timeout");
+  world_stop(w);
+}
+
 static void test_list_import_export(void **state)
 {
   struct world *w = world_start(&(struct opts){0});
@@ -2324,6 +2348,7 @@ int main(void)
       TEST(test_replay),
       TEST(test_stats),
       TEST(test_sighup_reload),
+      TEST(test_reload_score_timeout),
       TEST(test_list_import_export),
       TEST(test_calls_filters),
       TEST(test_stalled_score_api_blocks_nothing),
