@@ -52,7 +52,7 @@
 #include "store_sqlite.h"
 
 /*
- * Memory bounds (a cached call is packed to about 350 bytes, a queued one
+ * Memory bounds (a cached call is packed to 250-400 bytes, a queued one
  * is a 1 KiB struct call): 16,384 live calls in memory
  * (a call not resident is loaded from the database on its next event, so
  * the bound costs a load, never an answer) and 32,768 queued writes, which
