@@ -60,16 +60,9 @@
  */
 #define STORE_DEFAULT_CACHE 16384
 #define STORE_DEFAULT_QUEUE 32768
-/*
- * Finished operations the loop keeps for reuse. Every call issues two or
- * three; allocating each (1.1 KiB, past malloc's per-thread cache) on the
- * loop and freeing it on the worker made glibc hand memory across threads,
- * and malloc and free were a sixth of the loop at 2,000 calls in flight.
- */
-#define STORE_SPARE_OPS    1024
-#define STORE_MAX_BUCKETS  (1u << 20) /* past this, chains grow instead */
-#define STORE_LOG_EVERY_MS 1000       /* at most one line per second */
-#define STORE_WHY_SIZE     256
+#define STORE_MAX_BUCKETS   (1u << 20) /* past this, chains grow instead */
+#define STORE_LOG_EVERY_MS  1000       /* at most one line per second */
+#define STORE_WHY_SIZE      256
 
 /*
  * Recent calls a state load returns at most. Velocity needs no more than
@@ -243,8 +236,6 @@ struct store {
   struct store_op *local_head;
   struct store_op *local_tail;
   struct loop_hook flush_hook;
-  struct store_op *spare; /* STORE_SPARE_OPS at most, linked by next */
-  size_t nspare;
   int closing;
   int64_t drop_log_ms;
   uint64_t drops_unlogged;
@@ -254,7 +245,7 @@ struct store {
   pthread_cond_t wake; /* the queue became non-empty, or stopping */
   struct store_op *queue_head;
   struct store_op *queue_tail;
-  struct store_op *done_head; /* completed operations for the loop */
+  struct store_op *done_head; /* completed loads for the loop */
   struct store_op *done_tail;
   uint64_t drop_gen; /* bumped by every dropped save */
   int stopping;
@@ -507,38 +498,10 @@ static void store_deliver_state(struct store_op *op)
   state_buf_free(buf);
 }
 
-/* An operation to fill, reused when one is spare (loop thread). */
-static struct store_op *op_get(struct store *st)
-{
-  struct store_op *op = st->spare;
-
-  if (!op)
-    return malloc(sizeof(*op));
-  st->spare = op->next;
-  st->nspare--;
-  return op;
-}
-
-/* Gives back an operation the loop is done with (loop thread). */
-static void op_put(struct store *st, struct store_op *op)
-{
-  if (st->nspare >= STORE_SPARE_OPS) {
-    free(op);
-    return;
-  }
-  op->next = st->spare;
-  st->spare = op;
-  st->nspare++;
-}
-
-static int is_write(const struct store_op *op);
-static int has_callback(const struct store_op *op);
-
 /*
- * Runs the callbacks of a detached list of completed operations and gives
- * them back; a write nobody waits for has none. The slot of each is given
- * back before its callback, so that a callback may issue the next load
- * even with a queue_max of one.
+ * Runs the callbacks of a detached list of loads and frees them. The slot
+ * of each is given back before its callback, so that a callback may issue
+ * the next load even with a queue_max of one.
  */
 static void store_purge_done(struct store *st, struct store_op *op);
 
@@ -547,9 +510,7 @@ static void store_deliver(struct store *st, struct store_op *op)
   while (op) {
     struct store_op *next = op->next;
 
-    if (is_write(op) && !has_callback(op)) {
-      /* Only given back: its slot was returned with its batch. */
-    } else if (op->kind == STORE_OP_SAVE) {
+    if (op->kind == STORE_OP_SAVE) {
       op->saved_cb(op->arg, op->rc);
     } else if (op->kind == STORE_OP_UPDATE) {
       op->update_cb(op->arg, op->rc,
@@ -588,7 +549,7 @@ static void store_deliver(struct store *st, struct store_op *op)
       atomic_fetch_sub(&st->held, 1);
       op->cb(op->arg, op->rc, op->rc == VS_OK ? &op->call : NULL);
     }
-    op_put(st, op);
+    free(op);
     op = next;
   }
 }
@@ -1037,10 +998,12 @@ static void store_run_batch(struct store *st, struct store_op *batch,
 
   for (op = batch; op; op = next) {
     next = op->next;
-    /* Every operation goes back to the loop, which allocated it and
-     * reuses it. A save whose issuer waits for its commit comes back like
-     * a load, with the batch's result (its queue slot is given back
-     * below). */
+    if (is_write(op) && !has_callback(op)) {
+      free(op);
+      continue;
+    }
+    /* A save whose issuer waits for its commit goes back like a load,
+     * with the batch's result (its queue slot is given back below). */
     /* Nothing read in a batch that failed is delivered: it may be a state
      * the database no longer holds. */
     if (rc != VS_OK) {
@@ -1247,7 +1210,7 @@ static int store_new_write(struct store *st, enum store_op_kind kind,
     store_drop(st);
     return VS_ERR_BUSY;
   }
-  op = op_get(st);
+  op = malloc(sizeof(*op));
   if (!op) {
     atomic_fetch_sub(&st->held, 1);
     return VS_ERR_NOMEM;
@@ -1316,7 +1279,7 @@ int store_call_load(struct store *st, const char *ref, store_load_cb cb,
     return VS_ERR_INVAL;
   if (store_admit(st))
     return VS_ERR_BUSY;
-  op = op_get(st);
+  op = malloc(sizeof(*op));
   if (!op) {
     atomic_fetch_sub(&st->held, 1);
     return VS_ERR_NOMEM;
@@ -1423,12 +1386,11 @@ static int state_load(struct store *st, const struct store_state_query *q,
     return VS_ERR_INVAL;
   if (store_admit(st))
     return VS_ERR_BUSY;
-  op = op_get(st);
+  op = calloc(1, sizeof(*op));
   if (!op) {
     atomic_fetch_sub(&st->held, 1);
     return VS_ERR_NOMEM;
   }
-  memset(op, 0, sizeof(*op));
   op->kind = STORE_OP_STATE;
   op->rc = VS_OK;
   op->state_cb = cb;
@@ -1521,12 +1483,11 @@ static struct store_op *store_new_read(struct store *st,
 
   if (store_admit(st))
     return NULL;
-  op = op_get(st);
+  op = calloc(1, sizeof(*op));
   if (!op) {
     atomic_fetch_sub(&st->held, 1);
     return NULL;
   }
-  memset(op, 0, sizeof(*op));
   op->kind = kind;
   op->rc = VS_OK;
   op->arg = arg;
@@ -1537,7 +1498,7 @@ static struct store_op *store_new_read(struct store *st,
 static void store_drop_read(struct store *st, struct store_op *op)
 {
   atomic_fetch_sub(&st->held, 1);
-  op_put(st, op);
+  free(op);
 }
 
 int store_forget(struct store *st, const char *number, store_forget_cb cb,
@@ -1888,12 +1849,6 @@ void store_close(struct store *st)
   store_deliver(st, ready);
   store_deliver(st, done);
 
-  while (st->spare) {
-    struct store_op *op = st->spare;
-
-    st->spare = op->next;
-    free(op);
-  }
   loop_async_close(st->loop, &st->async);
   st->ops->close(st->handle);
   cache_free(st);
