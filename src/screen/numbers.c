@@ -297,14 +297,22 @@ static int history_push(struct number_state *s, int64_t t_ms)
   return 0;
 }
 
+void numbers_forget_calls(struct number_state *s)
+{
+  if (!s)
+    return;
+  free(s->ring);
+  s->ring = NULL;
+  s->ncalls = 0;
+  s->head = 0;
+}
+
 /* The history becomes this one call, kept inline. */
 static void history_restart(struct number_state *s, int64_t t_ms)
 {
-  free(s->ring);
-  s->ring = NULL;
+  numbers_forget_calls(s);
   s->last_ms = t_ms;
   s->ncalls = 1;
-  s->head = 0;
 }
 
 unsigned numbers_record_call(struct number_state *s, int64_t now_ms,
@@ -334,16 +342,6 @@ unsigned numbers_record_call(struct number_state *s, int64_t now_ms,
   if (count == 1)
     history_restart(s, now_ms); /* the burst is over: free its ring */
   return count;
-}
-
-void numbers_forget_calls(struct number_state *s)
-{
-  if (!s)
-    return;
-  free(s->ring);
-  s->ring = NULL;
-  s->ncalls = 0;
-  s->head = 0;
 }
 
 int numbers_load_record(struct numbers *n, const struct number_record *r)
