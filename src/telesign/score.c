@@ -44,13 +44,27 @@ struct shard {
   struct loop_timer timer;
 };
 
+/* The request headers a lookup sends, at most. */
+#define LOOKUP_HEADERS 7
+
 /* A lookup in flight. Owned by the client's list; loop thread only. */
 struct lookup {
   struct score_client *sc;
   struct shard *sh;  /* NULL for simulated lookups */
   CURL *easy;        /* NULL for simulated lookups */
   uint64_t easy_gen; /* the config_gen its shared options follow */
+  /*
+   * The request headers as curl reads them: a list whose nodes and lines
+   * live here rather than in curl_slist_append's two allocations per
+   * header (fourteen mallocs and frees a lookup, a visible share of the
+   * loop's time at 2,000 lookups in flight). curl only reads the list, and
+   * the lookup outlives its transfer. `headers` is NULL or hnode[0].
+   */
   struct curl_slist *headers;
+  struct curl_slist hnode[LOOKUP_HEADERS];
+  size_t nheaders;
+  char htext[1024]; /* the lines, each NUL-terminated */
+  size_t htext_len;
   struct score_request req;
   struct buf body; /* the response, capped at SCORE_MAX_RESPONSE */
   int too_large;
@@ -400,7 +414,6 @@ static void lookup_free(struct lookup *lk)
   } else if (lk->easy) {
     curl_easy_cleanup(lk->easy);
   }
-  curl_slist_free_all(lk->headers);
   buf_free(&lk->body);
   free(lk);
 }
@@ -449,23 +462,30 @@ static void deferred_done(struct loop_task *task)
   complete(lk, &res);
 }
 
+/* Appends "name: value" to the lookup's header list. */
 static int add_header(struct lookup *lk, const char *name, const char *value)
 {
-  char line[600];
   size_t n = strlen(name);
   size_t v = strlen(value);
-  struct curl_slist *l;
+  char *line = lk->htext + lk->htext_len;
+  struct curl_slist *node;
 
-  /* Every value is one of struct score_request's bounded fields. */
-  if (n + 2 + v >= sizeof(line))
+  /* Every value is one of struct score_request's bounded fields, so
+   * running out of room is a programming error, reported, not overrun. */
+  if (lk->nheaders == LOOKUP_HEADERS ||
+      n + 2 + v >= sizeof(lk->htext) - lk->htext_len)
     return VS_ERR_LIMIT;
   memcpy(line, name, n);
   memcpy(line + n, ": ", 2);
   memcpy(line + n + 2, value, v + 1);
-  l = curl_slist_append(lk->headers, line);
-  if (!l)
-    return VS_ERR_NOMEM;
-  lk->headers = l;
+  lk->htext_len += n + 2 + v + 1;
+  node = &lk->hnode[lk->nheaders];
+  node->data = line;
+  node->next = NULL;
+  if (lk->nheaders)
+    lk->hnode[lk->nheaders - 1].next = node;
+  lk->nheaders++;
+  lk->headers = lk->hnode;
   return VS_OK;
 }
 
@@ -535,7 +555,7 @@ static int setup_easy(struct score_client *sc, struct lookup *lk)
        (add_header(lk, "x-ts-auth-method", "HMAC-SHA256") ||
         add_header(lk, "x-ts-nonce", lk->req.nonce))) ||
       add_header(lk, "Expect", ""))
-    return VS_ERR_NOMEM;
+    return VS_ERR_LIMIT;
   curl_easy_setopt(e, CURLOPT_URL, lk->req.url);
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, lk->req.body);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, lk->headers);

@@ -1,10 +1,8 @@
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <gnutls/crypto.h>
@@ -400,7 +398,6 @@ int tsauth_nonce(char *out, size_t outsize)
 {
   static const char hex[] = "0123456789abcdef";
   unsigned char b[16];
-  size_t got = 0;
   size_t o = 0;
   size_t i;
   int rc;
@@ -409,19 +406,14 @@ int tsauth_nonce(char *out, size_t outsize)
   if (!out || outsize < TSAUTH_NONCE_SIZE)
     return VS_ERR_LIMIT;
   /*
-   * getrandom does not return short reads of 16 bytes once the pool is
-   * initialised, but a signal can still interrupt a blocking call.
+   * A nonce must be unpredictable and never repeat, which is what GnuTLS's
+   * NONCE level gives: a per-thread generator seeded from the kernel, so
+   * a lookup makes no system call for it (getrandom was one of the
+   * dozen a lookup made).
    */
-  while (got < sizeof(b)) {
-    ssize_t r = getrandom(b + got, sizeof(b) - got, 0);
-
-    if (r < 0) {
-      if (errno == EINTR)
-        continue;
-      rc = VS_ERR_IO;
-      goto out;
-    }
-    got += (size_t)r;
+  if (gnutls_rnd(GNUTLS_RND_NONCE, b, sizeof(b)) < 0) {
+    rc = VS_ERR_IO;
+    goto out;
   }
   /* RFC 4122 section 4.4: version 4 in the high nibble, variant 10xx. */
   b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);

@@ -145,9 +145,9 @@ int tsauth_date_now(char *out, size_t outsize);
 /*
  * Writes a random version 4 UUID in lower case, e.g.
  * "7c9e6679-7425-40de-944b-e07fc1f90ae7", into the caller's `out`
- * (TSAUTH_NONCE_SIZE bytes suffice), using getrandom(2). Returns 0,
- * VS_ERR_LIMIT when `out` is too small, or VS_ERR_IO when the kernel cannot
- * supply randomness.
+ * (TSAUTH_NONCE_SIZE bytes suffice), from GnuTLS's nonce generator
+ * (gnutls_rnd, GNUTLS_RND_NONCE). Returns 0, VS_ERR_LIMIT when `out` is too
+ * small, or VS_ERR_IO when the generator fails. Any thread may call it.
  */
 int tsauth_nonce(char *out, size_t outsize);
 
