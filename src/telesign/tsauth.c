@@ -408,8 +408,8 @@ int tsauth_nonce(char *out, size_t outsize)
   /*
    * A nonce must be unpredictable and never repeat, which is what GnuTLS's
    * NONCE level gives: a per-thread generator seeded from the kernel, so
-   * a lookup makes no system call for it (getrandom was one of the
-   * dozen a lookup made).
+   * a lookup makes no system call for it (getrandom was one of the ten
+   * or so system calls a lookup made).
    */
   if (gnutls_rnd(GNUTLS_RND_NONCE, b, sizeof(b)) < 0) {
     rc = VS_ERR_IO;
