@@ -510,6 +510,11 @@ static void set_shared_options(struct score_client *sc, CURL *e)
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    (long)cfg->telesign.timeout_ms);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  /* One lookup per connection, as the pool is sized and tested: curl's
+   * default would negotiate HTTP/2 over TLS when the API offers it, and
+   * multiplex lookups onto a few connections whose behaviour under a cold
+   * burst the stack reference measured as unpredictable (section 1.2). */
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, sc);
