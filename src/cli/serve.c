@@ -265,8 +265,10 @@ static void finish(struct server *s)
   loop_hook_remove(s->loop, &s->drained);
   loop_timer_stop(s->loop, &s->grace);
   loop_timer_stop(s->loop, &s->retention);
-  score_client_destroy(s->scores);
-  s->scores = NULL;
+  /* Closed, not destroyed: a request that arrives on an open connection
+   * from now on still reaches screening, and must find a client that
+   * refuses it rather than freed memory. */
+  score_client_close(s->scores);
   until = loop_update_time(s->loop) + FLUSH_WAIT_MS;
   while (webhook_live_requests(s->webhook) > 0 && loop_now_ms(s->loop) < until)
     loop_run_once(s->loop, 50);

@@ -64,6 +64,7 @@ struct httpd {
   struct loop_task run_task; /* runs MHD after a resume */
   struct httpd_request *suspended;
   size_t live;
+  int closing; /* httpd_destroy has begun: no new request reaches handler */
   uint16_t port;
   char *tls_cert; /* PEM held for MHD's lifetime, or NULL */
   char *tls_key;  /* wiped before it is freed */
@@ -320,6 +321,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (clen && strtoull(clen, &end, 10) > h->max_body)
       return refuse(rq, MHD_HTTP_CONTENT_TOO_LARGE,
                     "request body is too large");
+    if (h->closing)
+      return refuse(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
     return MHD_YES;
   }
   if (rq->answered) {
@@ -335,6 +338,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                     "request body is too large");
     return MHD_YES;
   }
+  /* A request that completes while the daemon stops would be suspended
+   * after the last pass that answers suspended requests, and MHD aborts if
+   * stopped with one (gotcha 2). */
+  if (h->closing)
+    return refuse(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
   rq->received_ms = loop_now_ms(h->loop);
   rq->refs++; /* the handler's reference, dropped by httpd_respond */
   rq->in_handler = 1;
@@ -607,6 +615,7 @@ void httpd_destroy(struct httpd *h)
 
   if (!h)
     return;
+  h->closing = 1;
   /* MHD aborts if stopped with suspended connections (gotcha 2): answer
    * whatever is still waiting, then let MHD send it. The handler keeps its
    * reference and lets go when it answers in turn. */

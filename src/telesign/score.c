@@ -1,15 +1,26 @@
 /*
- * The Score client: libcurl's multi interface driven by our loop
- * (curl's docs/examples/ephiperfifo.c is the model). curl tells us which
- * sockets to watch through socket_cb and when to call it back through
- * timer_cb; we translate both into loop_io watchers and one loop_timer, and
- * hand readiness back with curl_multi_socket_action().
+ * The Score client: libcurl's multi interface driven by a loop of its own
+ * on the Score thread (curl's docs/examples/ephiperfifo.c is the model).
+ * curl tells us which sockets to watch through socket_cb and when to call
+ * it back through timer_cb; we translate both into loop_io watchers and
+ * loop_timers, and hand readiness back with curl_multi_socket_action().
+ *
+ * The loop thread prepares and signs each request, queues it for the
+ * Score thread, and completes the lookup when the result comes back (see
+ * struct score_client). curl and its sockets were half of the loop
+ * thread's time per call at 2,000 calls in flight, and with one thread
+ * for both the 200 ms benchmark's p99 was 302-305 ms; on a thread of its
+ * own, 245-248 ms at 12% more calls a second (bench/README.md). The stack
+ * reference prefers one loop for its simpler ownership rules; the queues
+ * below are the whole of what the two threads share.
  *
  * One multi handle lives as long as the client, so its connection cache
  * keeps TLS connections to TeleSign alive between calls: a new handshake per
  * lookup costs about 20 times more (stack reference, section 1.1.2).
  */
 #include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -20,6 +31,7 @@
 #include "../util/buf.h"
 #include "../util/err.h"
 #include "../util/log.h"
+#include "../util/thread.h"
 #include "score.h"
 #include "tsauth.h"
 
@@ -47,7 +59,12 @@ struct shard {
 /* The request headers a lookup sends, at most. */
 #define LOOKUP_HEADERS 7
 
-/* A lookup in flight. Owned by the client's list; loop thread only. */
+/*
+ * A lookup in flight, on the client's list (loop thread). Its request
+ * (req, the headers) is written by the loop thread before it is queued;
+ * the Score thread then owns sh, easy, body, too_large and res until it
+ * queues the lookup back (see struct score_client).
+ */
 struct lookup {
   struct score_client *sc;
   struct shard *sh;  /* NULL for simulated lookups */
@@ -66,6 +83,10 @@ struct lookup {
   char htext[1024]; /* the lines, each NUL-terminated */
   size_t htext_len;
   struct score_request req;
+  struct lookup *qnext;             /* in the inbox or the outbox */
+  struct lookup *io_prev, *io_next; /* the Score thread's io_active */
+  struct score_result res;          /* set by the Score thread */
+  int sent;                         /* handed to the Score thread */
   struct buf body; /* the response, capped at SCORE_MAX_RESPONSE */
   int too_large;
   int64_t started_ms;
@@ -85,7 +106,7 @@ struct lookup {
  * in the epoll set, so that reusing it costs no epoll_ctl (removing and
  * re-adding it were two system calls of the dozen a lookup made). Any
  * other socket (the resolver's) is freed at CURL_POLL_REMOVE, before curl
- * closes it. Loop thread only.
+ * closes it. Score thread only.
  */
 struct sock {
   struct shard *sh;
@@ -95,26 +116,28 @@ struct sock {
   int parked; /* curl removed it: an event now only ends its watch */
 };
 
+/*
+ * The client. Two threads share it, each with its own fields:
+ *
+ * - the loop thread (`loop`): the lookups' list, the breaker, the stats,
+ *   the signing key and `cfg`;
+ * - the Score thread (`io_loop`, started by score_client_create): the
+ *   curl multi handles, their sockets and timers, the kept easy handles
+ *   and the lookups whose transfer is running (`io_active`).
+ *
+ * They meet only under `q_lock`: the loop thread queues prepared lookups
+ * on `inbox` and wakes the Score thread (`io_wake`); the Score thread
+ * queues finished ones, each with its result, on `outbox` and wakes the
+ * loop (`done_wake`). A lookup belongs to the thread that last took it off
+ * a queue.
+ */
 struct score_client {
+  /* Loop thread only: */
   struct loop *loop;
   const struct config *cfg;
-  struct shard *shards;
-  size_t nshards;
-  size_t next_shard;       /* lookups are dealt to the shards in turn */
   struct lookup *inflight; /* doubly linked */
-  /* Every socket we know of, by descriptor; grows with the highest fd,
-   * which RLIMIT_NOFILE bounds. */
-  struct sock **socks;
-  size_t nsocks;
-  /* Finished easy handles kept for the next lookups: creating and
-   * destroying one per lookup was a visible share of the loop's time at
-   * thousands of lookups a second. At most the pool size are kept. */
-  CURL **idle;
-  size_t nidle;
-  size_t max_idle;
-  uint64_t config_gen; /* score_client_set_config calls so far */
   size_t count;
-  uint64_t connections;
+  int closed; /* score_client_close has run */
   /* The circuit breaker (see score.h): failures in a row, the end of the
    * current open period (0 = closed) and whether a probe is in flight. */
   uint32_t failures_in_row;
@@ -125,9 +148,45 @@ struct score_client {
    * otherwise (or when the key cannot be decoded: each request then fails
    * to build with the reason logged). */
   struct tsauth_key *key;
+
+  /* Under q_lock: the two queues, the stop request, and the options the
+   * Score thread's easy handles are to follow (copied from the
+   * configuration, which the loop thread frees at its next reload). */
+  pthread_mutex_t q_lock;
+  struct lookup *inbox, *inbox_tail;
+  struct lookup *outbox, *outbox_tail;
+  int io_stop;
+  uint64_t config_gen; /* score_client_set_config calls so far */
+  uint32_t next_timeout_ms;
+  char *next_ca_file;
+  struct loop_async io_wake;   /* on io_loop; sent by the loop thread */
+  struct loop_async done_wake; /* on loop; sent by the Score thread */
+  _Atomic uint64_t connections;
+
+  /* Score thread only (and the loop thread once it has joined it): */
+  struct loop *io_loop;
+  pthread_t io_thread;
+  struct shard *shards;
+  size_t nshards;
+  size_t next_shard;        /* lookups are dealt to the shards in turn */
+  struct lookup *io_active; /* doubly linked through io_prev, io_next */
+  uint64_t io_gen;          /* the config_gen of io_timeout_ms, io_ca_file */
+  uint32_t io_timeout_ms;
+  char *io_ca_file; /* "" for the system bundle */
+  /* Every socket we know of, by descriptor; grows with the highest fd,
+   * which RLIMIT_NOFILE bounds. */
+  struct sock **socks;
+  size_t nsocks;
+  /* Finished easy handles kept for the next lookups: creating and
+   * destroying one per lookup was a visible share of the loop's time at
+   * thousands of lookups a second. At most the pool size are kept. */
+  CURL **idle;
+  size_t nidle;
+  size_t max_idle;
 };
 
 static void complete(struct lookup *lk, struct score_result *res);
+static void io_finish(struct lookup *lk);
 
 /* ---- curl callbacks -------------------------------------------------- */
 
@@ -162,7 +221,9 @@ static void check_done(struct shard *sh)
       log_warn("score lookup failed|error=\"%s\"",
                curl_easy_strerror(msg->data.result));
     }
-    complete(lk, &res);
+    lk->res = res;
+    curl_multi_remove_handle(sh->multi, lk->easy);
+    io_finish(lk);
   }
 }
 
@@ -177,7 +238,7 @@ static void on_socket_ready(struct loop_io *io, uint32_t events)
    * broke protocol. curl finds that out when it next picks the
    * connection; until then, stop hearing about it. */
   if (s->parked) {
-    loop_io_stop(sh->sc->loop, &s->io);
+    loop_io_stop(sh->sc->io_loop, &s->io);
     return;
   }
   if (events & (EPOLLIN | EPOLLHUP))
@@ -193,7 +254,7 @@ static void on_socket_ready(struct loop_io *io, uint32_t events)
 
 static void sock_free(struct score_client *sc, struct sock *s)
 {
-  loop_io_stop(sc->loop, &s->io);
+  loop_io_stop(sc->io_loop, &s->io);
   sc->socks[s->fd] = NULL;
   free(s);
 }
@@ -248,8 +309,8 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
      * silent until the server closes it. */
     s->parked = 1;
     if (s->io.active && s->io.want != EPOLLIN &&
-        loop_io_start(sc->loop, &s->io, fd, EPOLLIN, on_socket_ready, s))
-      loop_io_stop(sc->loop, &s->io);
+        loop_io_start(sc->io_loop, &s->io, fd, EPOLLIN, on_socket_ready, s))
+      loop_io_stop(sc->io_loop, &s->io);
     return 0;
   }
   if (!s) {
@@ -264,7 +325,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
     events |= EPOLLIN;
   if (what & CURL_POLL_OUT)
     events |= EPOLLOUT;
-  if (loop_io_start(sc->loop, &s->io, fd, events, on_socket_ready, s))
+  if (loop_io_start(sc->io_loop, &s->io, fd, events, on_socket_ready, s))
     return -1;
   return 0;
 }
@@ -282,7 +343,7 @@ static void on_timer(struct loop_timer *t)
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
   struct shard *sh = userp;
-  struct loop *loop = sh->sc->loop;
+  struct loop *loop = sh->sc->io_loop;
 
   (void)multi;
   if (timeout_ms < 0)
@@ -402,20 +463,47 @@ int score_breaker_open(const struct score_client *sc)
 
 static void lookup_free(struct lookup *lk)
 {
-  struct score_client *sc = lk->sc;
-
-  if (lk->easy && sc->nidle < sc->max_idle && lk->easy_gen == sc->config_gen) {
-    /* Idle, it must not point at this lookup's headers and body. */
-    curl_easy_setopt(lk->easy, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(lk->easy, CURLOPT_POSTFIELDS, NULL);
-    curl_easy_setopt(lk->easy, CURLOPT_WRITEDATA, NULL);
-    curl_easy_setopt(lk->easy, CURLOPT_PRIVATE, NULL);
-    sc->idle[sc->nidle++] = lk->easy;
-  } else if (lk->easy) {
-    curl_easy_cleanup(lk->easy);
-  }
   buf_free(&lk->body);
   free(lk);
+}
+
+/* Score thread: gives the easy handle back (kept idle when it may be) and
+ * hands the lookup, its result in lk->res, to the loop thread. */
+static void io_finish(struct lookup *lk)
+{
+  struct score_client *sc = lk->sc;
+  int was_empty;
+
+  if (lk->easy) {
+    if (sc->nidle < sc->max_idle && lk->easy_gen == sc->io_gen) {
+      curl_easy_setopt(lk->easy, CURLOPT_HTTPHEADER, NULL);
+      curl_easy_setopt(lk->easy, CURLOPT_POSTFIELDS, NULL);
+      curl_easy_setopt(lk->easy, CURLOPT_WRITEDATA, NULL);
+      curl_easy_setopt(lk->easy, CURLOPT_PRIVATE, NULL);
+      sc->idle[sc->nidle++] = lk->easy;
+    } else {
+      curl_easy_cleanup(lk->easy);
+    }
+    lk->easy = NULL;
+  }
+  if (lk->io_prev)
+    lk->io_prev->io_next = lk->io_next;
+  else if (sc->io_active == lk)
+    sc->io_active = lk->io_next;
+  if (lk->io_next)
+    lk->io_next->io_prev = lk->io_prev;
+  lk->io_prev = lk->io_next = NULL;
+  lk->qnext = NULL;
+  pthread_mutex_lock(&sc->q_lock);
+  was_empty = !sc->outbox;
+  if (sc->outbox_tail)
+    sc->outbox_tail->qnext = lk;
+  else
+    sc->outbox = lk;
+  sc->outbox_tail = lk;
+  pthread_mutex_unlock(&sc->q_lock);
+  if (was_empty)
+    loop_async_send(&sc->done_wake);
 }
 
 /*
@@ -433,14 +521,12 @@ static void complete(struct lookup *lk, struct score_result *res)
   if (lk->next)
     lk->next->prev = lk->prev;
   sc->count--;
-  if (lk->easy) {
-    curl_multi_remove_handle(lk->sh->multi, lk->easy);
+  if (lk->sent)
     breaker_account(sc, lk, res);
-  }
   res->elapsed_ms = (int32_t)(loop_update_time(sc->loop) - lk->started_ms);
   if ((unsigned)res->failure <= SCORE_FAIL_BREAKER)
     sc->stats.outcomes[res->failure]++;
-  if (lk->easy)
+  if (lk->sent)
     histogram_observe(&sc->stats.latency, res->elapsed_ms);
   lk->cb(lk->arg, res);
   lookup_free(lk);
@@ -493,22 +579,19 @@ static int add_header(struct lookup *lk, const char *name, const char *value)
  * The options every lookup shares, set once per easy handle: a handle kept
  * idle keeps them, so a lookup sets only its own request (resetting and
  * setting them all again was ~5,000 instructions a lookup). They follow
- * telesign.timeout_ms and ca_file, so score_client_set_config drops the
- * idle handles.
+ * telesign.timeout_ms and ca_file, so a reload drops the idle handles
+ * (on_io_wake). Score thread.
  */
 static void set_shared_options(struct score_client *sc, CURL *e)
 {
-  const struct config *cfg = sc->cfg;
-
   curl_easy_setopt(e, CURLOPT_USERAGENT, "voice-and-score/" VS_VERSION);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   /* Answers are about a kilobyte; curl's default 16 KiB receive buffer per
    * lookup in flight was 32 MiB at 2,000 lookups. */
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->telesign.timeout_ms);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                   (long)cfg->telesign.timeout_ms);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)sc->io_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)sc->io_timeout_ms);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   /* One lookup per connection, as the pool is sized and tested: curl's
    * default would negotiate HTTP/2 over TLS when the API offers it, and
@@ -524,15 +607,14 @@ static void set_shared_options(struct score_client *sc, CURL *e)
    * connection unless CAPATH is cleared (stack reference, section 1.2). */
   curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
   curl_easy_setopt(e, CURLOPT_CAINFO,
-                   cfg->telesign.ca_file[0] ? cfg->telesign.ca_file
-                                            : SYSTEM_CA_BUNDLE);
+                   sc->io_ca_file[0] ? sc->io_ca_file : SYSTEM_CA_BUNDLE);
 }
 
-static int setup_easy(struct score_client *sc, struct lookup *lk)
+/* Loop thread: the signed request and its header list. */
+static int prepare_request(struct score_client *sc, struct lookup *lk)
 {
   const struct config *cfg = sc->cfg;
   char err[128];
-  CURL *e;
   int rc;
 
   rc = score_request_build(cfg, sc->key, lk->number, NULL, NULL, &lk->req, err,
@@ -541,17 +623,6 @@ static int setup_easy(struct score_client *sc, struct lookup *lk)
     log_warn("cannot build score request|error=\"%s\"", err);
     return rc;
   }
-  if (sc->nidle) {
-    e = sc->idle[--sc->nidle];
-  } else {
-    e = curl_easy_init();
-    if (e)
-      set_shared_options(sc, e);
-  }
-  lk->easy = e;
-  lk->easy_gen = sc->config_gen;
-  if (!e)
-    return VS_ERR_NOMEM;
   if (add_header(lk, "Content-Type", lk->req.content_type) ||
       add_header(lk, "Authorization", lk->req.authorization) ||
       add_header(lk, "Accept", "application/json") ||
@@ -561,6 +632,25 @@ static int setup_easy(struct score_client *sc, struct lookup *lk)
         add_header(lk, "x-ts-nonce", lk->req.nonce))) ||
       add_header(lk, "Expect", ""))
     return VS_ERR_LIMIT;
+  return VS_OK;
+}
+
+/* Score thread: an easy handle for the prepared request. */
+static int setup_easy(struct score_client *sc, struct lookup *lk)
+{
+  CURL *e;
+
+  if (sc->nidle) {
+    e = sc->idle[--sc->nidle];
+  } else {
+    e = curl_easy_init();
+    if (e)
+      set_shared_options(sc, e);
+  }
+  lk->easy = e;
+  lk->easy_gen = sc->io_gen;
+  if (!e)
+    return VS_ERR_NOMEM;
   curl_easy_setopt(e, CURLOPT_URL, lk->req.url);
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, lk->req.body);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, lk->headers);
@@ -575,6 +665,8 @@ int score_lookup(struct score_client *sc, const char *number, score_cb cb,
   struct lookup *lk;
   int rc;
 
+  if (sc->closed)
+    return VS_ERR_CANCELLED;
   if (strlen(number) >= sizeof(lk->number))
     return VS_ERR_INVAL;
   lk = calloc(1, sizeof(*lk));
@@ -593,13 +685,22 @@ int score_lookup(struct score_client *sc, const char *number, score_cb cb,
     lk->skipped = 1;
     loop_defer(sc->loop, &lk->task, deferred_done, lk);
   } else {
-    rc = setup_easy(sc, lk);
+    int was_empty;
+
+    rc = prepare_request(sc, lk);
     if (rc)
       goto fail;
-    rc = VS_ERR_NOMEM;
-    lk->sh = &sc->shards[sc->next_shard++ % sc->nshards];
-    if (curl_multi_add_handle(lk->sh->multi, lk->easy) != CURLM_OK)
-      goto fail;
+    lk->sent = 1;
+    pthread_mutex_lock(&sc->q_lock);
+    was_empty = !sc->inbox;
+    if (sc->inbox_tail)
+      sc->inbox_tail->qnext = lk;
+    else
+      sc->inbox = lk;
+    sc->inbox_tail = lk;
+    pthread_mutex_unlock(&sc->q_lock);
+    if (was_empty)
+      loop_async_send(&sc->io_wake);
   }
   lk->next = sc->inflight;
   if (lk->next)
@@ -610,6 +711,97 @@ int score_lookup(struct score_client *sc, const char *number, score_cb cb,
 fail:
   lookup_free(lk);
   return rc;
+}
+
+/* ---- the Score thread ------------------------------------------------------
+ */
+
+/* Score thread: starts the lookups queued since the last wake-up. */
+static void on_io_wake(struct loop_async *a)
+{
+  struct score_client *sc = a->data;
+  struct lookup *lk, *next;
+  int stop, reloaded = 0;
+
+  pthread_mutex_lock(&sc->q_lock);
+  lk = sc->inbox;
+  sc->inbox = sc->inbox_tail = NULL;
+  stop = sc->io_stop;
+  if (sc->io_gen != sc->config_gen && sc->next_ca_file) {
+    free(sc->io_ca_file);
+    sc->io_ca_file = sc->next_ca_file;
+    sc->next_ca_file = NULL;
+    sc->io_timeout_ms = sc->next_timeout_ms;
+    sc->io_gen = sc->config_gen;
+    reloaded = 1;
+  }
+  pthread_mutex_unlock(&sc->q_lock);
+  /* Kept handles follow the old options, and so do those of transfers
+   * still running, which io_finish then drops. */
+  if (reloaded)
+    while (sc->nidle)
+      curl_easy_cleanup(sc->idle[--sc->nidle]);
+  for (; lk; lk = next) {
+    next = lk->qnext;
+    lk->qnext = NULL;
+    if (stop || setup_easy(sc, lk)) {
+      memset(&lk->res, 0, sizeof(lk->res));
+      lk->res.score = -1;
+      lk->res.failure = stop ? SCORE_FAIL_CANCELLED : SCORE_FAIL_INTERNAL;
+      snprintf(lk->res.error, sizeof(lk->res.error), "%s",
+               stop ? "cancelled" : "internal");
+      io_finish(lk);
+      continue;
+    }
+    lk->sh = &sc->shards[sc->next_shard++ % sc->nshards];
+    lk->io_next = sc->io_active;
+    if (lk->io_next)
+      lk->io_next->io_prev = lk;
+    sc->io_active = lk;
+    if (curl_multi_add_handle(lk->sh->multi, lk->easy) != CURLM_OK) {
+      memset(&lk->res, 0, sizeof(lk->res));
+      lk->res.score = -1;
+      lk->res.failure = SCORE_FAIL_INTERNAL;
+      snprintf(lk->res.error, sizeof(lk->res.error), "internal");
+      io_finish(lk);
+    }
+  }
+  if (stop) {
+    while (sc->io_active) {
+      lk = sc->io_active;
+      curl_multi_remove_handle(lk->sh->multi, lk->easy);
+      memset(&lk->res, 0, sizeof(lk->res));
+      lk->res.score = -1;
+      lk->res.failure = SCORE_FAIL_CANCELLED;
+      snprintf(lk->res.error, sizeof(lk->res.error), "cancelled");
+      io_finish(lk);
+    }
+    loop_stop(sc->io_loop);
+  }
+}
+
+static void *io_thread_main(void *arg)
+{
+  struct score_client *sc = arg;
+
+  loop_run(sc->io_loop);
+  return NULL;
+}
+
+/* Loop thread: completes the lookups the Score thread has finished. */
+static void on_done_wake(struct loop_async *a)
+{
+  struct score_client *sc = a->data;
+  struct lookup *lk, *next;
+
+  pthread_mutex_lock(&sc->q_lock);
+  lk = sc->outbox;
+  sc->outbox = sc->outbox_tail = NULL;
+  pthread_mutex_unlock(&sc->q_lock);
+  for (; lk; lk = next) {
+    next = lk->qnext;
+    complete(lk, &lk->res);
+  }
 }
 
 /* ---- client ---------------------------------------------------------- */
@@ -627,7 +819,7 @@ static void set_key(struct score_client *sc, const struct config *cfg)
 static void shards_free(struct score_client *sc)
 {
   for (size_t i = 0; sc->shards && i < sc->nshards; i++) {
-    loop_timer_stop(sc->loop, &sc->shards[i].timer);
+    loop_timer_stop(sc->io_loop, &sc->shards[i].timer);
     if (sc->shards[i].multi)
       curl_multi_cleanup(sc->shards[i].multi);
   }
@@ -675,28 +867,62 @@ int score_client_create(struct loop *loop, const struct config *cfg,
     curl_multi_setopt(sh->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, cap);
     curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, cap);
   }
+  sc->io_timeout_ms = cfg->telesign.timeout_ms;
+  sc->io_ca_file = strdup(cfg->telesign.ca_file);
+  if (!sc->io_ca_file)
+    goto nomem;
+  if (loop_create(&sc->io_loop))
+    goto nomem;
+  if (loop_async_init(sc->io_loop, &sc->io_wake, on_io_wake, sc))
+    goto fail_loop;
+  if (loop_async_init(loop, &sc->done_wake, on_done_wake, sc))
+    goto fail_io_wake;
+  if (pthread_mutex_init(&sc->q_lock, NULL))
+    goto fail_done_wake;
+  /* From here on the Score thread owns its half of `sc`. */
+  if (thread_start(&sc->io_thread, io_thread_main, sc, "vs-score"))
+    goto fail_mutex;
   *out = sc;
   return VS_OK;
+fail_mutex:
+  pthread_mutex_destroy(&sc->q_lock);
+fail_done_wake:
+  loop_async_close(loop, &sc->done_wake);
+fail_io_wake:
+  loop_async_close(sc->io_loop, &sc->io_wake);
+fail_loop:
+  loop_destroy(sc->io_loop);
 nomem:
   if (sc) {
     shards_free(sc);
     free(sc->idle);
+    free(sc->io_ca_file);
     tsauth_key_destroy(sc->key);
   }
   free(sc);
   curl_global_cleanup();
-  return vs_fail(err, errlen, VS_ERR_NOMEM, "out of memory");
+  return vs_fail(err, errlen, VS_ERR_NOMEM,
+                 "cannot start the score client: out of memory or threads");
 }
 
-void score_client_destroy(struct score_client *sc)
+void score_client_close(struct score_client *sc)
 {
   struct score_result res;
 
-  if (!sc)
+  if (!sc || sc->closed)
     return;
+  sc->closed = 1;
   if (sc->connections)
     log_info("score client closing|connections_opened=%llu",
              (unsigned long long)sc->connections);
+  pthread_mutex_lock(&sc->q_lock);
+  sc->io_stop = 1;
+  pthread_mutex_unlock(&sc->q_lock);
+  loop_async_send(&sc->io_wake);
+  pthread_join(sc->io_thread, NULL);
+  /* The Score thread has handed back every lookup it had, cancelled or
+   * with its result; the rest (simulated, skipped) are still deferred. */
+  on_done_wake(&sc->done_wake);
   while (sc->inflight) {
     memset(&res, 0, sizeof(res));
     res.score = -1;
@@ -707,14 +933,27 @@ void score_client_destroy(struct score_client *sc)
   }
   while (sc->nidle)
     curl_easy_cleanup(sc->idle[--sc->nidle]);
-  free(sc->idle);
   shards_free(sc);
   /* curl closed its connections through close_socket_cb; anything left
    * (a resolver's socket) must not outlive the client. */
   for (size_t i = 0; i < sc->nsocks; i++)
     if (sc->socks[i])
       sock_free(sc, sc->socks[i]);
+}
+
+void score_client_destroy(struct score_client *sc)
+{
+  if (!sc)
+    return;
+  score_client_close(sc);
+  free(sc->idle);
   free(sc->socks);
+  loop_async_close(sc->io_loop, &sc->io_wake);
+  loop_async_close(sc->loop, &sc->done_wake);
+  loop_destroy(sc->io_loop);
+  pthread_mutex_destroy(&sc->q_lock);
+  free(sc->io_ca_file);
+  free(sc->next_ca_file);
   tsauth_key_destroy(sc->key);
   free(sc);
   curl_global_cleanup();
@@ -722,13 +961,21 @@ void score_client_destroy(struct score_client *sc)
 
 void score_client_set_config(struct score_client *sc, const struct config *cfg)
 {
+  char *ca_file = strdup(cfg->telesign.ca_file);
+
   sc->cfg = cfg;
   set_key(sc, cfg);
-  /* Idle handles' shared options follow the old configuration, and so do
-   * those of lookups in flight, which lookup_free then drops. */
+  if (!ca_file) {
+    log_error("score client keeps its timeout and CA file: out of memory");
+    return;
+  }
+  pthread_mutex_lock(&sc->q_lock);
+  free(sc->next_ca_file);
+  sc->next_ca_file = ca_file;
+  sc->next_timeout_ms = cfg->telesign.timeout_ms;
   sc->config_gen++;
-  while (sc->nidle)
-    curl_easy_cleanup(sc->idle[--sc->nidle]);
+  pthread_mutex_unlock(&sc->q_lock);
+  loop_async_send(&sc->io_wake);
 }
 
 size_t score_inflight(const struct score_client *sc)

@@ -128,15 +128,22 @@ void score_client_set_config(struct score_client *sc,
                              const struct config *cfg);
 
 /*
- * Completes every lookup still in flight with SCORE_FAIL_CANCELLED, closes
- * the pool and frees the client. NULL is a no-op.
+ * The first step of a shutdown: completes every lookup still in flight
+ * with SCORE_FAIL_CANCELLED (their callbacks run before it returns), stops
+ * the Score thread and closes the pool. From then on score_lookup refuses
+ * with VS_ERR_CANCELLED, so that a request arriving while the server stops
+ * gets its on_score_error answer at once. NULL, or a closed client, is a
+ * no-op.
  */
+void score_client_close(struct score_client *sc);
+
+/* Closes the client if it is not yet, and frees it. NULL is a no-op. */
 void score_client_destroy(struct score_client *sc);
 
 /*
  * Starts a lookup of `number` (digits-only E.164). Returns 0, after which
- * `cb` will be called exactly once, or VS_ERR_NOMEM / VS_ERR_INVAL, after
- * which it will not.
+ * `cb` will be called exactly once, or VS_ERR_NOMEM / VS_ERR_INVAL /
+ * VS_ERR_CANCELLED (the client is closed), after which it will not.
  */
 int score_lookup(struct score_client *sc, const char *number, score_cb cb,
                  void *arg);
