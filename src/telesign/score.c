@@ -188,6 +188,16 @@ struct score_client {
 static void complete(struct lookup *lk, struct score_result *res);
 static void io_finish(struct lookup *lk);
 
+/* Sets `res` to a lookup that produced nothing: `failure`, named `error`. */
+static void set_failure(struct score_result *res, enum score_failure failure,
+                        const char *error)
+{
+  memset(res, 0, sizeof(*res));
+  res->score = -1;
+  res->failure = failure;
+  snprintf(res->error, sizeof(res->error), "%s", error);
+}
+
 /* ---- curl callbacks -------------------------------------------------- */
 
 static void check_done(struct shard *sh)
@@ -461,6 +471,29 @@ int score_breaker_open(const struct score_client *sc)
   return sc->open_until_ms != 0;
 }
 
+/*
+ * Appends `lk` to one of the two queues under q_lock, and wakes the thread
+ * that empties it when it was empty: a batch costs one wake-up.
+ */
+static void queue_push(struct score_client *sc, struct lookup **head,
+                       struct lookup **tail, struct lookup *lk,
+                       struct loop_async *wake)
+{
+  int was_empty;
+
+  lk->qnext = NULL;
+  pthread_mutex_lock(&sc->q_lock);
+  was_empty = !*head;
+  if (*tail)
+    (*tail)->qnext = lk;
+  else
+    *head = lk;
+  *tail = lk;
+  pthread_mutex_unlock(&sc->q_lock);
+  if (was_empty)
+    loop_async_send(wake);
+}
+
 static void lookup_free(struct lookup *lk)
 {
   buf_free(&lk->body);
@@ -472,10 +505,10 @@ static void lookup_free(struct lookup *lk)
 static void io_finish(struct lookup *lk)
 {
   struct score_client *sc = lk->sc;
-  int was_empty;
 
   if (lk->easy) {
     if (sc->nidle < sc->max_idle && lk->easy_gen == sc->io_gen) {
+      /* Idle, it must not point at this lookup's headers and body. */
       curl_easy_setopt(lk->easy, CURLOPT_HTTPHEADER, NULL);
       curl_easy_setopt(lk->easy, CURLOPT_POSTFIELDS, NULL);
       curl_easy_setopt(lk->easy, CURLOPT_WRITEDATA, NULL);
@@ -493,17 +526,7 @@ static void io_finish(struct lookup *lk)
   if (lk->io_next)
     lk->io_next->io_prev = lk->io_prev;
   lk->io_prev = lk->io_next = NULL;
-  lk->qnext = NULL;
-  pthread_mutex_lock(&sc->q_lock);
-  was_empty = !sc->outbox;
-  if (sc->outbox_tail)
-    sc->outbox_tail->qnext = lk;
-  else
-    sc->outbox = lk;
-  sc->outbox_tail = lk;
-  pthread_mutex_unlock(&sc->q_lock);
-  if (was_empty)
-    loop_async_send(&sc->done_wake);
+  queue_push(sc, &sc->outbox, &sc->outbox_tail, lk, &sc->done_wake);
 }
 
 /*
@@ -537,14 +560,10 @@ static void deferred_done(struct loop_task *task)
   struct lookup *lk = task->data;
   struct score_result res;
 
-  if (lk->skipped) {
-    memset(&res, 0, sizeof(res));
-    res.score = -1;
-    res.failure = SCORE_FAIL_BREAKER;
-    snprintf(res.error, sizeof(res.error), "circuit_open");
-  } else {
+  if (lk->skipped)
+    set_failure(&res, SCORE_FAIL_BREAKER, "circuit_open");
+  else
     score_simulate(lk->number, &res);
-  }
   complete(lk, &res);
 }
 
@@ -685,22 +704,11 @@ int score_lookup(struct score_client *sc, const char *number, score_cb cb,
     lk->skipped = 1;
     loop_defer(sc->loop, &lk->task, deferred_done, lk);
   } else {
-    int was_empty;
-
     rc = prepare_request(sc, lk);
     if (rc)
       goto fail;
     lk->sent = 1;
-    pthread_mutex_lock(&sc->q_lock);
-    was_empty = !sc->inbox;
-    if (sc->inbox_tail)
-      sc->inbox_tail->qnext = lk;
-    else
-      sc->inbox = lk;
-    sc->inbox_tail = lk;
-    pthread_mutex_unlock(&sc->q_lock);
-    if (was_empty)
-      loop_async_send(&sc->io_wake);
+    queue_push(sc, &sc->inbox, &sc->inbox_tail, lk, &sc->io_wake);
   }
   lk->next = sc->inflight;
   if (lk->next)
@@ -713,8 +721,7 @@ fail:
   return rc;
 }
 
-/* ---- the Score thread ------------------------------------------------------
- */
+/* ---- the Score thread ------------------------------------------------ */
 
 /* Score thread: starts the lookups queued since the last wake-up. */
 static void on_io_wake(struct loop_async *a)
@@ -745,11 +752,8 @@ static void on_io_wake(struct loop_async *a)
     next = lk->qnext;
     lk->qnext = NULL;
     if (stop || setup_easy(sc, lk)) {
-      memset(&lk->res, 0, sizeof(lk->res));
-      lk->res.score = -1;
-      lk->res.failure = stop ? SCORE_FAIL_CANCELLED : SCORE_FAIL_INTERNAL;
-      snprintf(lk->res.error, sizeof(lk->res.error), "%s",
-               stop ? "cancelled" : "internal");
+      set_failure(&lk->res, stop ? SCORE_FAIL_CANCELLED : SCORE_FAIL_INTERNAL,
+                  stop ? "cancelled" : "internal");
       io_finish(lk);
       continue;
     }
@@ -759,10 +763,7 @@ static void on_io_wake(struct loop_async *a)
       lk->io_next->io_prev = lk;
     sc->io_active = lk;
     if (curl_multi_add_handle(lk->sh->multi, lk->easy) != CURLM_OK) {
-      memset(&lk->res, 0, sizeof(lk->res));
-      lk->res.score = -1;
-      lk->res.failure = SCORE_FAIL_INTERNAL;
-      snprintf(lk->res.error, sizeof(lk->res.error), "internal");
+      set_failure(&lk->res, SCORE_FAIL_INTERNAL, "internal");
       io_finish(lk);
     }
   }
@@ -770,10 +771,7 @@ static void on_io_wake(struct loop_async *a)
     while (sc->io_active) {
       lk = sc->io_active;
       curl_multi_remove_handle(lk->sh->multi, lk->easy);
-      memset(&lk->res, 0, sizeof(lk->res));
-      lk->res.score = -1;
-      lk->res.failure = SCORE_FAIL_CANCELLED;
-      snprintf(lk->res.error, sizeof(lk->res.error), "cancelled");
+      set_failure(&lk->res, SCORE_FAIL_CANCELLED, "cancelled");
       io_finish(lk);
     }
     loop_stop(sc->io_loop);
@@ -924,10 +922,7 @@ void score_client_close(struct score_client *sc)
    * with its result; the rest (simulated, skipped) are still deferred. */
   on_done_wake(&sc->done_wake);
   while (sc->inflight) {
-    memset(&res, 0, sizeof(res));
-    res.score = -1;
-    res.failure = SCORE_FAIL_CANCELLED;
-    snprintf(res.error, sizeof(res.error), "cancelled");
+    set_failure(&res, SCORE_FAIL_CANCELLED, "cancelled");
     loop_defer_cancel(sc->loop, &sc->inflight->task);
     complete(sc->inflight, &res);
   }
