@@ -321,8 +321,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (clen && strtoull(clen, &end, 10) > h->max_body)
       return refuse(rq, MHD_HTTP_CONTENT_TOO_LARGE,
                     "request body is too large");
-    if (h->closing)
-      return refuse(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
     return MHD_YES;
   }
   if (rq->answered) {

@@ -69,7 +69,7 @@ struct lookup {
   struct score_client *sc;
   struct shard *sh;  /* NULL for simulated lookups */
   CURL *easy;        /* NULL for simulated lookups */
-  uint64_t easy_gen; /* the config_gen its shared options follow */
+  uint64_t easy_gen; /* the io_gen its shared options follow */
   /*
    * The request headers as curl reads them: a list whose nodes and lines
    * live here rather than in curl_slist_append's two allocations per
@@ -156,7 +156,7 @@ struct score_client {
   struct lookup *inbox, *inbox_tail;
   struct lookup *outbox, *outbox_tail;
   int io_stop;
-  uint64_t config_gen; /* score_client_set_config calls so far */
+  /* A reload the Score thread has yet to take: next_ca_file is then set. */
   uint32_t next_timeout_ms;
   char *next_ca_file;
   struct loop_async io_wake;   /* on io_loop; sent by the loop thread */
@@ -170,7 +170,7 @@ struct score_client {
   size_t nshards;
   size_t next_shard;        /* lookups are dealt to the shards in turn */
   struct lookup *io_active; /* doubly linked through io_prev, io_next */
-  uint64_t io_gen;          /* the config_gen of io_timeout_ms, io_ca_file */
+  uint64_t io_gen;          /* reloads taken; io_timeout_ms, io_ca_file */
   uint32_t io_timeout_ms;
   char *io_ca_file; /* "" for the system bundle */
   /* Every socket we know of, by descriptor; grows with the highest fd,
@@ -203,7 +203,7 @@ static void set_failure(struct score_result *res, enum score_failure failure,
 static void check_done(struct shard *sh)
 {
   struct lookup *lk;
-  struct score_result res;
+  struct score_result *res;
   CURLMsg *msg;
   int left;
   long status = 0;
@@ -212,26 +212,24 @@ static void check_done(struct shard *sh)
     if (msg->msg != CURLMSG_DONE)
       continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&lk);
-    memset(&res, 0, sizeof(res));
-    res.score = -1;
+    res = &lk->res;
     if (msg->data.result == CURLE_OK) {
+      memset(res, 0, sizeof(*res));
+      res->score = -1;
       curl_easy_getinfo(lk->easy, CURLINFO_RESPONSE_CODE, &status);
       score_response_parse((int)status, lk->body.data ? lk->body.data : "",
-                           lk->body.len, &res);
+                           lk->body.len, res);
     } else if (lk->too_large) {
-      res.failure = SCORE_FAIL_TOO_LARGE;
-      snprintf(res.error, sizeof(res.error), "too_large");
+      set_failure(res, SCORE_FAIL_TOO_LARGE, "too_large");
     } else if (msg->data.result == CURLE_OPERATION_TIMEDOUT) {
-      res.failure = SCORE_FAIL_TIMEOUT;
-      snprintf(res.error, sizeof(res.error), "timeout");
+      set_failure(res, SCORE_FAIL_TIMEOUT, "timeout");
     } else {
-      res.failure = SCORE_FAIL_CONNECT;
-      snprintf(res.error, sizeof(res.error), "connect:%d",
+      set_failure(res, SCORE_FAIL_CONNECT, "");
+      snprintf(res->error, sizeof(res->error), "connect:%d",
                (int)msg->data.result);
       log_warn("score lookup failed|error=\"%s\"",
                curl_easy_strerror(msg->data.result));
     }
-    lk->res = res;
     curl_multi_remove_handle(sh->multi, lk->easy);
     io_finish(lk);
   }
@@ -734,12 +732,12 @@ static void on_io_wake(struct loop_async *a)
   lk = sc->inbox;
   sc->inbox = sc->inbox_tail = NULL;
   stop = sc->io_stop;
-  if (sc->io_gen != sc->config_gen && sc->next_ca_file) {
+  if (sc->next_ca_file) {
     free(sc->io_ca_file);
     sc->io_ca_file = sc->next_ca_file;
     sc->next_ca_file = NULL;
     sc->io_timeout_ms = sc->next_timeout_ms;
-    sc->io_gen = sc->config_gen;
+    sc->io_gen++;
     reloaded = 1;
   }
   pthread_mutex_unlock(&sc->q_lock);
@@ -968,7 +966,6 @@ void score_client_set_config(struct score_client *sc, const struct config *cfg)
   free(sc->next_ca_file);
   sc->next_ca_file = ca_file;
   sc->next_timeout_ms = cfg->telesign.timeout_ms;
-  sc->config_gen++;
   pthread_mutex_unlock(&sc->q_lock);
   loop_async_send(&sc->io_wake);
 }
