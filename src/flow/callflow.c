@@ -449,11 +449,15 @@ static enum flow_status screen_new(struct flow *f,
                                    struct flow_reply *now, flow_reply_cb cb,
                                    void *arg)
 {
+  const struct call *known;
   struct pending *p;
   struct call c;
 
   call_init(&c, ev->ref);
-  c.started_ms = loop_wall_ms(f->loop);
+  /* A second delivery while the first is still being screened: the call
+   * started when the first arrived, as its record keeps (CALL_UPSERT_SET). */
+  known = store_call_find(f->store, ev->ref);
+  c.started_ms = known ? known->started_ms : loop_wall_ms(f->loop);
   CALL_SET(c.caller_raw, ev->from);
   CALL_SET(c.to, ev->to);
   if (screening_decide(f->screening, &c)) {

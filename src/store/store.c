@@ -254,6 +254,7 @@ struct store {
   int failing;
   int64_t fail_log_ms;
   uint64_t fails_unlogged;
+  int64_t maintain_log_ms;
 
   /* Atomics. */
   atomic_size_t depth;  /* queued or in a batch: loop adds, worker takes */
@@ -1085,6 +1086,26 @@ static int wait_ms(struct store *st, int64_t ms)
 }
 
 /*
+ * Worker, after a batch: the backend's upkeep (store_backend.h). It loses
+ * nothing when it fails and retries on its own, so a failure is only
+ * said, at most once per STORE_LOG_EVERY_MS.
+ */
+static void store_maintain(struct store *st)
+{
+  int64_t now;
+
+  if (!st->ops->maintain)
+    return;
+  now = monotonic_ms();
+  if (st->ops->maintain(st->handle, now) != VS_OK &&
+      now - st->maintain_log_ms >= STORE_LOG_EVERY_MS) {
+    log_warn("store upkeep failed, retrying|backend=%s error=\"%s\"",
+             st->ops->name, st->ops->errmsg(st->handle));
+    st->maintain_log_ms = now;
+  }
+}
+
+/*
  * The worker: sleeps until something is queued, takes all of it, runs it.
  * On stop it keeps taking batches until the queue is empty, so nothing
  * queued before store_close() is lost. While a shared backend is failing
@@ -1119,6 +1140,7 @@ static void *store_worker(void *arg)
     if (!batch)
       break;
     store_run_batch(st, batch, drop_gen);
+    store_maintain(st);
   }
   return NULL;
 }

@@ -12,9 +12,9 @@
  *   - a read-write handle (open) is opened by the thread that calls
  *     store_open() before the worker starts and closed by the thread that
  *     calls store_close() after the worker has been joined; every other op
- *     on it (begin, commit, rollback, save_call, load_call, errmsg) runs on
- *     the store's worker thread only, so a backend needs no locking of its
- *     own and the loop thread never waits on the disk;
+ *     on it (begin, commit, rollback, save_call, load_call, maintain,
+ *     errmsg) runs on the store's worker thread only, so a backend needs
+ *     no locking of its own and the loop thread never waits on the disk;
  *   - a read-only handle (open_readonly) belongs to the tool thread that
  *     called store_calls_list(), which opens it, calls list_calls and
  *     errmsg, and closes it;
@@ -118,7 +118,9 @@ struct store_backend_ops {
 
   /*
    * Inserts the record, or replaces every field of the record with the
-   * same ref (an upsert keyed by ref). `call` is borrowed for the call.
+   * same ref (an upsert keyed by ref) but the call's identity: caller_raw,
+   * caller, to and started_ms keep the values of its first record
+   * (CALL_UPSERT_SET). `call` is borrowed for the call.
    */
   int (*save_call)(void *handle, const struct call *call);
 
@@ -244,6 +246,16 @@ struct store_backend_ops {
    * again resolves.
    */
   int (*retryable)(void *handle);
+
+  /*
+   * Optional (NULL: nothing to do): upkeep that must not hold up a
+   * batch's commit, such as SQLite's index of calls by caller. The worker
+   * calls it after each batch, once the batch's results are posted,
+   * outside any transaction; `now_ms` is a monotonic clock. Each call
+   * does a bounded step. Returns 0, or a vs_err code with errmsg(): a
+   * failure loses nothing and fails no batch, the store only logs it.
+   */
+  int (*maintain)(void *handle, int64_t now_ms);
 
   /*
    * The reason for the last failure on `handle`, as one sentence. The

@@ -1442,5 +1442,6 @@ const struct store_backend_ops store_postgres_ops = {
     .lock_numbers = pg_lock_numbers,
     .update_number = pg_update_number,
     .retryable = pg_retryable,
+    .maintain = NULL,
     .errmsg = pg_errmsg,
 };

@@ -52,8 +52,16 @@ enum col {
   COL_COUNT
 };
 
+/*
+ * The columns of struct call in COL_ order. The two halves around
+ * started_ms let a query take it from another table (store_sqlite.c
+ * lists a caller's calls in the order of calls_by_caller).
+ */
+#define CALL_COLUMNS_BEFORE_STARTED "ref, caller_raw, caller, to_number, "
 #define CALL_COLUMNS                                                          \
-  "ref, caller_raw, caller, to_number, started_ms, updated_ms, step, "        \
+  CALL_COLUMNS_BEFORE_STARTED "started_ms, " CALL_COLUMNS_AFTER_STARTED
+#define CALL_COLUMNS_AFTER_STARTED                                            \
+  "updated_ms, step, "                                                        \
   "attempts, decision, reason, score, risk_level, recommendation, "           \
   "phone_type, score_ref, score_error, score_ms, digits, department, "        \
   "dialled, dial_status, status, duration_s, ended_ms, trace, "               \
@@ -61,12 +69,14 @@ enum col {
   "challenge_tries, challenge_result"
 
 /*
- * What an upsert of a whole row sets when the key exists: every column
- * but the key, from the row offered (the same SQL in both dialects).
+ * What an upsert of a whole row sets when the key exists, from the row
+ * offered (the same SQL in both dialects): every column but the call's
+ * identity, the ref, the caller (raw and normalised), the number called
+ * and the start, which the call's first record fixes. SQLite's index of
+ * calls by caller (sqlite_caller_index.h) relies on it: an entry's
+ * caller and start never change.
  */
 #define CALL_UPSERT_SET                                                       \
-  "caller_raw = excluded.caller_raw, caller = excluded.caller, "              \
-  "to_number = excluded.to_number, started_ms = excluded.started_ms, "        \
   "updated_ms = excluded.updated_ms, step = excluded.step, "                  \
   "attempts = excluded.attempts, decision = excluded.decision, "              \
   "reason = excluded.reason, score = excluded.score, "                        \

@@ -39,6 +39,7 @@
 
 #include "../util/err.h"
 #include "../util/log.h"
+#include "sqlite_caller_index.h"
 #include "sqlite_checkpoint.h"
 #include "call.h"
 #include "records.h"
@@ -159,7 +160,33 @@ static const char *const migrations[] = {
     " number TEXT NOT NULL,"
     " started_ms INTEGER NOT NULL);"
     "CREATE INDEX number_calls_number ON number_calls (number, started_ms);"
-    "CREATE INDEX number_calls_started_ms ON number_calls (started_ms);"};
+    "CREATE INDEX number_calls_started_ms ON number_calls (started_ms);",
+
+    /*
+     * 4: calls by caller, kept up in bulk (sqlite_caller_index.h) instead
+     * of by index calls_caller, which put every new call on a random page.
+     * calls_by_caller holds (caller, started_ms, rowid) of every call up
+     * to caller_index.through; the calls after it are pending. An entry
+     * never changes, since a call's caller and start do not
+     * (CALL_UPSERT_SET); forget and the purge delete entries with their
+     * calls. No trigger: one on calls made SQLite keep a statement
+     * journal for every upsert, which cost 10-15% of cache-hit
+     * incoming_call throughput. The columns are named apart from those of
+     * calls so that a join needs no prefixes.
+     */
+    "CREATE TABLE calls_by_caller ("
+    " number TEXT NOT NULL,"
+    " at_ms INTEGER NOT NULL,"
+    " call INTEGER NOT NULL,"
+    " PRIMARY KEY (number, at_ms, call)) WITHOUT ROWID;"
+    "CREATE TABLE caller_index ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " through INTEGER NOT NULL);"
+    "INSERT INTO calls_by_caller (number, at_ms, call)"
+    " SELECT caller, started_ms, rowid FROM calls ORDER BY 1, 2, 3;"
+    "INSERT INTO caller_index (id, through)"
+    " SELECT 1, IFNULL(MAX(rowid), 0) FROM calls;"
+    "DROP INDEX calls_caller;"};
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -192,6 +219,10 @@ static const char sql_select[] =
  * The limit applies to the order asked for: oldest first with a limit gives
  * the oldest matching calls (the next page starts after the last one).
  */
+/* The statements of forget and of one step of the purge. */
+#define FORGET_STMTS 4
+#define PURGE_STMTS  2
+
 enum {
   LIST_SINCE = 1,
   LIST_CALLER = 2,
@@ -204,15 +235,42 @@ enum {
 #define LIST_NEWEST " ORDER BY started_ms DESC, rowid DESC LIMIT :limit"
 #define LIST_OLD    " ORDER BY started_ms ASC, rowid ASC LIMIT :limit"
 #define W_SINCE     "started_ms >= :since"
-#define W_CALLER    "caller = :caller"
 #define W_DECISION  "decision = :decision"
 
-/* The eight filters, in the bit order of LIST_SINCE..LIST_DECISION. */
-#define LIST_FILTERS(order)                                                   \
-  CALL_LIST_VARIANTS(LIST_FROM, W_SINCE, W_CALLER, W_DECISION, order)
+/*
+ * A caller's calls (migration 4): those up to caller_index.through from
+ * calls_by_caller, in its order, with started_ms from the index so that
+ * the merge below needs no sort of them, then the pending ones after it,
+ * few enough to sort. SQLite merges the two in `order`, which names the
+ * rowid `rid` (a 33rd column, which nothing reads). The extra conditions,
+ * `b_where` on the first and `c_where` on the second, start with AND.
+ */
+#define CALLER_THROUGH "(SELECT through FROM caller_index)"
+#define BY_CALLER(b_where, c_where, order)                                    \
+  "SELECT " CALL_COLUMNS_BEFORE_STARTED                                       \
+  "b.at_ms AS started_ms, " CALL_COLUMNS_AFTER_STARTED                        \
+  ", b.call AS rid FROM calls_by_caller b CROSS JOIN calls c "                \
+  "ON c.rowid = b.call WHERE b.number = :caller AND c.caller = b.number "     \
+  "AND c.started_ms = b.at_ms AND b.call <= " CALLER_THROUGH b_where          \
+  " UNION ALL SELECT " CALL_COLUMNS ", rowid AS rid FROM calls c "            \
+  "WHERE c.rowid > " CALLER_THROUGH " AND c.caller = :caller" c_where order
+#define RID_NEWEST " ORDER BY started_ms DESC, rid DESC LIMIT :limit"
+#define RID_OLD    " ORDER BY started_ms ASC, rid ASC LIMIT :limit"
+#define B_SINCE    " AND b.at_ms >= :since"
+#define C_SINCE    " AND c.started_ms >= :since"
+#define C_DECISION " AND c.decision = :decision"
 
-static const char *const sql_list[LIST_VARIANTS] = {LIST_FILTERS(LIST_NEWEST),
-                                                    LIST_FILTERS(LIST_OLD)};
+/* The eight filters, in the bit order of LIST_SINCE..LIST_DECISION. */
+#define LIST_FILTERS(order, rid_order)                                        \
+  LIST_FROM order, LIST_FROM " WHERE " W_SINCE order,                         \
+      BY_CALLER("", "", rid_order), BY_CALLER(B_SINCE, C_SINCE, rid_order),   \
+      LIST_FROM " WHERE " W_DECISION order,                                   \
+      LIST_FROM " WHERE " W_SINCE " AND " W_DECISION order,                   \
+      BY_CALLER(C_DECISION, C_DECISION, rid_order),                           \
+      BY_CALLER(B_SINCE C_DECISION, C_SINCE C_DECISION, rid_order)
+
+static const char *const sql_list[LIST_VARIANTS] = {
+    LIST_FILTERS(LIST_NEWEST, RID_NEWEST), LIST_FILTERS(LIST_OLD, RID_OLD)};
 
 /* The SQL of the screening state (schema version 2). */
 
@@ -280,6 +338,8 @@ struct sqlite_backend {
   /* Runs the WAL checkpoints of `db` off the worker; NULL when read-only
    * or in memory. */
   struct sqlite_checkpointer *checkpointer;
+  /* Keeps calls_by_caller up; NULL when read-only. */
+  struct sqlite_caller_index *by_caller;
   sqlite3_stmt *begin; /* NULL in a read-only handle, like the next four */
   sqlite3_stmt *commit;
   sqlite3_stmt *rollback;
@@ -298,8 +358,8 @@ struct sqlite_backend {
   sqlite3_stmt *list_all;
   sqlite3_stmt *list_kind;
   /* forget and the retention purge, prepared on first use. */
-  sqlite3_stmt *forget[3];
-  sqlite3_stmt *purge;
+  sqlite3_stmt *forget[FORGET_STMTS];
+  sqlite3_stmt *purge[PURGE_STMTS];
   char err[SQLITE_ERR_SIZE];
 };
 
@@ -389,6 +449,7 @@ static int create_file(const char *path, char *err, size_t errlen)
 static void backend_free(struct sqlite_backend *b)
 {
   sqlite_checkpointer_stop(b->checkpointer);
+  sqlite_caller_index_destroy(b->by_caller);
   sqlite3_finalize(b->begin);
   sqlite3_finalize(b->commit);
   sqlite3_finalize(b->rollback);
@@ -406,9 +467,10 @@ static void backend_free(struct sqlite_backend *b)
   sqlite3_finalize(b->recent);
   sqlite3_finalize(b->list_all);
   sqlite3_finalize(b->list_kind);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < FORGET_STMTS; i++)
     sqlite3_finalize(b->forget[i]);
-  sqlite3_finalize(b->purge);
+  for (int i = 0; i < PURGE_STMTS; i++)
+    sqlite3_finalize(b->purge[i]);
   sqlite3_close_v2(b->db);
   free(b);
 }
@@ -679,6 +741,10 @@ static int sqlite_open(const char *path, void **handle, char *err,
   rc = prepare_rw(b, path, err, errlen);
   if (rc)
     goto fail_free_backend;
+  if (sqlite_caller_index_create(b->db, &b->by_caller) != VS_OK) {
+    rc = vs_fail(err, errlen, VS_ERR_NOMEM, "out of memory");
+    goto fail_free_backend;
+  }
   if (strcmp(path, ":memory:") != 0) {
     rc = sqlite_checkpointer_start(b->db, path, &b->checkpointer, err, errlen);
     if (rc)
@@ -925,7 +991,10 @@ static int sqlite_save_call(void *handle, const struct call *call)
     sqlite3_clear_bindings(b->upsert);
     return rc;
   }
-  return run_stmt(b, b->upsert, "cannot save a call record");
+  rc = run_stmt(b, b->upsert, "cannot save a call record");
+  if (rc == VS_OK)
+    sqlite_caller_index_saved(b->by_caller);
+  return rc;
 }
 
 static int sqlite_load_call(void *handle, const char *ref, struct call *out)
@@ -1390,8 +1459,12 @@ static const char *sqlite_errmsg(void *handle)
 
 /* ---- forget and retention ------------------------------------------ */
 
-static const char *const sql_forget[3] = {
-    "DELETE FROM calls WHERE caller = ?1",
+/* The calls first: the second statement deletes what they were found by. */
+static const char *const sql_forget[FORGET_STMTS] = {
+    "DELETE FROM calls WHERE rowid IN (SELECT call FROM calls_by_caller "
+    "WHERE number = ?1 UNION ALL SELECT rowid FROM calls WHERE rowid "
+    "> " CALLER_THROUGH " AND caller = ?1)",
+    "DELETE FROM calls_by_caller WHERE number = ?1",
     "DELETE FROM lists WHERE entry = ?1",
     "DELETE FROM numbers WHERE number = ?1",
 };
@@ -1400,13 +1473,14 @@ static int sqlite_forget_number(void *handle, const char *number,
                                 struct store_forget_counts *out)
 {
   struct sqlite_backend *b = handle;
-  uint64_t *counts[3] = {&out->calls, &out->list_entries, &out->numbers};
+  uint64_t *counts[FORGET_STMTS] = {&out->calls, NULL, &out->list_entries,
+                                    &out->numbers};
   int rc = VS_OK;
 
   memset(out, 0, sizeof(*out));
   if (b->readonly)
     return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
-  for (int i = 0; rc == VS_OK && i < 3; i++) {
+  for (int i = 0; rc == VS_OK && i < FORGET_STMTS; i++) {
     rc = lazy_prepare(b, sql_forget[i], &b->forget[i],
                       "cannot prepare forgetting a number");
     if (rc == VS_OK &&
@@ -1416,36 +1490,60 @@ static int sqlite_forget_number(void *handle, const char *number,
       rc = backend_fail(b, VS_ERR_INVAL, "cannot bind a number");
     if (rc == VS_OK)
       rc = run_stmt(b, b->forget[i], "cannot forget a number");
-    if (rc == VS_OK)
+    if (rc == VS_OK && counts[i])
       *counts[i] = (uint64_t)sqlite3_changes(b->db);
   }
+  if (rc == VS_OK)
+    rc = sqlite_caller_index_deleted(b->by_caller, b->err, sizeof(b->err));
   return rc;
 }
 
-/* The oldest first, so that a purge cut short by `max` resumes in order. */
-static const char sql_purge[] =
-    "DELETE FROM calls WHERE ref IN (SELECT ref FROM calls "
-    "WHERE started_ms < ?1 ORDER BY started_ms LIMIT ?2)";
+/*
+ * The index entries of the calls the purge deletes next, then the calls.
+ * The oldest first, so that a purge cut short by `max` resumes in order;
+ * the rowid breaks ties of started_ms, so that both select the same calls.
+ */
+static const char *const sql_purge[PURGE_STMTS] = {
+    "DELETE FROM calls_by_caller WHERE (number, at_ms, call) IN (SELECT "
+    "caller, started_ms, rowid FROM calls WHERE started_ms < ?1 ORDER BY "
+    "started_ms, rowid LIMIT ?2)",
+    "DELETE FROM calls WHERE rowid IN (SELECT rowid FROM calls "
+    "WHERE started_ms < ?1 ORDER BY started_ms, rowid LIMIT ?2)"};
 
 static int sqlite_purge_calls(void *handle, int64_t before_ms, unsigned max,
                               uint64_t *deleted)
 {
   struct sqlite_backend *b = handle;
-  int rc;
+  int rc = VS_OK;
 
   *deleted = 0;
   if (b->readonly)
     return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
-  rc = lazy_prepare(b, sql_purge, &b->purge, "cannot prepare the purge");
-  if (rc == VS_OK &&
-      (sqlite3_bind_int64(b->purge, 1, before_ms) != SQLITE_OK ||
-       sqlite3_bind_int64(b->purge, 2, max) != SQLITE_OK))
-    rc = backend_fail(b, VS_ERR_INVAL, "cannot bind the purge");
-  if (rc == VS_OK)
-    rc = run_stmt(b, b->purge, "cannot delete old call records");
+  for (int i = 0; rc == VS_OK && i < PURGE_STMTS; i++) {
+    rc = lazy_prepare(b, sql_purge[i], &b->purge[i],
+                      "cannot prepare the purge");
+    if (rc == VS_OK &&
+        (sqlite3_bind_int64(b->purge[i], 1, before_ms) != SQLITE_OK ||
+         sqlite3_bind_int64(b->purge[i], 2, max) != SQLITE_OK))
+      rc = backend_fail(b, VS_ERR_INVAL, "cannot bind the purge");
+    if (rc == VS_OK)
+      rc = run_stmt(b, b->purge[i], "cannot delete old call records");
+  }
   if (rc == VS_OK)
     *deleted = (uint64_t)sqlite3_changes(b->db);
+  if (rc == VS_OK && *deleted)
+    rc = sqlite_caller_index_deleted(b->by_caller, b->err, sizeof(b->err));
   return rc;
+}
+
+static int sqlite_maintain(void *handle, int64_t now_ms)
+{
+  struct sqlite_backend *b = handle;
+
+  if (b->readonly)
+    return VS_OK;
+  return sqlite_caller_index_step(b->by_caller, now_ms, b->err,
+                                  sizeof(b->err));
 }
 
 const struct store_backend_ops store_sqlite_ops = {
@@ -1468,5 +1566,6 @@ const struct store_backend_ops store_sqlite_ops = {
     .forget_number = sqlite_forget_number,
     .purge_calls = sqlite_purge_calls,
     .visit_number = NULL,
+    .maintain = sqlite_maintain,
     .errmsg = sqlite_errmsg,
 };

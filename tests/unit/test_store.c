@@ -50,7 +50,7 @@
 #define ITER_MS     10   /* longest sleep of one iteration */
 #define GATE_WAIT_S 30   /* longest wait for the worker to reach the gate */
 #define MANY        10000
-#define SCHEMA      3 /* the version this program's store migrates to */
+#define SCHEMA      4 /* the version this program's store migrates to */
 #define STATE_MAX   64
 
 /* One test's directory, database path and loop. Test thread only. */
@@ -369,6 +369,19 @@ static void raw_exec(sqlite3 *db, const char *sql)
   }
 }
 
+/* The one integer `sql` selects. */
+static int raw_int(sqlite3 *db, const char *sql)
+{
+  sqlite3_stmt *s;
+  int n;
+
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+  n = sqlite3_column_int(s, 0);
+  sqlite3_finalize(s);
+  return n;
+}
+
 /* The integer in column `col` of the row of `ref`, or -999 for NULL. */
 static int64_t raw_column(sqlite3 *db, const char *col, const char *ref)
 {
@@ -680,18 +693,14 @@ static void assert_number_equal(const struct number_record *a,
 }
 
 /* Rows of `table` (one of this file's constants, never data). */
-static int64_t raw_count(const char *path, const char *table)
+static int raw_count(const char *path, const char *table)
 {
   char sql[128];
   sqlite3 *db = raw_open(path);
-  sqlite3_stmt *s;
-  int64_t n = -1;
+  int n;
 
   snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
-  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-  if (sqlite3_step(s) == SQLITE_ROW)
-    n = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
+  n = raw_int(db, sql);
   sqlite3_close(db);
   return n;
 }
@@ -1391,6 +1400,174 @@ static void test_list_filters_and_order(void **state)
   store_close(st);
 }
 
+static void on_forgot(void *arg, int rc, const struct store_forget_counts *c)
+{
+  struct store_forget_counts *out = arg;
+
+  assert_int_equal(rc, VS_OK);
+  *out = *c;
+  out->list_entries = 1; /* seen: the callback ran */
+}
+
+/* The calls not yet in calls_by_caller. */
+#define PENDING                                                               \
+  "SELECT count(*) FROM calls WHERE rowid > (SELECT through FROM "            \
+  "caller_index)"
+
+/* `n` calls of caller 15550000009, one batch each, to drive the worker. */
+static void nudge(struct fixture *f, struct store *st, int from, int n)
+{
+  struct call c;
+
+  for (int i = from; i < from + n; i++) {
+    make_call(&c, 900 + i);
+    CALL_SET(c.caller, "15550000009");
+    assert_int_equal(store_call_save(st, &c), VS_OK);
+    wait_idle(f, st);
+  }
+}
+
+/*
+ * Lists by caller merge the calls already in calls_by_caller with those
+ * still pending, in one order, and forget and a changed start follow both.
+ */
+static void test_calls_by_caller(void **state)
+{
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct store_forget_counts fc = {0};
+  struct store_query q = {0};
+  struct list_result r = {0};
+  char err[256] = "";
+  struct call c;
+  sqlite3 *db;
+
+  /* One batch of 30, 10 of them from ...03: the pass reads it after the
+   * batch and, after the next batch, moves it into the index. */
+  for (int k = 0; k < 30; k++) {
+    int i = (k * 7) % 30;
+
+    make_call(&c, i);
+    CALL_SET(c.caller, i % 3 == 0 ? "15550000003" : "15550000001");
+    c.decision = i % 2 ? CALL_DECISION_BLOCK : CALL_DECISION_ALLOW;
+    assert_int_equal(store_call_save(st, &c), VS_OK);
+  }
+  wait_idle(f, st);
+  nudge(f, st, 0, 2);
+  db = raw_open(f->path);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller"), 30);
+  assert_int_equal(raw_int(db, PENDING), 2);
+
+  /* Three newer calls of ...03, pending, one of them blocked. */
+  for (int i = 30; i < 33; i++) {
+    make_call(&c, i);
+    CALL_SET(c.caller, "15550000003");
+    c.decision = i == 31 ? CALL_DECISION_BLOCK : CALL_DECISION_ALLOW;
+    assert_int_equal(store_call_save(st, &c), VS_OK);
+  }
+  wait_idle(f, st);
+  assert_int_equal(raw_int(db, PENDING), 5);
+
+  q.caller = "15550000003";
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 13);
+  assert_true(r.ordered);
+  assert_string_equal(r.refs[0], "ref-000032");
+  assert_string_equal(r.refs[3], "ref-000027");
+  assert_string_equal(r.refs[12], "ref-000000");
+  q.limit = 4; /* three pending, then the newest indexed */
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 4);
+  assert_string_equal(r.refs[3], "ref-000027");
+  q.oldest_first = 1;
+  q.since_ms = 1700000000000LL + 24 * 1000;
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 4);
+  assert_string_equal(r.refs[0], "ref-000024");
+  assert_string_equal(r.refs[1], "ref-000027");
+  assert_string_equal(r.refs[2], "ref-000030");
+  q.oldest_first = 0;
+  q.limit = 0;
+  q.since_ms = 0;
+  q.decision = "block"; /* 3, 9, 15, 21, 27 indexed and 31 pending */
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 6);
+  assert_string_equal(r.refs[0], "ref-000031");
+  assert_string_equal(r.refs[1], "ref-000027");
+
+  /* A call saved again keeps the caller and start of its first record,
+   * so its entry in calls_by_caller stays true. */
+  make_call(&c, 3);
+  CALL_SET(c.caller, "15550000001");
+  CALL_SET(c.caller_raw, "+1 555 000 0001");
+  CALL_SET(c.to, "18005550999");
+  c.started_ms = 1700000000000LL + 99 * 1000;
+  c.attempts = 3;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  wait_idle(f, st);
+  q.decision = NULL;
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 13);
+  assert_string_equal(r.refs[11], "ref-000003");
+  store_close(st); /* so that the load below reads the database */
+  st = open_store(f, 0, 0);
+  assert_int_equal(load_sync(f, st, "ref-000003", &c), VS_OK);
+  assert_string_equal(c.caller, "15550000003");
+  assert_string_equal(c.caller_raw, "+1 (555) 0000003");
+  assert_string_equal(c.to, "18005550003");
+  assert_true(c.started_ms == 1700000000000LL + 3 * 1000);
+  assert_int_equal(c.attempts, 3);
+
+  /* forget takes a caller's calls from both tables. */
+  assert_int_equal(store_forget(st, "15550000003", on_forgot, &fc), VS_OK);
+  wait_idle(f, st);
+  assert_int_equal(fc.list_entries, 1);
+  assert_int_equal(fc.calls, 13);
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 0);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller WHERE "
+                               "number = '15550000003'"),
+                   0);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls WHERE "
+                               "caller = '15550000003'"),
+                   0);
+  assert_int_equal(count_rows(f->path), 35 - 13);
+
+  store_close(st);
+
+  /*
+   * Forgetting the newest call, once indexed, frees its rowid for the next
+   * call, which must then count as pending. A new store's first batch
+   * starts a pass; the update of the call is the next batch, after which
+   * the pass has moved caller_index.through to the call.
+   */
+  st = open_store(f, 0, 0);
+  make_call(&c, 40);
+  CALL_SET(c.caller, "15550000007");
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  wait_idle(f, st);
+  c.attempts++;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  wait_idle(f, st);
+  memset(&fc, 0, sizeof(fc));
+  assert_int_equal(store_forget(st, "15550000007", on_forgot, &fc), VS_OK);
+  wait_idle(f, st);
+  assert_int_equal(fc.calls, 1);
+  make_call(&c, 41);
+  CALL_SET(c.caller, "15550000008");
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  wait_idle(f, st);
+  q.caller = "15550000008";
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 1);
+  store_close(st);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller b WHERE "
+                               "NOT EXISTS (SELECT 1 FROM calls WHERE "
+                               "rowid = b.call AND caller = b.number)"),
+                   0);
+  sqlite3_close(db);
+}
+
 static void test_list_missing_file(void **state)
 {
   struct fixture *f = *state;
@@ -1660,6 +1837,7 @@ static const char v1_schema[] =
 static void test_migration_from_v1(void **state)
 {
   struct fixture *f = *state;
+  struct store_query q = {0};
   struct entries_result er = {0};
   struct state_result sr;
   struct list_result r = {0};
@@ -1747,17 +1925,18 @@ static void test_migration_from_v1(void **state)
   assert_int_equal(sqlite3_step(s), SQLITE_ROW);
   assert_int_equal(sqlite3_column_int(s, 0), SCHEMA);
   sqlite3_finalize(s);
-  /* Velocity's per-caller index is migration 1's, still there. */
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "SELECT sql FROM sqlite_master WHERE "
-                                      "name = 'calls_caller'",
-                                      -1, &s, NULL),
-                   SQLITE_OK);
-  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-  assert_non_null(
-      strstr((const char *)sqlite3_column_text(s, 0), "(caller, started_ms)"));
-  sqlite3_finalize(s);
+  /* Migration 4 indexed the rows already there by caller, in
+   * calls_by_caller instead of the index calls_caller. */
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE "
+                               "name = 'calls_caller'"),
+                   0);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller WHERE "
+                               "number = '15550000042'"),
+                   1);
   sqlite3_close(db);
+  q.caller = "15550000042";
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 1);
 }
 
 /*
@@ -2297,6 +2476,7 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_list_filters_and_order, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_calls_by_caller, setup, teardown),
       cmocka_unit_test_setup_teardown(test_list_missing_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_schema_versions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_completes_pending_loads,
