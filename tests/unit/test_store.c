@@ -1325,16 +1325,15 @@ static void test_shared_backend_has_no_cache(void **state)
   gate_destroy(&g);
 }
 
-static void test_list_filters_and_order(void **state)
+/*
+ * 30 calls, ref-000000 to ref-000029, started one second apart and saved
+ * in a shuffled order: every third from 15550000003, the others from
+ * 15550000001; the odd ones blocked, the even ones allowed.
+ */
+static void save_thirty(struct store *st)
 {
-  struct fixture *f = *state;
-  struct store *st = open_store(f, 0, 0);
-  struct store_query q = {0};
-  struct list_result r = {0};
-  char err[256] = "";
   struct call c;
 
-  /* 30 calls, started one second apart, inserted in a shuffled order. */
   for (int k = 0; k < 30; k++) {
     int i = (k * 7) % 30;
 
@@ -1343,6 +1342,17 @@ static void test_list_filters_and_order(void **state)
     c.decision = i % 2 ? CALL_DECISION_BLOCK : CALL_DECISION_ALLOW;
     assert_int_equal(store_call_save(st, &c), VS_OK);
   }
+}
+
+static void test_list_filters_and_order(void **state)
+{
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct store_query q = {0};
+  struct list_result r = {0};
+  char err[256] = "";
+
+  save_thirty(st);
   wait_idle(f, st);
 
   /* While the server still has the database open. */
@@ -1444,14 +1454,7 @@ static void test_calls_by_caller(void **state)
 
   /* One batch of 30, 10 of them from ...03: the pass reads it after the
    * batch and, after the next batch, moves it into the index. */
-  for (int k = 0; k < 30; k++) {
-    int i = (k * 7) % 30;
-
-    make_call(&c, i);
-    CALL_SET(c.caller, i % 3 == 0 ? "15550000003" : "15550000001");
-    c.decision = i % 2 ? CALL_DECISION_BLOCK : CALL_DECISION_ALLOW;
-    assert_int_equal(store_call_save(st, &c), VS_OK);
-  }
+  save_thirty(st);
   wait_idle(f, st);
   nudge(f, st, 0, 2);
   db = raw_open(f->path);
