@@ -219,10 +219,6 @@ static const char sql_select[] =
  * The limit applies to the order asked for: oldest first with a limit gives
  * the oldest matching calls (the next page starts after the last one).
  */
-/* The statements of forget and of one step of the purge. */
-#define FORGET_STMTS 4
-#define PURGE_STMTS  2
-
 enum {
   LIST_SINCE = 1,
   LIST_CALLER = 2,
@@ -326,6 +322,10 @@ static const char sql_number_live[] =
 static const char sql_recent[] =
     "SELECT caller, started_ms FROM calls WHERE started_ms >= :since AND "
     "caller <> '' ORDER BY started_ms DESC, rowid DESC LIMIT :limit";
+
+/* The statements of forget and of one step of the purge. */
+#define FORGET_STMTS 4
+#define PURGE_STMTS  2
 
 /*
  * One connection. Touched by one thread at a time (see store_backend.h):
