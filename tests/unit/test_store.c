@@ -1573,6 +1573,35 @@ static void test_calls_by_caller(void **state)
   sqlite3_close(db);
 }
 
+/* The retention purge takes the oldest calls' index entries with them. */
+static void test_purge_takes_index_entries(void **state)
+{
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct store_query q = {.caller = "15550000003"};
+  struct list_result r = {0};
+  char err[256] = "";
+  sqlite3 *db;
+
+  save_thirty(st);
+  wait_idle(f, st);
+  nudge(f, st, 0, 2); /* the thirty are indexed, the two nudges pending */
+  assert_int_equal(store_purge(st, 1700000000000LL + 10 * 1000), VS_OK);
+  wait_idle(f, st);
+  assert_int_equal(count_rows(f->path), 32 - 10);
+  db = raw_open(f->path);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller"), 20);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller WHERE "
+                               "at_ms < 1700000010000"),
+                   0);
+  assert_int_equal(raw_int(db, PENDING), 2);
+  sqlite3_close(db);
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 6); /* 12 to 27 */
+  assert_string_equal(r.refs[5], "ref-000012");
+  store_close(st);
+}
+
 static void test_list_missing_file(void **state)
 {
   struct fixture *f = *state;
@@ -2482,6 +2511,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_list_filters_and_order, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_calls_by_caller, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_purge_takes_index_entries, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_list_missing_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_schema_versions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_completes_pending_loads,
