@@ -11,16 +11,15 @@
 
 static const char sql_through[] = "SELECT through FROM caller_index";
 
-/* The calls after ?1, oldest first, with the caller each has now. */
+/* The calls after ?1, oldest first, with their callers. */
 static const char sql_pending[] =
     "SELECT rowid, caller FROM calls WHERE rowid > ?1 ORDER BY rowid "
     "LIMIT ?2";
 
 /*
- * Reads the call's current caller and start rather than what the pass
- * read, so that a change since then is indexed as it is now (later
- * changes are the trigger calls_moved's). A call deleted meanwhile
- * inserts nothing; OR IGNORE makes a pass that ran before harmless.
+ * Takes the call's caller and start from the table, since a pass keeps
+ * only a sort key of each. A call deleted meanwhile inserts nothing;
+ * OR IGNORE makes the entries of an abandoned pass harmless.
  */
 static const char sql_insert[] =
     "INSERT OR IGNORE INTO calls_by_caller (number, at_ms, call) "

@@ -14,9 +14,15 @@
  * index a few hundred at a time, sorted by caller, so that a page of the
  * index is written once for all the calls a pass brings to it. Queries by
  * caller read the index and the pending calls (store_sqlite.c), so the
- * index is never stale, only partly pending. Triggers keep calls_by_caller
- * true when a call's caller or start changes and when a call is deleted;
- * the schema is migration 4 in store_sqlite.c.
+ * index is never stale, only partly pending. An entry never changes, since
+ * a call's caller and start are fixed by its first record
+ * (CALL_UPSERT_SET); forget and the purge delete entries with their calls.
+ * The schema is migration 4 in store_sqlite.c.
+ *
+ * Entries name calls by rowid, which no INTEGER PRIMARY KEY of `calls`
+ * pins down. VACUUM and VACUUM INTO (the backups of docs/deployment.md)
+ * kept rowids in SQLite 3.40 when tried by hand, but SQLite does not
+ * promise it; a rebuild of `calls` should add such a key.
  *
  * Threads: one at a time, the one that owns the writer connection (the
  * store's worker).
