@@ -22,7 +22,10 @@
  * Entries name calls by rowid, which no INTEGER PRIMARY KEY of `calls`
  * pins down. VACUUM and VACUUM INTO (the backups of docs/deployment.md)
  * kept rowids in SQLite 3.40 when tried by hand, but SQLite does not
- * promise it; a rebuild of `calls` should add such a key.
+ * promise it, so a list checks an entry's caller and start against the
+ * call it names, and forget the caller. Rebuilding `calls` with such a key
+ * took 14 s for a million calls; it is left for the rebuild that the index by
+ * reference needs (bench/README.md), so that an upgrade pays for one.
  *
  * Threads: one at a time, the one that owns the writer connection (the
  * store's worker).

@@ -1459,11 +1459,15 @@ static const char *sqlite_errmsg(void *handle)
 
 /* ---- forget and retention ------------------------------------------ */
 
-/* The calls first: the second statement deletes what they were found by. */
+/*
+ * The calls first: the second statement deletes what they were found by.
+ * The caller is checked again on the row, so that an entry naming another
+ * call (see the rowids in sqlite_caller_index.h) cannot delete it.
+ */
 static const char *const sql_forget[FORGET_STMTS] = {
     "DELETE FROM calls WHERE rowid IN (SELECT call FROM calls_by_caller "
     "WHERE number = ?1 UNION ALL SELECT rowid FROM calls WHERE rowid "
-    "> " CALLER_THROUGH " AND caller = ?1)",
+    "> " CALLER_THROUGH " AND caller = ?1) AND caller = ?1",
     "DELETE FROM calls_by_caller WHERE number = ?1",
     "DELETE FROM lists WHERE entry = ?1",
     "DELETE FROM numbers WHERE number = ?1",

@@ -1573,11 +1573,15 @@ static void test_calls_by_caller(void **state)
   sqlite3_close(db);
 }
 
-/* The retention purge takes the oldest calls' index entries with them. */
+/*
+ * The retention purge takes the oldest calls' index entries with them;
+ * forget deletes only calls of the number it is given.
+ */
 static void test_purge_takes_index_entries(void **state)
 {
   struct fixture *f = *state;
   struct store *st = open_store(f, 0, 0);
+  struct store_forget_counts fc = {0};
   struct store_query q = {.caller = "15550000003"};
   struct list_result r = {0};
   char err[256] = "";
@@ -1599,6 +1603,20 @@ static void test_purge_takes_index_entries(void **state)
   assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
   assert_int_equal(r.count, 6); /* 12 to 27 */
   assert_string_equal(r.refs[5], "ref-000012");
+
+  /* An entry naming another caller's call, as renumbered rowids would
+   * leave it, does not make forget delete that call. */
+  db = raw_open(f->path);
+  raw_exec(db, "UPDATE calls_by_caller SET call = (SELECT rowid FROM calls "
+               "WHERE ref = 'ref-000013') WHERE call = (SELECT rowid FROM "
+               "calls WHERE ref = 'ref-000012')");
+  assert_int_equal(store_forget(st, "15550000003", on_forgot, &fc), VS_OK);
+  wait_idle(f, st);
+  assert_int_equal(fc.calls, 5);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls WHERE "
+                               "ref = 'ref-000013'"),
+                   1);
+  sqlite3_close(db);
   store_close(st);
 }
 
