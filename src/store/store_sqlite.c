@@ -12,7 +12,9 @@
  * Tables. `calls` holds the call records; `lists` the allow and block
  * entries and `numbers` what is known of each caller number (both since
  * schema version 2). Lists and numbers are small and read whole at start;
- * calls grow with traffic and are only ever read through an index.
+ * calls grow with traffic and are only ever read through an index, by
+ * caller through calls_by_caller (version 4), which the worker keeps up
+ * in bulk between batches (sqlite_caller_index.h).
  *
  * Schema. The version of the schema is kept in a one-row table,
  * schema_version, and the migrations below are applied in order, all in one
