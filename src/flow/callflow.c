@@ -372,8 +372,8 @@ static void answer_again(struct flow *f, const struct call *known,
 
 static enum flow_status screen_new(struct flow *f,
                                    const struct voice_event *ev,
-                                   struct flow_reply *now, flow_reply_cb cb,
-                                   void *arg);
+                                   int64_t started_ms, struct flow_reply *now,
+                                   flow_reply_cb cb, void *arg);
 
 /* Screens the incoming_call of `p` as a new call, and lets `p` go. */
 static void screen_pending(struct pending *p)
@@ -381,7 +381,7 @@ static void screen_pending(struct pending *p)
   struct flow_reply now = {0};
 
   p->flow->pending--;
-  if (screen_new(p->flow, &p->ev, &now, p->cb, p->arg) == FLOW_DONE)
+  if (screen_new(p->flow, &p->ev, 0, &now, p->cb, p->arg) == FLOW_DONE)
     p->cb(p->arg, &now);
 }
 
@@ -440,24 +440,22 @@ static enum flow_status on_incoming(struct flow *f,
     }
     free(p);
   }
-  return screen_new(f, ev, now, cb, arg);
+  /* A second delivery while the first is still being screened: the call
+   * started when the first arrived, as its record keeps (CALL_UPSERT_SET). */
+  return screen_new(f, ev, known ? known->started_ms : 0, now, cb, arg);
 }
 
-/* Screens a call seen for the first time. */
+/* Screens a call seen for the first time; started_ms 0 means now. */
 static enum flow_status screen_new(struct flow *f,
                                    const struct voice_event *ev,
-                                   struct flow_reply *now, flow_reply_cb cb,
-                                   void *arg)
+                                   int64_t started_ms, struct flow_reply *now,
+                                   flow_reply_cb cb, void *arg)
 {
-  const struct call *known;
   struct pending *p;
   struct call c;
 
   call_init(&c, ev->ref);
-  /* A second delivery while the first is still being screened: the call
-   * started when the first arrived, as its record keeps (CALL_UPSERT_SET). */
-  known = store_call_find(f->store, ev->ref);
-  c.started_ms = known ? known->started_ms : loop_wall_ms(f->loop);
+  c.started_ms = started_ms ? started_ms : loop_wall_ms(f->loop);
   CALL_SET(c.caller_raw, ev->from);
   CALL_SET(c.to, ev->to);
   if (screening_decide(f->screening, &c)) {

@@ -1410,13 +1410,19 @@ static void test_list_filters_and_order(void **state)
   store_close(st);
 }
 
+/* What store_forget() answered, and that it did. */
+struct forgot {
+  int done;
+  struct store_forget_counts counts;
+};
+
 static void on_forgot(void *arg, int rc, const struct store_forget_counts *c)
 {
-  struct store_forget_counts *out = arg;
+  struct forgot *out = arg;
 
   assert_int_equal(rc, VS_OK);
-  *out = *c;
-  out->list_entries = 1; /* seen: the callback ran */
+  out->counts = *c;
+  out->done = 1;
 }
 
 /* The calls not yet in calls_by_caller. */
@@ -1445,7 +1451,7 @@ static void test_calls_by_caller(void **state)
 {
   struct fixture *f = *state;
   struct store *st = open_store(f, 0, 0);
-  struct store_forget_counts fc = {0};
+  struct forgot fc = {0};
   struct store_query q = {0};
   struct list_result r = {0};
   char err[256] = "";
@@ -1526,8 +1532,8 @@ static void test_calls_by_caller(void **state)
   /* forget takes a caller's calls from both tables. */
   assert_int_equal(store_forget(st, "15550000003", on_forgot, &fc), VS_OK);
   wait_idle(f, st);
-  assert_int_equal(fc.list_entries, 1);
-  assert_int_equal(fc.calls, 13);
+  assert_int_equal(fc.done, 1);
+  assert_int_equal(fc.counts.calls, 13);
   assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
   assert_int_equal(r.count, 0);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller WHERE "
@@ -1557,7 +1563,7 @@ static void test_calls_by_caller(void **state)
   memset(&fc, 0, sizeof(fc));
   assert_int_equal(store_forget(st, "15550000007", on_forgot, &fc), VS_OK);
   wait_idle(f, st);
-  assert_int_equal(fc.calls, 1);
+  assert_int_equal(fc.counts.calls, 1);
   make_call(&c, 41);
   CALL_SET(c.caller, "15550000008");
   assert_int_equal(store_call_save(st, &c), VS_OK);
@@ -1581,7 +1587,7 @@ static void test_purge_takes_index_entries(void **state)
 {
   struct fixture *f = *state;
   struct store *st = open_store(f, 0, 0);
-  struct store_forget_counts fc = {0};
+  struct forgot fc = {0};
   struct store_query q = {.caller = "15550000003"};
   struct list_result r = {0};
   char err[256] = "";
@@ -1612,7 +1618,7 @@ static void test_purge_takes_index_entries(void **state)
                "calls WHERE ref = 'ref-000012')");
   assert_int_equal(store_forget(st, "15550000003", on_forgot, &fc), VS_OK);
   wait_idle(f, st);
-  assert_int_equal(fc.calls, 5);
+  assert_int_equal(fc.counts.calls, 5);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls WHERE "
                                "ref = 'ref-000013'"),
                    1);
