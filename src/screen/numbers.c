@@ -45,22 +45,6 @@ struct numbers {
   uint64_t seed;
 };
 
-static uint64_t hash_key(uint64_t seed, const char *s, size_t len)
-{
-  uint64_t h = seed ^ ((uint64_t)len * 0x9e3779b97f4a7c15ULL);
-  uint64_t w;
-
-  while (len >= 8) {
-    memcpy(&w, s, 8);
-    h = hash_mix64(h ^ w);
-    s += 8;
-    len -= 8;
-  }
-  w = 0;
-  memcpy(&w, s, len);
-  return hash_mix64(h ^ w);
-}
-
 /* A usable key: 1 to CALL_NUMBER_SIZE - 1 bytes, so it fits the record. */
 static size_t key_len(const char *number)
 {
@@ -215,7 +199,7 @@ struct number_state *numbers_get(struct numbers *n, const char *number,
   /* `number` may be the record of the node that making room reuses. */
   memcpy(key, number, len + 1);
   number = key;
-  hash = hash_key(n->seed, number, len);
+  hash = hash_bytes(n->seed, number, len);
   node = table_find(n, number, hash);
   if (node) {
     lru_touch(n, node);

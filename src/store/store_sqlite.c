@@ -12,9 +12,10 @@
  * Tables. `calls` holds the call records; `lists` the allow and block
  * entries and `numbers` what is known of each caller number (both since
  * schema version 2). Lists and numbers are small and read whole at start;
- * calls grow with traffic and are only ever read through an index, by
- * caller through calls_by_caller (version 4), which the worker keeps up
- * in bulk between batches (sqlite_caller_index.h).
+ * calls grow with traffic and are only ever read through an index: by
+ * caller through calls_by_caller (version 4) and by reference through
+ * calls_by_ref (version 5), which the worker keeps up in bulk between
+ * batches (sqlite_call_index.h).
  *
  * Schema. The version of the schema is kept in a one-row table,
  * schema_version, and the migrations below are applied in order, all in one
@@ -41,7 +42,7 @@
 
 #include "../util/err.h"
 #include "../util/log.h"
-#include "sqlite_caller_index.h"
+#include "sqlite_call_index.h"
 #include "sqlite_checkpoint.h"
 #include "call.h"
 #include "records.h"
@@ -165,7 +166,7 @@ static const char *const migrations[] = {
     "CREATE INDEX number_calls_started_ms ON number_calls (started_ms);",
 
     /*
-     * 4: calls by caller, kept up in bulk (sqlite_caller_index.h) instead
+     * 4: calls by caller, kept up in bulk (sqlite_call_index.h) instead
      * of by index calls_caller, which put every new call on a random page.
      * calls_by_caller holds (caller, started_ms, rowid) of every call up
      * to caller_index.through; the calls after it are pending. An entry
@@ -188,7 +189,65 @@ static const char *const migrations[] = {
     " SELECT caller, started_ms, rowid FROM calls ORDER BY 1, 2, 3;"
     "INSERT INTO caller_index (id, through)"
     " SELECT 1, IFNULL(MAX(rowid), 0) FROM calls;"
-    "DROP INDEX calls_caller;"};
+    "DROP INDEX calls_caller;",
+
+    /*
+     * 5: calls by reference, kept up in bulk like calls by caller, and the
+     * INTEGER PRIMARY KEY that both indexes name calls by. The table is
+     * rebuilt, since SQLite cannot drop the unique index of a primary key
+     * (14 s for a million calls, docs/deployment.md); the ids are the old
+     * rowids, which calls_by_caller holds. A reference stays unique
+     * because the worker, the one writer, looks a call up before it
+     * inserts one (sqlite_call_index_find). caller_index becomes
+     * call_index: its `through` covers both indexes.
+     */
+    "CREATE TABLE calls_new ("
+    " id INTEGER PRIMARY KEY,"
+    " ref TEXT NOT NULL,"
+    " caller_raw TEXT NOT NULL DEFAULT '',"
+    " caller TEXT NOT NULL DEFAULT '',"
+    " to_number TEXT NOT NULL DEFAULT '',"
+    " started_ms INTEGER NOT NULL DEFAULT 0,"
+    " updated_ms INTEGER NOT NULL DEFAULT 0,"
+    " step TEXT NOT NULL DEFAULT 'new',"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " decision TEXT NOT NULL DEFAULT 'none',"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " score INTEGER,"
+    " risk_level TEXT NOT NULL DEFAULT '',"
+    " recommendation TEXT NOT NULL DEFAULT '',"
+    " phone_type TEXT NOT NULL DEFAULT '',"
+    " score_ref TEXT NOT NULL DEFAULT '',"
+    " score_error TEXT NOT NULL DEFAULT '',"
+    " score_ms INTEGER,"
+    " digits TEXT NOT NULL DEFAULT '',"
+    " department TEXT NOT NULL DEFAULT '',"
+    " dialled TEXT NOT NULL DEFAULT '',"
+    " dial_status TEXT NOT NULL DEFAULT '',"
+    " status TEXT NOT NULL DEFAULT '',"
+    " duration_s INTEGER,"
+    " ended_ms INTEGER,"
+    " trace TEXT NOT NULL DEFAULT '',"
+    " policy_version TEXT NOT NULL DEFAULT '',"
+    " shadow INTEGER NOT NULL DEFAULT 0,"
+    " velocity_count INTEGER NOT NULL DEFAULT 0,"
+    " score_source TEXT NOT NULL DEFAULT '',"
+    " challenge_digit TEXT NOT NULL DEFAULT '',"
+    " challenge_tries INTEGER NOT NULL DEFAULT 0,"
+    " challenge_result TEXT NOT NULL DEFAULT '');"
+    "INSERT INTO calls_new (id, " CALL_COLUMNS ")"
+    " SELECT rowid, " CALL_COLUMNS " FROM calls ORDER BY rowid;"
+    "DROP TABLE calls;"
+    "ALTER TABLE calls_new RENAME TO calls;"
+    "CREATE INDEX calls_started_ms ON calls (started_ms);"
+    "CREATE INDEX calls_decision ON calls (decision, started_ms);"
+    "ALTER TABLE caller_index RENAME TO call_index;"
+    "CREATE TABLE calls_by_ref ("
+    " ref TEXT PRIMARY KEY NOT NULL,"
+    " call INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO calls_by_ref (ref, call)"
+    " SELECT ref, id FROM calls"
+    " WHERE id <= (SELECT through FROM call_index) ORDER BY ref;"};
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -203,20 +262,25 @@ static const char sql_version_get[] =
 static const char sql_version_set[] =
     "UPDATE schema_version SET version = ?1 WHERE id = 1";
 
+/*
+ * The call's id (?33) is the one sqlite_call_index_find gave, or NULL for
+ * a new call, which SQLite then numbers.
+ */
+#define UPSERT_ID (COL_COUNT + 1)
 static const char sql_upsert[] =
-    "INSERT INTO calls (" CALL_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-    "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) "
-    "ON CONFLICT (ref) DO UPDATE SET " CALL_UPSERT_SET;
+    "INSERT INTO calls (id, " CALL_COLUMNS ") VALUES (?33, ?1, ?2, ?3, ?4, "
+    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+    "?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) "
+    "ON CONFLICT (id) DO UPDATE SET " CALL_UPSERT_SET;
 
 static const char sql_select[] =
-    "SELECT " CALL_COLUMNS " FROM calls WHERE ref = ?1";
+    "SELECT " CALL_COLUMNS " FROM calls WHERE id = ?1";
 
 /*
  * list_calls() has one statement per combination of filters and order,
  * each a constant, so that SQLite plans every one with the index that fits
  * instead of a catch-all "(?1 IS NULL OR caller = ?1)" that defeats them.
- * rowid breaks ties between calls started in the same millisecond, in the
+ * The id breaks ties between calls started in the same millisecond, in the
  * direction of the order, so oldest first is exactly newest first reversed.
  * The limit applies to the order asked for: oldest first with a limit gives
  * the oldest matching calls (the next page starts after the last one).
@@ -230,28 +294,28 @@ enum {
 };
 
 #define LIST_FROM   "SELECT " CALL_COLUMNS " FROM calls"
-#define LIST_NEWEST " ORDER BY started_ms DESC, rowid DESC LIMIT :limit"
-#define LIST_OLD    " ORDER BY started_ms ASC, rowid ASC LIMIT :limit"
+#define LIST_NEWEST " ORDER BY started_ms DESC, id DESC LIMIT :limit"
+#define LIST_OLD    " ORDER BY started_ms ASC, id ASC LIMIT :limit"
 #define W_SINCE     "started_ms >= :since"
 #define W_DECISION  "decision = :decision"
 
 /*
- * A caller's calls (migration 4): those up to caller_index.through from
+ * A caller's calls (migration 4): those up to call_index.through from
  * calls_by_caller, in its order, with started_ms from the index so that
  * the merge below needs no sort of them, then the pending ones after it,
  * few enough to sort. SQLite merges the two in `order`, which names the
- * rowid `rid` (a 33rd column, which nothing reads). The extra conditions,
+ * id `rid` (a 33rd column, which nothing reads). The extra conditions,
  * `b_where` on the first and `c_where` on the second, start with AND.
  */
-#define CALLER_THROUGH "(SELECT through FROM caller_index)"
+#define CALLER_THROUGH "(SELECT through FROM call_index)"
 #define BY_CALLER(b_where, c_where, order)                                    \
   "SELECT " CALL_COLUMNS_BEFORE_STARTED                                       \
   "b.at_ms AS started_ms, " CALL_COLUMNS_AFTER_STARTED                        \
   ", b.call AS rid FROM calls_by_caller b CROSS JOIN calls c "                \
-  "ON c.rowid = b.call WHERE b.number = :caller AND c.caller = b.number "     \
+  "ON c.id = b.call WHERE b.number = :caller AND c.caller = b.number "        \
   "AND c.started_ms = b.at_ms AND b.call <= " CALLER_THROUGH b_where          \
-  " UNION ALL SELECT " CALL_COLUMNS ", rowid AS rid FROM calls c "            \
-  "WHERE c.rowid > " CALLER_THROUGH " AND c.caller = :caller" c_where order
+  " UNION ALL SELECT " CALL_COLUMNS ", id AS rid FROM calls c "               \
+  "WHERE c.id > " CALLER_THROUGH " AND c.caller = :caller" c_where order
 #define RID_NEWEST " ORDER BY started_ms DESC, rid DESC LIMIT :limit"
 #define RID_OLD    " ORDER BY started_ms ASC, rid ASC LIMIT :limit"
 #define B_SINCE    " AND b.at_ms >= :since"
@@ -323,11 +387,11 @@ static const char sql_number_live[] =
  */
 static const char sql_recent[] =
     "SELECT caller, started_ms FROM calls WHERE started_ms >= :since AND "
-    "caller <> '' ORDER BY started_ms DESC, rowid DESC LIMIT :limit";
+    "caller <> '' ORDER BY started_ms DESC, id DESC LIMIT :limit";
 
 /* The statements of forget and of one step of the purge. */
-#define FORGET_STMTS 4
-#define PURGE_STMTS  2
+#define FORGET_STMTS 5
+#define PURGE_STMTS  3
 
 /*
  * One connection. Touched by one thread at a time (see store_backend.h):
@@ -340,8 +404,8 @@ struct sqlite_backend {
   /* Runs the WAL checkpoints of `db` off the worker; NULL when read-only
    * or in memory. */
   struct sqlite_checkpointer *checkpointer;
-  /* Keeps calls_by_caller up; NULL when read-only. */
-  struct sqlite_caller_index *by_caller;
+  /* Keeps calls_by_caller and calls_by_ref up; NULL when read-only. */
+  struct sqlite_call_index *index;
   sqlite3_stmt *begin; /* NULL in a read-only handle, like the next four */
   sqlite3_stmt *commit;
   sqlite3_stmt *rollback;
@@ -451,7 +515,7 @@ static int create_file(const char *path, char *err, size_t errlen)
 static void backend_free(struct sqlite_backend *b)
 {
   sqlite_checkpointer_stop(b->checkpointer);
-  sqlite_caller_index_destroy(b->by_caller);
+  sqlite_call_index_destroy(b->index);
   sqlite3_finalize(b->begin);
   sqlite3_finalize(b->commit);
   sqlite3_finalize(b->rollback);
@@ -700,7 +764,7 @@ static int prepare_rw(struct sqlite_backend *b, const char *path, char *err,
     return vs_fail(err, errlen, sqlite_code(rc),
                    "cannot prepare the statements of %s: %s", path,
                    sqlite3_errmsg(b->db));
-  if (sqlite3_bind_parameter_count(b->upsert) != COL_COUNT ||
+  if (sqlite3_bind_parameter_count(b->upsert) != UPSERT_ID ||
       sqlite3_column_count(b->select) != COL_COUNT)
     return vs_fail(err, errlen, VS_ERR_INVAL,
                    "internal error: the SQL of the calls table does not "
@@ -743,7 +807,8 @@ static int sqlite_open(const char *path, void **handle, char *err,
   rc = prepare_rw(b, path, err, errlen);
   if (rc)
     goto fail_free_backend;
-  if (sqlite_caller_index_create(b->db, &b->by_caller) != VS_OK) {
+  if (sqlite_call_index_create(b->db, CALL_INDEX_PENDING_MAX, &b->index) !=
+      VS_OK) {
     rc = vs_fail(err, errlen, VS_ERR_NOMEM, "out of memory");
     goto fail_free_backend;
   }
@@ -838,8 +903,10 @@ static int sqlite_begin(void *handle)
     return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
   /* A transaction left open by a rollback that failed would make every
    * later BEGIN fail; try once more to close it so the worker recovers. */
-  if (!sqlite3_get_autocommit(b->db))
+  if (!sqlite3_get_autocommit(b->db)) {
     sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite_call_index_rolled_back(b->index);
+  }
   return run_stmt(b, b->begin, "cannot begin a transaction");
 }
 
@@ -861,7 +928,11 @@ static int sqlite_rollback(void *handle)
 {
   struct sqlite_backend *b = handle;
 
-  if (b->readonly || sqlite3_get_autocommit(b->db))
+  if (b->readonly)
+    return VS_OK;
+  /* Even when SQLite already rolled back: the calls are gone either way. */
+  sqlite_call_index_rolled_back(b->index);
+  if (sqlite3_get_autocommit(b->db))
     return VS_OK;
   return run_stmt(b, b->rollback, "cannot roll back");
 }
@@ -983,32 +1054,46 @@ static int row_to_call(struct sqlite_backend *b, sqlite3_stmt *s,
 static int sqlite_save_call(void *handle, const struct call *call)
 {
   struct sqlite_backend *b = handle;
+  int64_t id;
   int rc;
 
   if (b->readonly)
     return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
+  rc =
+      sqlite_call_index_find(b->index, call->ref, &id, b->err, sizeof(b->err));
+  if (rc)
+    return rc;
   rc = bind_call(b->upsert, call);
+  if (rc == SQLITE_OK)
+    rc = id ? sqlite3_bind_int64(b->upsert, UPSERT_ID, id)
+            : sqlite3_bind_null(b->upsert, UPSERT_ID);
   if (rc != SQLITE_OK) {
     rc = sqlite_fail(b, rc, "cannot bind a call record");
     sqlite3_clear_bindings(b->upsert);
     return rc;
   }
   rc = run_stmt(b, b->upsert, "cannot save a call record");
-  if (rc == VS_OK)
-    sqlite_caller_index_saved(b->by_caller);
+  if (rc == VS_OK && !id)
+    sqlite_call_index_added(b->index, call->ref,
+                            sqlite3_last_insert_rowid(b->db));
   return rc;
 }
 
 static int sqlite_load_call(void *handle, const char *ref, struct call *out)
 {
   struct sqlite_backend *b = handle;
+  int64_t id;
   int ret;
   int rc;
 
   if (b->readonly)
     return backend_fail(b, VS_ERR_INVAL, "the handle is read-only");
-  rc = sqlite3_bind_text(b->select, 1, ref, (int)strnlen(ref, CALL_REF_SIZE),
-                         SQLITE_STATIC);
+  ret = sqlite_call_index_find(b->index, ref, &id, b->err, sizeof(b->err));
+  if (ret)
+    return ret;
+  if (!id)
+    return VS_ERR_NOTFOUND;
+  rc = sqlite3_bind_int64(b->select, 1, id);
   if (rc == SQLITE_OK)
     rc = sqlite3_step(b->select);
   if (rc == SQLITE_ROW)
@@ -1462,14 +1547,18 @@ static const char *sqlite_errmsg(void *handle)
 /* ---- forget and retention ------------------------------------------ */
 
 /*
- * The calls first: the second statement deletes what they were found by.
- * The caller is checked again on the row, so that an entry naming another
- * call (see the rowids in sqlite_caller_index.h) cannot delete it.
+ * The caller's calls, found as a list of them finds them (BY_CALLER):
+ * first their entries by reference, then the calls, then the entries by
+ * caller that found them. The caller is checked again on the row, so that
+ * an entry naming another call cannot delete it.
  */
+#define FORGET_CALLS                                                          \
+  "SELECT call FROM calls_by_caller WHERE number = ?1 UNION ALL SELECT id "   \
+  "FROM calls WHERE id > " CALLER_THROUGH " AND caller = ?1"
 static const char *const sql_forget[FORGET_STMTS] = {
-    "DELETE FROM calls WHERE rowid IN (SELECT call FROM calls_by_caller "
-    "WHERE number = ?1 UNION ALL SELECT rowid FROM calls WHERE rowid "
-    "> " CALLER_THROUGH " AND caller = ?1) AND caller = ?1",
+    "DELETE FROM calls_by_ref WHERE ref IN (SELECT ref FROM calls WHERE id "
+    "IN (" FORGET_CALLS ") AND caller = ?1)",
+    "DELETE FROM calls WHERE id IN (" FORGET_CALLS ") AND caller = ?1",
     "DELETE FROM calls_by_caller WHERE number = ?1",
     "DELETE FROM lists WHERE entry = ?1",
     "DELETE FROM numbers WHERE number = ?1",
@@ -1479,8 +1568,8 @@ static int sqlite_forget_number(void *handle, const char *number,
                                 struct store_forget_counts *out)
 {
   struct sqlite_backend *b = handle;
-  uint64_t *counts[FORGET_STMTS] = {&out->calls, NULL, &out->list_entries,
-                                    &out->numbers};
+  uint64_t *counts[FORGET_STMTS] = {NULL, &out->calls, NULL,
+                                    &out->list_entries, &out->numbers};
   int rc = VS_OK;
 
   memset(out, 0, sizeof(*out));
@@ -1500,21 +1589,23 @@ static int sqlite_forget_number(void *handle, const char *number,
       *counts[i] = (uint64_t)sqlite3_changes(b->db);
   }
   if (rc == VS_OK)
-    rc = sqlite_caller_index_deleted(b->by_caller, b->err, sizeof(b->err));
+    rc = sqlite_call_index_deleted(b->index, b->err, sizeof(b->err));
   return rc;
 }
 
 /*
  * The index entries of the calls the purge deletes next, then the calls.
  * The oldest first, so that a purge cut short by `max` resumes in order;
- * the rowid breaks ties of started_ms, so that both select the same calls.
+ * the id breaks ties of started_ms, so that all three select the same
+ * calls.
  */
+#define PURGE_NEXT                                                            \
+  "FROM calls WHERE started_ms < ?1 ORDER BY started_ms, id LIMIT ?2"
 static const char *const sql_purge[PURGE_STMTS] = {
     "DELETE FROM calls_by_caller WHERE (number, at_ms, call) IN (SELECT "
-    "caller, started_ms, rowid FROM calls WHERE started_ms < ?1 ORDER BY "
-    "started_ms, rowid LIMIT ?2)",
-    "DELETE FROM calls WHERE rowid IN (SELECT rowid FROM calls "
-    "WHERE started_ms < ?1 ORDER BY started_ms, rowid LIMIT ?2)"};
+    "caller, started_ms, id " PURGE_NEXT ")",
+    "DELETE FROM calls_by_ref WHERE ref IN (SELECT ref " PURGE_NEXT ")",
+    "DELETE FROM calls WHERE id IN (SELECT id " PURGE_NEXT ")"};
 
 static int sqlite_purge_calls(void *handle, int64_t before_ms, unsigned max,
                               uint64_t *deleted)
@@ -1538,7 +1629,7 @@ static int sqlite_purge_calls(void *handle, int64_t before_ms, unsigned max,
   if (rc == VS_OK)
     *deleted = (uint64_t)sqlite3_changes(b->db);
   if (rc == VS_OK && *deleted)
-    rc = sqlite_caller_index_deleted(b->by_caller, b->err, sizeof(b->err));
+    rc = sqlite_call_index_deleted(b->index, b->err, sizeof(b->err));
   return rc;
 }
 
@@ -1548,8 +1639,7 @@ static int sqlite_maintain(void *handle, int64_t now_ms)
 
   if (b->readonly)
     return VS_OK;
-  return sqlite_caller_index_step(b->by_caller, now_ms, b->err,
-                                  sizeof(b->err));
+  return sqlite_call_index_step(b->index, now_ms, b->err, sizeof(b->err));
 }
 
 const struct store_backend_ops store_sqlite_ops = {

@@ -1,4 +1,5 @@
 #include <stddef.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/types.h>
 #include <time.h>
@@ -13,6 +14,23 @@ uint64_t hash_mix64(uint64_t x)
   x *= 0x94d049bb133111ebULL;
   x ^= x >> 31;
   return x;
+}
+
+uint64_t hash_bytes(uint64_t seed, const void *p, size_t len)
+{
+  const unsigned char *s = p;
+  uint64_t h = seed ^ ((uint64_t)len * 0x9e3779b97f4a7c15ULL);
+  uint64_t w;
+
+  while (len >= 8) {
+    memcpy(&w, s, 8);
+    h = hash_mix64(h ^ w);
+    s += 8;
+    len -= 8;
+  }
+  w = 0;
+  memcpy(&w, s, len);
+  return hash_mix64(h ^ w);
 }
 
 uint64_t hash_seed(const void *salt)

@@ -9,10 +9,14 @@
 #ifndef VS_UTIL_HASH_H
 #define VS_UTIL_HASH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* splitmix64's finaliser: every input bit reaches every output bit. */
 uint64_t hash_mix64(uint64_t x);
+
+/* `len` bytes at `p` mixed with a table's `seed`, eight at a time. */
+uint64_t hash_bytes(uint64_t seed, const void *p, size_t len);
 
 /*
  * A random seed for one table, from getrandom(); if the kernel cannot give

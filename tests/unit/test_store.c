@@ -50,7 +50,7 @@
 #define ITER_MS     10   /* longest sleep of one iteration */
 #define GATE_WAIT_S 30   /* longest wait for the worker to reach the gate */
 #define MANY        10000
-#define SCHEMA      4 /* the version this program's store migrates to */
+#define SCHEMA      5 /* the version this program's store migrates to */
 #define STATE_MAX   64
 
 /* One test's directory, database path and loop. Test thread only. */
@@ -1428,7 +1428,7 @@ static void on_forgot(void *arg, int rc, const struct store_forget_counts *c)
 /* The calls not yet in calls_by_caller. */
 #define PENDING                                                               \
   "SELECT count(*) FROM calls WHERE rowid > (SELECT through FROM "            \
-  "caller_index)"
+  "call_index)"
 
 /* `n` calls of caller 15550000009, one batch each, to drive the worker. */
 static void nudge(struct fixture *f, struct store *st, int from, int n)
@@ -1550,7 +1550,7 @@ static void test_calls_by_caller(void **state)
    * Forgetting the newest call, once indexed, frees its rowid for the next
    * call, which must then count as pending. A new store's first batch
    * starts a pass; the update of the call is the next batch, after which
-   * the pass has moved caller_index.through to the call.
+   * the pass has moved call_index.through to the call.
    */
   st = open_store(f, 0, 0);
   make_call(&c, 40);

@@ -1,0 +1,600 @@
+/*
+ * The SQLite store's bulk-kept indexes of calls by caller and by reference
+ * (see sqlite_call_index.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/err.h"
+#include "../util/hash.h"
+#include "call.h"
+#include "sqlite_call_index.h"
+
+static const char sql_through[] = "SELECT through FROM call_index";
+
+/* The calls after ?1, oldest first, with their keys. */
+static const char sql_pending[] =
+    "SELECT id, caller, ref FROM calls WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+/*
+ * Take the keys from the table, since a pass keeps only a sort key of
+ * each. A call deleted meanwhile inserts nothing. OR IGNORE makes the
+ * entries of an abandoned pass harmless; OR REPLACE gives a reference to
+ * the newest call that had it, should a deleted one have left its entry.
+ */
+static const char sql_insert_caller[] =
+    "INSERT OR IGNORE INTO calls_by_caller (number, at_ms, call) "
+    "SELECT caller, started_ms, id FROM calls WHERE id = ?1";
+static const char sql_insert_ref[] =
+    "INSERT OR REPLACE INTO calls_by_ref (ref, call) "
+    "SELECT ref, id FROM calls WHERE id = ?1";
+
+static const char sql_done[] = "UPDATE call_index SET through = ?1";
+
+/* After deletes; IFNULL: with no calls left the next id is 1. */
+static const char sql_lower[] =
+    "UPDATE call_index SET through = (SELECT IFNULL(MAX(id), 0) FROM "
+    "calls) WHERE through > (SELECT IFNULL(MAX(id), 0) FROM calls)";
+
+/* Finding a call: the index, checked against the call it names; a
+ * candidate of the table in memory; the pending calls past the table. */
+static const char sql_by_ref[] =
+    "SELECT c.id FROM calls_by_ref b CROSS JOIN calls c ON c.id = b.call "
+    "WHERE b.ref = ?1 AND c.ref = b.ref";
+static const char sql_is_ref[] =
+    "SELECT 1 FROM calls WHERE id = ?1 AND ref = ?2";
+static const char sql_scan_ref[] =
+    "SELECT id FROM calls WHERE id > ?1 AND ref = ?2 LIMIT 1";
+static const char sql_load[] =
+    "SELECT id, ref FROM calls WHERE id > ?1 ORDER BY id";
+
+/*
+ * A call of the pass and where it sorts in one index. Only locality
+ * depends on the key, so a key that cannot hold a caller (empty, not
+ * digits, too long) simply sorts last, and a reference sorts by its first
+ * eight bytes.
+ */
+struct pass_row {
+  uint64_t key;
+  int64_t call;
+};
+
+enum pass_phase { PASS_IDLE, PASS_READING, PASS_WRITING };
+
+/* A pending call in the table in memory: id 0 marks a free slot. */
+struct pending_slot {
+  uint64_t hash;
+  int64_t id;
+};
+
+/*
+ * The pending calls by reference, open-addressed with linear probing.
+ * Every pending call with an id up to `covered` is in it (INT64_MAX: all
+ * of them); the ones after are found by reading the table. `stale`: to
+ * be reloaded before its next use.
+ */
+struct pending {
+  struct pending_slot *slots;
+  size_t mask; /* slot count - 1, the count a power of two */
+  size_t count;
+  size_t max;
+  int64_t covered;
+  int stale;
+  uint64_t seed;
+};
+
+/*
+ * The writer connection's statements, the pending calls and the pass in
+ * progress. Reading, each step appends the next calls after `last` (at
+ * first call_index.through) to caller_rows and ref_rows [0..n); writing,
+ * each step moves the next of the 2n entries, caller_rows' then ref_rows',
+ * each sorted by key, into its index.
+ */
+struct sqlite_call_index {
+  sqlite3 *db;
+  sqlite3_stmt *through;
+  sqlite3_stmt *pending_calls;
+  sqlite3_stmt *insert_caller;
+  sqlite3_stmt *insert_ref;
+  sqlite3_stmt *done;
+  sqlite3_stmt *lower;
+  sqlite3_stmt *find_ref;
+  sqlite3_stmt *is_ref;
+  sqlite3_stmt *scan_ref;
+  sqlite3_stmt *load;
+  sqlite3_stmt *begin;
+  sqlite3_stmt *commit;
+  sqlite3_stmt *rollback;
+  struct pending pending;
+  struct pass_row *caller_rows; /* CALL_INDEX_PASS_MAX of them, on first use */
+  struct pass_row *ref_rows;    /* the same */
+  enum pass_phase phase;
+  size_t n;
+  size_t next;
+  int64_t last;    /* the newest call read */
+  uint64_t saves;  /* since the last pass started */
+  int64_t pass_ms; /* when it started */
+};
+
+int sqlite_call_index_create(sqlite3 *db, size_t pending_max,
+                             struct sqlite_call_index **out)
+{
+  struct sqlite_call_index *ci = calloc(1, sizeof(*ci));
+
+  if (!ci)
+    return VS_ERR_NOMEM;
+  ci->db = db;
+  ci->pending.max = pending_max;
+  ci->pending.stale = 1;
+  ci->pending.seed = hash_seed(ci);
+  *out = ci;
+  return VS_OK;
+}
+
+void sqlite_call_index_destroy(struct sqlite_call_index *ci)
+{
+  if (!ci)
+    return;
+  sqlite3_finalize(ci->through);
+  sqlite3_finalize(ci->pending_calls);
+  sqlite3_finalize(ci->insert_caller);
+  sqlite3_finalize(ci->insert_ref);
+  sqlite3_finalize(ci->done);
+  sqlite3_finalize(ci->lower);
+  sqlite3_finalize(ci->find_ref);
+  sqlite3_finalize(ci->is_ref);
+  sqlite3_finalize(ci->scan_ref);
+  sqlite3_finalize(ci->load);
+  sqlite3_finalize(ci->begin);
+  sqlite3_finalize(ci->commit);
+  sqlite3_finalize(ci->rollback);
+  free(ci->pending.slots);
+  free(ci->caller_rows);
+  free(ci->ref_rows);
+  free(ci);
+}
+
+/* Prepares `sql` into *s unless it already is. */
+static int prepared(struct sqlite_call_index *ci, const char *sql,
+                    sqlite3_stmt **s)
+{
+  if (*s)
+    return SQLITE_OK;
+  return sqlite3_prepare_v3(ci->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s,
+                            NULL);
+}
+
+/* Steps `s` to its end and resets it; SQLITE_OK or SQLite's error. */
+static int run(sqlite3_stmt *s)
+{
+  int rc = sqlite3_step(s);
+
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * Steps `s` for its first row: SQLITE_ROW with its first column in *v,
+ * SQLITE_DONE with none, or SQLite's error. Resets `s` and its bindings.
+ */
+static int first_int(sqlite3_stmt *s, int64_t *v)
+{
+  int rc = sqlite3_step(s);
+
+  if (rc == SQLITE_ROW)
+    *v = sqlite3_column_int64(s, 0);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return rc;
+}
+
+static int index_fail(struct sqlite_call_index *ci, int rc, const char *what,
+                      char *err, size_t errlen)
+{
+  return vs_fail(err, errlen, rc == SQLITE_NOMEM ? VS_ERR_NOMEM : VS_ERR_IO,
+                 "%s: %s", what, sqlite3_errmsg(ci->db));
+}
+
+/* ---- the pending calls in memory ------------------------------------ */
+
+static uint64_t ref_hash(const struct pending *p, const char *ref)
+{
+  return hash_bytes(p->seed, ref, strnlen(ref, CALL_REF_SIZE));
+}
+
+/* Puts a call in a table known to have room for it. */
+static void slot_put(struct pending_slot *slots, size_t mask, uint64_t hash,
+                     int64_t id)
+{
+  size_t i = (size_t)hash & mask;
+
+  while (slots[i].id)
+    i = (i + 1) & mask;
+  slots[i].hash = hash;
+  slots[i].id = id;
+}
+
+/*
+ * Moves the calls with an id above `after` into a new table of `nslots`
+ * slots, a power of two; the ones at or below it are dropped.
+ */
+static int pending_rehash(struct pending *p, size_t nslots, int64_t after)
+{
+  struct pending_slot *slots = calloc(nslots, sizeof(*slots));
+  size_t count = 0;
+
+  if (!slots)
+    return VS_ERR_NOMEM;
+  for (size_t i = 0; p->slots && i <= p->mask; i++) {
+    if (p->slots[i].id > after) {
+      slot_put(slots, nslots - 1, p->slots[i].hash, p->slots[i].id);
+      count++;
+    }
+  }
+  free(p->slots);
+  p->slots = slots;
+  p->mask = nslots - 1;
+  p->count = count;
+  return VS_OK;
+}
+
+/*
+ * Adds a call, growing the table to keep it at most half full; at `max`
+ * calls, or out of memory, the calls from this one on are left to be read.
+ */
+static void pending_add(struct pending *p, uint64_t hash, int64_t id)
+{
+  size_t nslots = p->slots ? p->mask + 1 : 0;
+
+  if (p->covered != INT64_MAX)
+    return;
+  if (p->count >= p->max) {
+    p->covered = id - 1;
+    return;
+  }
+  if (2 * (p->count + 1) > nslots &&
+      pending_rehash(p, nslots ? 2 * nslots : 1024, 0) != VS_OK) {
+    p->covered = id - 1;
+    return;
+  }
+  slot_put(p->slots, p->mask, hash, id);
+  p->count++;
+}
+
+/* Empties the table; nothing is pending until something is added. */
+static void pending_clear(struct pending *p)
+{
+  if (p->slots)
+    memset(p->slots, 0, (p->mask + 1) * sizeof(*p->slots));
+  p->count = 0;
+  p->covered = INT64_MAX;
+  p->stale = 0;
+}
+
+/* Reads call_index.through into *through. */
+static int read_through(struct sqlite_call_index *ci, int64_t *through)
+{
+  int rc = prepared(ci, sql_through, &ci->through);
+
+  if (rc == SQLITE_OK)
+    rc = first_int(ci->through, through);
+  if (rc == SQLITE_ROW)
+    return SQLITE_OK;
+  return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc; /* migration 4 adds it */
+}
+
+/* Fills the table from the pending calls, oldest first, up to `max`. */
+static int pending_load(struct sqlite_call_index *ci)
+{
+  struct pending *p = &ci->pending;
+  int64_t through = 0;
+  int rc;
+
+  pending_clear(p);
+  rc = read_through(ci, &through);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, sql_load, &ci->load);
+  if (rc != SQLITE_OK)
+    goto fail;
+  sqlite3_bind_int64(ci->load, 1, through);
+  while (p->covered == INT64_MAX &&
+         (rc = sqlite3_step(ci->load)) == SQLITE_ROW)
+    pending_add(p, ref_hash(p, (const char *)sqlite3_column_text(ci->load, 1)),
+                sqlite3_column_int64(ci->load, 0));
+  sqlite3_reset(ci->load);
+  if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+    return SQLITE_OK;
+fail:
+  p->stale = 1;
+  return rc;
+}
+
+/* The table's candidate for `ref` checked against the call it names. */
+static int pending_find(struct sqlite_call_index *ci, const char *ref,
+                        int64_t *id)
+{
+  struct pending *p = &ci->pending;
+  uint64_t hash = ref_hash(p, ref);
+  int64_t one;
+  int rc;
+
+  if (!p->slots)
+    return SQLITE_DONE;
+  rc = prepared(ci, sql_is_ref, &ci->is_ref);
+  for (size_t i = (size_t)hash & p->mask; rc == SQLITE_OK && p->slots[i].id;
+       i = (i + 1) & p->mask) {
+    if (p->slots[i].hash != hash)
+      continue;
+    sqlite3_bind_int64(ci->is_ref, 1, p->slots[i].id);
+    sqlite3_bind_text(ci->is_ref, 2, ref, (int)strnlen(ref, CALL_REF_SIZE),
+                      SQLITE_STATIC);
+    rc = first_int(ci->is_ref, &one);
+    if (rc == SQLITE_ROW) {
+      *id = p->slots[i].id;
+      return SQLITE_ROW;
+    }
+    if (rc == SQLITE_DONE)
+      rc = SQLITE_OK; /* another reference of the same hash */
+  }
+  return rc == SQLITE_OK ? SQLITE_DONE : rc;
+}
+
+/* Binds `ref` as ?n of `s` and steps it for an id. */
+static int find_with(struct sqlite_call_index *ci, const char *sql,
+                     sqlite3_stmt **s, int n, const char *ref, int64_t *id)
+{
+  int rc = prepared(ci, sql, s);
+
+  if (rc != SQLITE_OK)
+    return rc;
+  sqlite3_bind_text(*s, n, ref, (int)strnlen(ref, CALL_REF_SIZE),
+                    SQLITE_STATIC);
+  return first_int(*s, id);
+}
+
+int sqlite_call_index_find(struct sqlite_call_index *ci, const char *ref,
+                           int64_t *id, char *err, size_t errlen)
+{
+  int rc = SQLITE_OK;
+
+  *id = 0;
+  if (ci->pending.stale)
+    rc = pending_load(ci);
+  if (rc == SQLITE_OK)
+    rc = pending_find(ci, ref, id);
+  if (rc == SQLITE_DONE)
+    rc = find_with(ci, sql_by_ref, &ci->find_ref, 1, ref, id);
+  if (rc == SQLITE_DONE && ci->pending.covered != INT64_MAX) {
+    if (prepared(ci, sql_scan_ref, &ci->scan_ref) == SQLITE_OK)
+      sqlite3_bind_int64(ci->scan_ref, 1, ci->pending.covered);
+    rc = find_with(ci, sql_scan_ref, &ci->scan_ref, 2, ref, id);
+  }
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    return VS_OK;
+  *id = 0;
+  return index_fail(ci, rc, "cannot look a call up by reference", err, errlen);
+}
+
+void sqlite_call_index_added(struct sqlite_call_index *ci, const char *ref,
+                             int64_t id)
+{
+  ci->saves++;
+  if (!ci->pending.stale)
+    pending_add(&ci->pending, ref_hash(&ci->pending, ref), id);
+}
+
+void sqlite_call_index_rolled_back(struct sqlite_call_index *ci)
+{
+  ci->pending.stale = 1;
+}
+
+/*
+ * The pass moved call_index.through to `through`: the calls up to it are
+ * found in the index now. A table that does not hold every pending call
+ * is reloaded instead, to take in the ones it could not.
+ */
+static void pending_indexed(struct pending *p, int64_t through)
+{
+  size_t nslots = p->slots ? p->mask + 1 : 0;
+
+  if (p->stale || !nslots)
+    return;
+  if (p->covered != INT64_MAX || pending_rehash(p, nslots, through) != VS_OK)
+    p->stale = 1;
+}
+
+/* ---- the pass -------------------------------------------------------- */
+
+static uint64_t caller_key(const unsigned char *caller)
+{
+  uint64_t v = 0;
+  size_t len = 0;
+
+  for (; caller && caller[len]; len++) {
+    if (caller[len] < '0' || caller[len] > '9' || len == 17)
+      return UINT64_MAX;
+    v = v * 10 + (uint64_t)(caller[len] - '0');
+  }
+  /* 17 digits fit in 57 bits, under a count of at most 17 in the top 7. */
+  return len ? (uint64_t)len << 57 | v : UINT64_MAX;
+}
+
+/* The first eight bytes, big-endian: the order of SQLite's BINARY. */
+static uint64_t ref_key(const unsigned char *ref)
+{
+  uint64_t v = 0;
+
+  for (size_t i = 0; i < 8; i++)
+    v = v << 8 | (ref && *ref ? *ref++ : 0);
+  return v;
+}
+
+static int by_key(const void *a, const void *b)
+{
+  const struct pass_row *x = a, *y = b;
+
+  if (x->key != y->key)
+    return x->key < y->key ? -1 : 1;
+  return (x->call > y->call) - (x->call < y->call);
+}
+
+/* Drops the pass in progress; its calls stay pending. */
+static void pass_abandon(struct sqlite_call_index *ci)
+{
+  ci->phase = PASS_IDLE;
+}
+
+int sqlite_call_index_deleted(struct sqlite_call_index *ci, char *err,
+                              size_t errlen)
+{
+  int rc;
+
+  pass_abandon(ci);
+  ci->pending.stale = 1;
+  rc = prepared(ci, sql_lower, &ci->lower);
+  if (rc == SQLITE_OK)
+    rc = run(ci->lower);
+  if (rc == SQLITE_OK)
+    return VS_OK;
+  return index_fail(ci, rc, "cannot keep the indexes of calls", err, errlen);
+}
+
+/*
+ * Appends the next CALL_INDEX_CHUNK * 4 pending calls; once there are no
+ * more, or the pass is full, sorts them and turns to writing.
+ */
+static int pass_read(struct sqlite_call_index *ci)
+{
+  size_t want = CALL_INDEX_CHUNK * 4;
+  size_t got = 0;
+  sqlite3_stmt *s;
+  int rc;
+
+  if (want > CALL_INDEX_PASS_MAX - ci->n)
+    want = CALL_INDEX_PASS_MAX - ci->n;
+  rc = prepared(ci, sql_pending, &ci->pending_calls);
+  if (rc != SQLITE_OK)
+    return rc;
+  s = ci->pending_calls;
+  sqlite3_bind_int64(s, 1, ci->last);
+  sqlite3_bind_int64(s, 2, (sqlite3_int64)want);
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    int64_t call = sqlite3_column_int64(s, 0);
+
+    ci->caller_rows[ci->n].call = call;
+    ci->caller_rows[ci->n].key = caller_key(sqlite3_column_text(s, 1));
+    ci->ref_rows[ci->n].call = call;
+    ci->ref_rows[ci->n].key = ref_key(sqlite3_column_text(s, 2));
+    ci->n++;
+    ci->last = call;
+    got++;
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE)
+    return rc;
+  if (got == want && ci->n < CALL_INDEX_PASS_MAX)
+    return SQLITE_OK;
+  qsort(ci->caller_rows, ci->n, sizeof(*ci->caller_rows), by_key);
+  qsort(ci->ref_rows, ci->n, sizeof(*ci->ref_rows), by_key);
+  ci->next = 0;
+  ci->phase = ci->n ? PASS_WRITING : PASS_IDLE;
+  return SQLITE_OK;
+}
+
+/*
+ * Moves the next CALL_INDEX_CHUNK entries of the pass in a transaction of
+ * its own; the last chunk also moves call_index.through up to `last`.
+ * Without deletes since the pass began (sqlite_call_index_deleted) no call
+ * at or below `last` was added meanwhile, so all of them are in the pass.
+ */
+static int pass_write(struct sqlite_call_index *ci)
+{
+  size_t end = ci->next + CALL_INDEX_CHUNK;
+  int rc;
+
+  if (end > 2 * ci->n)
+    end = 2 * ci->n;
+  rc = prepared(ci, sql_insert_caller, &ci->insert_caller);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, sql_insert_ref, &ci->insert_ref);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, sql_done, &ci->done);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, "BEGIN IMMEDIATE", &ci->begin);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, "COMMIT", &ci->commit);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, "ROLLBACK", &ci->rollback);
+  if (rc == SQLITE_OK)
+    rc = run(ci->begin);
+  if (rc != SQLITE_OK)
+    return rc;
+  for (size_t i = ci->next; rc == SQLITE_OK && i < end; i++) {
+    sqlite3_stmt *s = i < ci->n ? ci->insert_caller : ci->insert_ref;
+    const struct pass_row *r =
+        i < ci->n ? &ci->caller_rows[i] : &ci->ref_rows[i - ci->n];
+
+    sqlite3_bind_int64(s, 1, r->call);
+    rc = run(s);
+  }
+  if (rc == SQLITE_OK && end == 2 * ci->n) {
+    sqlite3_bind_int64(ci->done, 1, ci->last);
+    rc = run(ci->done);
+  }
+  if (rc == SQLITE_OK)
+    rc = run(ci->commit);
+  if (rc != SQLITE_OK) {
+    if (!sqlite3_get_autocommit(ci->db))
+      run(ci->rollback);
+    return rc;
+  }
+  ci->next = end;
+  if (end == 2 * ci->n) {
+    ci->phase = PASS_IDLE;
+    pending_indexed(&ci->pending, ci->last);
+  }
+  return SQLITE_OK;
+}
+
+/* Allocates the pass's rows on its first use. */
+static int pass_alloc(struct sqlite_call_index *ci)
+{
+  if (!ci->caller_rows)
+    ci->caller_rows = malloc(CALL_INDEX_PASS_MAX * sizeof(*ci->caller_rows));
+  if (!ci->ref_rows)
+    ci->ref_rows = malloc(CALL_INDEX_PASS_MAX * sizeof(*ci->ref_rows));
+  return ci->caller_rows && ci->ref_rows ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
+                           char *err, size_t errlen)
+{
+  int rc;
+
+  if (ci->phase == PASS_IDLE) {
+    if (!ci->saves || (ci->saves < CALL_INDEX_PASS_SAVES &&
+                       now_ms - ci->pass_ms < CALL_INDEX_PASS_MS))
+      return VS_OK;
+    ci->saves = 0;
+    ci->pass_ms = now_ms;
+    ci->n = 0;
+    rc = pass_alloc(ci);
+    if (rc == SQLITE_OK)
+      rc = read_through(ci, &ci->last);
+    if (rc != SQLITE_OK)
+      goto fail;
+    ci->phase = PASS_READING;
+  }
+  rc = ci->phase == PASS_READING ? pass_read(ci) : pass_write(ci);
+  if (rc == SQLITE_OK)
+    return VS_OK;
+fail:
+  /* The calls stay pending; the next pass, a second on, takes them. */
+  pass_abandon(ci);
+  ci->saves = 1;
+  ci->pass_ms = now_ms;
+  if (rc == SQLITE_NOMEM && (!ci->caller_rows || !ci->ref_rows))
+    return vs_fail(err, errlen, VS_ERR_NOMEM,
+                   "cannot index calls: out of memory");
+  return index_fail(ci, rc, "cannot index calls", err, errlen);
+}

@@ -1,0 +1,124 @@
+/*
+ * The SQLite store's indexes of calls, by caller and by reference, kept
+ * up in bulk.
+ *
+ * An index that every commit writes puts each new call on a random page
+ * of it when consecutive calls have unrelated keys: one page written to
+ * the WAL and later copied back by the checkpointer for every call
+ * recorded. Consecutive calls come from unrelated numbers, and TeleSign's
+ * references are random. With the index of calls by caller dropped,
+ * cache-hit incoming_call went from 24,000 to 34,000 requests/s and the
+ * checkpoint thread from 22% of a core to 7%; the index by reference then
+ * cost as much again once the benchmark sent random references
+ * (bench/README.md).
+ *
+ * So calls_by_caller and calls_by_ref index the calls up to a rowid,
+ * call_index.through; the calls after it are pending, and this module
+ * moves them into both indexes a few hundred at a time, sorted by key, so
+ * that a page of an index is written once for all the calls a pass brings
+ * to it. Queries by caller read the index and the pending calls
+ * (store_sqlite.c). A call is found by reference in the index or, when
+ * pending, in a table in memory of the pending calls' references (hashed)
+ * and rowids, which the worker fills as it inserts calls and reloads from
+ * the database after anything that could make it wrong: a rollback, a
+ * delete, a start. So an index is never stale, only partly pending.
+ *
+ * An entry never changes, since a call's reference, caller and start are
+ * fixed by its first record (CALL_UPSERT_SET); forget and the purge
+ * delete entries with their calls. Entries name calls by `calls.id`, an
+ * INTEGER PRIMARY KEY, which VACUUM keeps. The schema is migrations 4 and
+ * 5 in store_sqlite.c.
+ *
+ * Threads: one at a time, the one that owns the writer connection (the
+ * store's worker).
+ */
+#ifndef VS_STORE_SQLITE_CALL_INDEX_H
+#define VS_STORE_SQLITE_CALL_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+/* Calls inserted since the last pass that start a new pass at once. */
+#define CALL_INDEX_PASS_SAVES 32768
+/* Otherwise a pass starts this long after the last, if anything was saved. */
+#define CALL_INDEX_PASS_MS 1000
+/*
+ * Calls one pass takes (the rest wait for the next), at 32 bytes each:
+ * sorting them holds the worker for about 4 ms once a pass.
+ */
+#define CALL_INDEX_PASS_MAX 32768
+/*
+ * Entries one step moves into an index, in a transaction of its own, well
+ * under a millisecond; reading the pass, a step reads four times as many
+ * calls.
+ */
+#define CALL_INDEX_CHUNK 256
+/*
+ * Pending calls the table in memory holds by default, 16 bytes each in a
+ * table at most half full: 4 MiB. Four passes' worth; should the passes
+ * fall further behind, the calls past it are found by reading them.
+ */
+#define CALL_INDEX_PENDING_MAX 131072
+
+struct sqlite_call_index;
+
+/*
+ * A new index keeper for `db`, the writer connection, which stays the
+ * caller's and must outlive it; `pending_max` bounds the table in memory
+ * (CALL_INDEX_PENDING_MAX but in tests). Statements are prepared on first
+ * use. Returns VS_OK or VS_ERR_NOMEM.
+ */
+int sqlite_call_index_create(sqlite3 *db, size_t pending_max,
+                             struct sqlite_call_index **out);
+
+/* Frees `ci` and its statements; NULL is a no-op. Not in a transaction. */
+void sqlite_call_index_destroy(struct sqlite_call_index *ci);
+
+/*
+ * In the worker's transaction: sets *id to the `calls.id` of the call
+ * whose reference is `ref`, or to 0 when there is none. `ref` stays the
+ * caller's. Returns VS_OK, or a vs_err code with the reason in `err`.
+ */
+int sqlite_call_index_find(struct sqlite_call_index *ci, const char *ref,
+                           int64_t *id, char *err, size_t errlen);
+
+/*
+ * In the transaction that inserted it: call `ref` is new, as `id`, and
+ * counts towards the next pass. Nothing to fail: when the table in memory
+ * is full, the call is found by reading it instead.
+ */
+void sqlite_call_index_added(struct sqlite_call_index *ci, const char *ref,
+                             int64_t id);
+
+/*
+ * After the transaction that added calls was rolled back, or may have
+ * been: the table in memory is reloaded before its next use.
+ */
+void sqlite_call_index_rolled_back(struct sqlite_call_index *ci);
+
+/*
+ * Outside any transaction: starts a pass when one is due (see above) and
+ * does its next step: reads the next pending calls, or moves the next
+ * CALL_INDEX_CHUNK of them into an index, in a transaction of its own; the
+ * last step of a pass also moves call_index.through past the pass's
+ * calls. `now_ms` is a monotonic clock. Returns VS_OK, or a vs_err code
+ * with the reason in `err`; after an error the pass is abandoned and the
+ * next one starts over from call_index.through, so nothing is lost.
+ */
+int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
+                           char *err, size_t errlen);
+
+/*
+ * In the transaction that deleted calls, after the deletes: abandons the
+ * pass in progress, lowers call_index.through to the newest call left and
+ * reloads the table in memory before its next use. A deleted newest call
+ * lets SQLite give its id to the next call, which must then be pending,
+ * and the pass would take it for one it had read. Returns VS_OK, or a
+ * vs_err code with the reason in `err`, which fails the transaction.
+ */
+int sqlite_call_index_deleted(struct sqlite_call_index *ci, char *err,
+                              size_t errlen);
+
+#endif
