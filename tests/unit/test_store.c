@@ -1297,9 +1297,14 @@ static void test_failed_commit(void **state)
   wait_idle(f, st);
   assert_true(store_healthy(st));
   assert_int_equal(load_sync(f, st, a.ref, NULL), VS_ERR_NOTFOUND);
+  /* b took the id that a had: saved again, a is a call of its own. */
+  assert_int_equal(store_call_save(st, &a), VS_OK);
+  wait_idle(f, st);
+  assert_int_equal(load_sync(f, st, b.ref, &p), VS_OK);
+  assert_int_equal(p.step, CALL_STEP_MENU);
   store_close(st);
   gate_destroy(&g);
-  assert_int_equal(count_rows(f->path), 2);
+  assert_int_equal(count_rows(f->path), 3);
 }
 
 static void test_shared_backend_has_no_cache(void **state)
@@ -1543,6 +1548,10 @@ static void test_calls_by_caller(void **state)
                                "caller = '15550000003'"),
                    0);
   assert_int_equal(count_rows(f->path), 35 - 13);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref b WHERE "
+                               "NOT EXISTS (SELECT 1 FROM calls WHERE "
+                               "id = b.call)"),
+                   0);
 
   store_close(st);
 
@@ -1579,6 +1588,81 @@ static void test_calls_by_caller(void **state)
   sqlite3_close(db);
 }
 
+/* Calls that share a reference with another; none should. */
+#define DUPLICATE_REFS                                                        \
+  "SELECT count(*) FROM (SELECT ref FROM calls GROUP BY ref "                 \
+  "HAVING count(*) > 1)"
+
+/*
+ * A call is found by reference whether calls_by_ref holds it or it is
+ * pending, by the worker that wrote it and by one that starts over: saved
+ * again, it is updated in place, never recorded twice.
+ */
+static void test_calls_by_ref(void **state)
+{
+  struct fixture *f = *state;
+  struct store *st = open_store(f, 0, 0);
+  struct call c;
+  sqlite3 *db;
+
+  save_thirty(st);
+  wait_idle(f, st);
+  nudge(f, st, 0, 2);
+  db = raw_open(f->path);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref b CROSS "
+                               "JOIN calls c ON c.id = b.call AND "
+                               "c.ref = b.ref"),
+                   30);
+  assert_int_equal(raw_int(db, PENDING), 2);
+
+  /* ref-000005 is indexed, ref-000901 (the second nudge) pending. */
+  make_call(&c, 5);
+  c.attempts = 7;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  make_call(&c, 901);
+  CALL_SET(c.caller, "15550000009");
+  c.attempts = 8;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  wait_idle(f, st);
+  assert_int_equal(count_rows(f->path), 32);
+  store_close(st);
+
+  /* A new worker reloads what is pending from the table. */
+  st = open_store(f, 0, 0);
+  make_call(&c, 901);
+  CALL_SET(c.caller, "15550000009");
+  c.attempts = 9;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  wait_idle(f, st);
+  store_close(st);
+  st = open_store(f, 0, 0);
+  assert_int_equal(load_sync(f, st, "ref-000005", &c), VS_OK);
+  assert_int_equal(c.attempts, 7);
+  assert_int_equal(load_sync(f, st, "ref-000901", &c), VS_OK);
+  assert_int_equal(c.attempts, 9);
+  assert_int_equal(load_sync(f, st, "ref-000902", &c), VS_ERR_NOTFOUND);
+
+  /* Once the pass has taken them, the nudges are found in the index. */
+  nudge(f, st, 3, 2);
+  nudge(f, st, 3, 2);
+  assert_true(raw_int(db, PENDING) <= 2);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref WHERE "
+                               "ref = 'ref-000901'"),
+                   1);
+  make_call(&c, 901);
+  CALL_SET(c.caller, "15550000009");
+  c.attempts = 10;
+  assert_int_equal(store_call_save(st, &c), VS_OK);
+  wait_idle(f, st);
+  store_close(st);
+  assert_int_equal(count_rows(f->path), 34);
+  assert_int_equal(raw_int(db, DUPLICATE_REFS), 0);
+  assert_int_equal(raw_int(db, "SELECT attempts FROM calls WHERE "
+                               "ref = 'ref-000901'"),
+                   10);
+  sqlite3_close(db);
+}
+
 /*
  * The retention purge takes the oldest calls' index entries with them;
  * forget deletes only calls of the number it is given.
@@ -1601,6 +1685,7 @@ static void test_purge_takes_index_entries(void **state)
   assert_int_equal(count_rows(f->path), 32 - 10);
   db = raw_open(f->path);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller"), 20);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref"), 20);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller WHERE "
                                "at_ms < 1700000010000"),
                    0);
@@ -1610,8 +1695,8 @@ static void test_purge_takes_index_entries(void **state)
   assert_int_equal(r.count, 6); /* 12 to 27 */
   assert_string_equal(r.refs[5], "ref-000012");
 
-  /* An entry naming another caller's call, as renumbered rowids would
-   * leave it, does not make forget delete that call. */
+  /* An entry naming another caller's call, as a damaged index would,
+   * does not make forget delete that call. */
   db = raw_open(f->path);
   raw_exec(db, "UPDATE calls_by_caller SET call = (SELECT rowid FROM calls "
                "WHERE ref = 'ref-000013') WHERE call = (SELECT rowid FROM "
@@ -1916,6 +2001,8 @@ static void test_migration_from_v1(void **state)
                    SQLITE_OK);
   raw_exec(db, "PRAGMA journal_mode=WAL");
   raw_exec(db, v1_schema);
+  /* A gap in the rowids, which migration 5 must keep as ids. */
+  raw_exec(db, "UPDATE calls SET rowid = rowid + 100 WHERE ref = 'ref-v1'");
   sqlite3_close(db);
 
   /* The read-only tool never migrates: it refuses the old version. */
@@ -1991,6 +2078,20 @@ static void test_migration_from_v1(void **state)
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller WHERE "
                                "number = '15550000042'"),
                    1);
+  /* Migration 5 kept the rowids as ids, which calls_by_caller names, and
+   * indexed the calls by reference, with no unique index left on calls. */
+  assert_int_equal(raw_int(db, "SELECT id FROM calls WHERE ref = 'ref-v1'"),
+                   raw_int(db, "SELECT call FROM calls_by_caller WHERE "
+                               "number = '15550000042'"));
+  assert_true(raw_int(db, "SELECT id FROM calls WHERE ref = 'ref-v1'") > 100);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref b CROSS "
+                               "JOIN calls c ON c.id = b.call AND "
+                               "c.ref = b.ref"),
+                   2);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE "
+                               "tbl_name = 'calls' AND name LIKE "
+                               "'sqlite_autoindex%'"),
+                   0);
   sqlite3_close(db);
   q.caller = "15550000042";
   assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
@@ -2535,6 +2636,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_list_filters_and_order, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_calls_by_caller, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_calls_by_ref, setup, teardown),
       cmocka_unit_test_setup_teardown(test_purge_takes_index_entries, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_list_missing_file, setup, teardown),

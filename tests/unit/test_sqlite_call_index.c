@@ -1,0 +1,215 @@
+/*
+ * Tests of the SQLite store's bulk-kept indexes of calls
+ * (src/store/sqlite_call_index.c) on the real schema, migrated by the
+ * backend into a database file in a fresh temporary directory, then
+ * written by this test's own connection the way store_sqlite.c writes it.
+ *
+ * The table in memory of pending calls is made tiny here, so that the
+ * calls past it (found by reading them) are reached with a handful of
+ * calls. Passes are driven with a made-up monotonic clock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "../../src/store/sqlite_call_index.h"
+#include "../../src/store/store_sqlite.h"
+#include "../../src/util/err.h"
+
+#define PENDING_MAX 3 /* calls the table in memory holds */
+
+struct fixture {
+  char dir[256];
+  char path[320];
+  sqlite3 *db;
+  struct sqlite_call_index *ci;
+  int64_t now_ms; /* the pass's clock */
+};
+
+static void exec(sqlite3 *db, const char *sql)
+{
+  char *msg = NULL;
+
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+static int64_t one_int(sqlite3 *db, const char *sql)
+{
+  sqlite3_stmt *s;
+  int64_t v = -1;
+
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+  if (sqlite3_step(s) == SQLITE_ROW)
+    v = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  return v;
+}
+
+static int setup(void **state)
+{
+  struct fixture *f = calloc(1, sizeof(*f));
+  const char *tmp = getenv("TMPDIR");
+  char err[256];
+  void *h;
+
+  if (!f)
+    return -1;
+  snprintf(f->dir, sizeof(f->dir), "%s/vs-index-XXXXXX", tmp ? tmp : "/tmp");
+  if (!mkdtemp(f->dir))
+    return -1;
+  snprintf(f->path, sizeof(f->path), "%s/calls.db", f->dir);
+  if (store_sqlite_ops.open(f->path, &h, err, sizeof(err)) != VS_OK)
+    return -1;
+  store_sqlite_ops.close(h);
+  if (sqlite3_open(f->path, &f->db) != SQLITE_OK ||
+      sqlite_call_index_create(f->db, PENDING_MAX, &f->ci) != VS_OK)
+    return -1;
+  f->now_ms = 1000000;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  struct fixture *f = *state;
+  char p[400];
+
+  sqlite_call_index_destroy(f->ci);
+  sqlite3_close(f->db);
+  unlink(f->path);
+  snprintf(p, sizeof(p), "%s-wal", f->path);
+  unlink(p);
+  snprintf(p, sizeof(p), "%s-shm", f->path);
+  unlink(p);
+  rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+/* The id of call `ref`, 0 when there is none, as the worker finds it. */
+static int64_t find(struct fixture *f, const char *ref)
+{
+  char err[256] = "";
+  int64_t id = -1;
+
+  assert_int_equal(sqlite_call_index_find(f->ci, ref, &id, err, sizeof(err)),
+                   VS_OK);
+  return id;
+}
+
+/* Inserts call `ref` of `caller` as the worker does; returns its id. */
+static int64_t add(struct fixture *f, const char *ref, const char *caller)
+{
+  char sql[256];
+  int64_t id;
+
+  assert_int_equal(find(f, ref), 0);
+  snprintf(sql, sizeof(sql),
+           "INSERT INTO calls (ref, caller, started_ms) VALUES "
+           "('%s', '%s', 1)",
+           ref, caller);
+  exec(f->db, sql);
+  id = sqlite3_last_insert_rowid(f->db);
+  sqlite_call_index_added(f->ci, ref, id);
+  return id;
+}
+
+/* Steps passes, a second apart, until nothing is pending. */
+static void index_all(struct fixture *f)
+{
+  char err[256] = "";
+
+  for (int i = 0; i < 100 && one_int(f->db, "SELECT count(*) FROM calls "
+                                            "WHERE id > (SELECT through "
+                                            "FROM call_index)") > 0;
+       i++) {
+    f->now_ms += 1000;
+    assert_int_equal(
+        sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)), VS_OK);
+  }
+  assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls WHERE id > "
+                                  "(SELECT through FROM call_index)"),
+                   0);
+}
+
+/*
+ * Calls past the table in memory are found by reading them; once a pass
+ * has indexed the calls, they are found in calls_by_ref, and the table
+ * takes new calls again.
+ */
+static void test_pending_past_the_table(void **state)
+{
+  struct fixture *f = *state;
+  int64_t ids[6];
+  char ref[16];
+
+  for (int i = 0; i < 6; i++) {
+    snprintf(ref, sizeof(ref), "r%d", i);
+    ids[i] = add(f, ref, "15550000001");
+  }
+  for (int i = 0; i < 6; i++) {
+    snprintf(ref, sizeof(ref), "r%d", i);
+    assert_int_equal(find(f, ref), ids[i]);
+  }
+  assert_int_equal(find(f, "r6"), 0);
+
+  index_all(f);
+  assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls_by_ref"), 6);
+  assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls_by_caller"), 6);
+  ids[0] = add(f, "r6", "15550000002");
+  assert_int_equal(find(f, "r6"), ids[0]);
+  assert_int_equal(find(f, "r3"), ids[3]);
+}
+
+/*
+ * What a rollback undid or a delete took is not found, even though the
+ * table in memory had it: a new call that took its id is found under its
+ * own reference only.
+ */
+static void test_rollback_and_delete(void **state)
+{
+  struct fixture *f = *state;
+  char err[256] = "";
+  int64_t id;
+
+  exec(f->db, "BEGIN");
+  id = add(f, "gone", "15550000001");
+  exec(f->db, "ROLLBACK");
+  sqlite_call_index_rolled_back(f->ci);
+  assert_int_equal(find(f, "gone"), 0);
+  assert_int_equal(add(f, "kept", "15550000001"), id);
+  assert_int_equal(find(f, "gone"), 0);
+  assert_int_equal(find(f, "kept"), id);
+
+  index_all(f);
+  exec(f->db, "DELETE FROM calls_by_ref WHERE ref = 'kept'");
+  exec(f->db, "DELETE FROM calls_by_caller");
+  exec(f->db, "DELETE FROM calls WHERE ref = 'kept'");
+  assert_int_equal(sqlite_call_index_deleted(f->ci, err, sizeof(err)), VS_OK);
+  assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
+  assert_int_equal(find(f, "kept"), 0);
+  assert_int_equal(add(f, "again", "15550000001"), id);
+  assert_int_equal(find(f, "again"), id);
+  assert_int_equal(find(f, "kept"), 0);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_pending_past_the_table, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_rollback_and_delete, setup,
+                                      teardown),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
