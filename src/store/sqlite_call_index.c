@@ -114,6 +114,8 @@ struct sqlite_call_index {
   int64_t last;    /* the newest call read */
   uint64_t saves;  /* since the last pass started */
   int64_t pass_ms; /* when it started */
+  size_t added;    /* calls added since the last step */
+  size_t chunk;    /* what this step may move (see sqlite_call_index_step) */
 };
 
 int sqlite_call_index_create(sqlite3 *db, size_t pending_max,
@@ -379,6 +381,7 @@ void sqlite_call_index_added(struct sqlite_call_index *ci, const char *ref,
                              int64_t id)
 {
   ci->saves++;
+  ci->added++;
   if (!ci->pending.stale)
     pending_add(&ci->pending, ref_hash(&ci->pending, ref), id);
 }
@@ -460,12 +463,12 @@ int sqlite_call_index_deleted(struct sqlite_call_index *ci, char *err,
 }
 
 /*
- * Appends the next CALL_INDEX_CHUNK * 4 pending calls; once there are no
+ * Appends the next `chunk` * 4 pending calls; once there are no
  * more, or the pass is full, sorts them and turns to writing.
  */
 static int pass_read(struct sqlite_call_index *ci)
 {
-  size_t want = CALL_INDEX_CHUNK * 4;
+  size_t want = ci->chunk * 4;
   size_t got = 0;
   sqlite3_stmt *s;
   int rc;
@@ -502,14 +505,14 @@ static int pass_read(struct sqlite_call_index *ci)
 }
 
 /*
- * Moves the next CALL_INDEX_CHUNK entries of the pass in a transaction of
+ * Moves the next `chunk` entries of the pass in a transaction of
  * its own; the last chunk also moves call_index.through up to `last`.
  * Without deletes since the pass began (sqlite_call_index_deleted) no call
  * at or below `last` was added meanwhile, so all of them are in the pass.
  */
 static int pass_write(struct sqlite_call_index *ci)
 {
-  size_t end = ci->next + CALL_INDEX_CHUNK;
+  size_t end = ci->next + ci->chunk;
   int rc;
 
   if (end > 2 * ci->n)
@@ -571,6 +574,15 @@ int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
 {
   int rc;
 
+  /*
+   * A step moves four entries for every call added since the last (two
+   * indexes, twice over), so that the pass outruns the calls coming in at
+   * any rate of batches; at least CALL_INDEX_CHUNK, so that a quiet
+   * server still catches up.
+   */
+  ci->chunk =
+      ci->added > CALL_INDEX_CHUNK / 4 ? ci->added * 4 : CALL_INDEX_CHUNK;
+  ci->added = 0;
   if (ci->phase == PASS_IDLE) {
     if (!ci->saves || (ci->saves < CALL_INDEX_PASS_SAVES &&
                        now_ms - ci->pass_ms < CALL_INDEX_PASS_MS))

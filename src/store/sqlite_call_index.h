@@ -50,9 +50,11 @@
  */
 #define CALL_INDEX_PASS_MAX 32768
 /*
- * Entries one step moves into an index, in a transaction of its own, well
- * under a millisecond; reading the pass, a step reads four times as many
- * calls.
+ * Entries one step moves into an index at least, in a transaction of its
+ * own, well under a millisecond; a step after a batch of more than
+ * CALL_INDEX_CHUNK / 4 new calls moves four entries for each, so that the
+ * passes keep up with any rate. Reading the pass, a step reads four times
+ * as many calls.
  */
 #define CALL_INDEX_CHUNK 256
 /*
@@ -101,11 +103,11 @@ void sqlite_call_index_rolled_back(struct sqlite_call_index *ci);
 /*
  * Outside any transaction: starts a pass when one is due (see above) and
  * does its next step: reads the next pending calls, or moves the next
- * CALL_INDEX_CHUNK of them into an index, in a transaction of its own; the
- * last step of a pass also moves call_index.through past the pass's
- * calls. `now_ms` is a monotonic clock. Returns VS_OK, or a vs_err code
- * with the reason in `err`; after an error the pass is abandoned and the
- * next one starts over from call_index.through, so nothing is lost.
+ * entries (CALL_INDEX_CHUNK above) into an index, in a transaction of its own;
+ * the last step of a pass also moves call_index.through past the pass's calls.
+ * `now_ms` is a monotonic clock. Returns VS_OK, or a vs_err code with the
+ * reason in `err`; after an error the pass is abandoned and the next one
+ * starts over from call_index.through, so nothing is lost.
  */
 int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
                            char *err, size_t errlen);

@@ -72,9 +72,9 @@ enum col {
  * What an upsert of a whole row sets when the key exists, from the row
  * offered (the same SQL in both dialects): every column but the call's
  * identity, the ref, the caller (raw and normalised), the number called
- * and the start, which the call's first record fixes. SQLite's index of
- * calls by caller (sqlite_caller_index.h) relies on it: an entry's
- * caller and start never change.
+ * and the start, which the call's first record fixes. SQLite's indexes of
+ * calls by caller and by reference (sqlite_call_index.h) rely on it:
+ * an entry's caller, start and reference never change.
  */
 #define CALL_UPSERT_SET                                                       \
   "updated_ms = excluded.updated_ms, step = excluded.step, "                  \

@@ -202,12 +202,50 @@ static void test_rollback_and_delete(void **state)
   assert_int_equal(find(f, "kept"), 0);
 }
 
+/*
+ * A step moves four entries for each call added since the previous one,
+ * so that the passes keep up with large batches: the step after a second
+ * batch of 500 moves all 2,000 entries of the first batch's 1,000 calls.
+ */
+static void test_pass_keeps_up_with_batches(void **state)
+{
+  struct fixture *f = *state;
+  char err[256] = "";
+  char ref[16];
+  int64_t last = 0;
+
+  exec(f->db, "BEGIN");
+  for (int i = 0; i < 1000; i++) {
+    snprintf(ref, sizeof(ref), "b%d", i);
+    last = add(f, ref, i % 2 ? "15550000001" : "15550000002");
+  }
+  exec(f->db, "COMMIT");
+  f->now_ms += 1000;
+  assert_int_equal(sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)),
+                   VS_OK);
+  assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
+  exec(f->db, "BEGIN");
+  for (int i = 1000; i < 1500; i++) {
+    snprintf(ref, sizeof(ref), "b%d", i);
+    add(f, ref, "15550000003");
+  }
+  exec(f->db, "COMMIT");
+  assert_int_equal(sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)),
+                   VS_OK);
+  assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), last);
+  assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls_by_ref"), 1000);
+  assert_int_equal(find(f, "b999"), last);
+  assert_int_equal(find(f, "b1499"), last + 500);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_pending_past_the_table, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_rollback_and_delete, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_pass_keeps_up_with_batches, setup,
                                       teardown),
   };
 
