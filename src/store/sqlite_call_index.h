@@ -45,9 +45,9 @@
 /* Otherwise a pass starts this long after the last, if anything was saved. */
 #define CALL_INDEX_PASS_MS 1000
 /*
- * Calls one pass takes (the rest wait for the next), at 48 bytes each
- * (two sort keys and room to sort them): sorting them holds the worker
- * for about 1.5 ms once a pass.
+ * Calls one pass takes (the rest wait for the next), at about 140 bytes
+ * each (two sort keys, room to sort them, and their text): sorting them
+ * holds the worker for about 1.5 ms once a pass.
  */
 #define CALL_INDEX_PASS_MAX 32768
 /*
