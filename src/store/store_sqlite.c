@@ -67,6 +67,35 @@
   ((long long)SQLITE_CHECKPOINT_BACKSTOP * (4096 + 24) + 32)
 
 /*
+ * The columns of `calls` after the reference as migration 1 made them,
+ * which migration 5 makes again when it rebuilds the table.
+ */
+#define CALLS_V1_FIELDS                                                       \
+  " caller_raw TEXT NOT NULL DEFAULT '',"                                     \
+  " caller TEXT NOT NULL DEFAULT '',"                                         \
+  " to_number TEXT NOT NULL DEFAULT '',"                                      \
+  " started_ms INTEGER NOT NULL DEFAULT 0,"                                   \
+  " updated_ms INTEGER NOT NULL DEFAULT 0,"                                   \
+  " step TEXT NOT NULL DEFAULT 'new',"                                        \
+  " attempts INTEGER NOT NULL DEFAULT 0,"                                     \
+  " decision TEXT NOT NULL DEFAULT 'none',"                                   \
+  " reason TEXT NOT NULL DEFAULT '',"                                         \
+  " score INTEGER,"                                                           \
+  " risk_level TEXT NOT NULL DEFAULT '',"                                     \
+  " recommendation TEXT NOT NULL DEFAULT '',"                                 \
+  " phone_type TEXT NOT NULL DEFAULT '',"                                     \
+  " score_ref TEXT NOT NULL DEFAULT '',"                                      \
+  " score_error TEXT NOT NULL DEFAULT '',"                                    \
+  " score_ms INTEGER,"                                                        \
+  " digits TEXT NOT NULL DEFAULT '',"                                         \
+  " department TEXT NOT NULL DEFAULT '',"                                     \
+  " dialled TEXT NOT NULL DEFAULT '',"                                        \
+  " dial_status TEXT NOT NULL DEFAULT '',"                                    \
+  " status TEXT NOT NULL DEFAULT '',"                                         \
+  " duration_s INTEGER,"                                                      \
+  " ended_ms INTEGER"
+
+/*
  * The schema, one migration per entry. Text columns are NOT NULL with ''
  * for "unset", as in struct call; the integer columns whose struct value
  * means "none" (-1, or 0 for ended_ms) are NULL instead, so that queries
@@ -75,31 +104,8 @@
  */
 static const char *const migrations[] = {
     /* 1: the call records. */
-    "CREATE TABLE calls ("
-    " ref TEXT PRIMARY KEY NOT NULL,"
-    " caller_raw TEXT NOT NULL DEFAULT '',"
-    " caller TEXT NOT NULL DEFAULT '',"
-    " to_number TEXT NOT NULL DEFAULT '',"
-    " started_ms INTEGER NOT NULL DEFAULT 0,"
-    " updated_ms INTEGER NOT NULL DEFAULT 0,"
-    " step TEXT NOT NULL DEFAULT 'new',"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " decision TEXT NOT NULL DEFAULT 'none',"
-    " reason TEXT NOT NULL DEFAULT '',"
-    " score INTEGER,"
-    " risk_level TEXT NOT NULL DEFAULT '',"
-    " recommendation TEXT NOT NULL DEFAULT '',"
-    " phone_type TEXT NOT NULL DEFAULT '',"
-    " score_ref TEXT NOT NULL DEFAULT '',"
-    " score_error TEXT NOT NULL DEFAULT '',"
-    " score_ms INTEGER,"
-    " digits TEXT NOT NULL DEFAULT '',"
-    " department TEXT NOT NULL DEFAULT '',"
-    " dialled TEXT NOT NULL DEFAULT '',"
-    " dial_status TEXT NOT NULL DEFAULT '',"
-    " status TEXT NOT NULL DEFAULT '',"
-    " duration_s INTEGER,"
-    " ended_ms INTEGER);"
+    "CREATE TABLE calls (" /* the reference was the key until 5 */
+    " ref TEXT PRIMARY KEY NOT NULL," CALLS_V1_FIELDS ");"
     "CREATE INDEX calls_started_ms ON calls (started_ms);"
     "CREATE INDEX calls_caller ON calls (caller, started_ms);"
     "CREATE INDEX calls_decision ON calls (decision, started_ms);",
@@ -195,7 +201,7 @@ static const char *const migrations[] = {
      * 5: calls by reference, kept up in bulk like calls by caller, and the
      * INTEGER PRIMARY KEY that both indexes name calls by. The table is
      * rebuilt, since SQLite cannot drop the unique index of a primary key
-     * (14 s for a million calls, docs/deployment.md); the ids are the old
+     * (7.8 s for a million calls, docs/deployment.md); the ids are the old
      * rowids, which calls_by_caller holds. A reference stays unique
      * because the worker, the one writer, looks a call up before it
      * inserts one (sqlite_call_index_find). caller_index becomes
@@ -203,30 +209,7 @@ static const char *const migrations[] = {
      */
     "CREATE TABLE calls_new ("
     " id INTEGER PRIMARY KEY,"
-    " ref TEXT NOT NULL,"
-    " caller_raw TEXT NOT NULL DEFAULT '',"
-    " caller TEXT NOT NULL DEFAULT '',"
-    " to_number TEXT NOT NULL DEFAULT '',"
-    " started_ms INTEGER NOT NULL DEFAULT 0,"
-    " updated_ms INTEGER NOT NULL DEFAULT 0,"
-    " step TEXT NOT NULL DEFAULT 'new',"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " decision TEXT NOT NULL DEFAULT 'none',"
-    " reason TEXT NOT NULL DEFAULT '',"
-    " score INTEGER,"
-    " risk_level TEXT NOT NULL DEFAULT '',"
-    " recommendation TEXT NOT NULL DEFAULT '',"
-    " phone_type TEXT NOT NULL DEFAULT '',"
-    " score_ref TEXT NOT NULL DEFAULT '',"
-    " score_error TEXT NOT NULL DEFAULT '',"
-    " score_ms INTEGER,"
-    " digits TEXT NOT NULL DEFAULT '',"
-    " department TEXT NOT NULL DEFAULT '',"
-    " dialled TEXT NOT NULL DEFAULT '',"
-    " dial_status TEXT NOT NULL DEFAULT '',"
-    " status TEXT NOT NULL DEFAULT '',"
-    " duration_s INTEGER,"
-    " ended_ms INTEGER,"
+    " ref TEXT NOT NULL," CALLS_V1_FIELDS ","
     " trace TEXT NOT NULL DEFAULT '',"
     " policy_version TEXT NOT NULL DEFAULT '',"
     " shadow INTEGER NOT NULL DEFAULT 0,"

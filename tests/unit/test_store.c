@@ -1449,6 +1449,23 @@ static void nudge(struct fixture *f, struct store *st, int from, int n)
 }
 
 /*
+ * save_thirty() in one batch, which the pass reads after the batch and,
+ * after the next batch, moves into both indexes; then two nudges, which
+ * stay pending. Returns a connection of the test's own to the database.
+ */
+static sqlite3 *index_thirty(struct fixture *f, struct store *st)
+{
+  sqlite3 *db;
+
+  save_thirty(st);
+  wait_idle(f, st);
+  nudge(f, st, 0, 2);
+  db = raw_open(f->path);
+  assert_int_equal(raw_int(db, PENDING), 2);
+  return db;
+}
+
+/*
  * Lists by caller merge the calls already in calls_by_caller with those
  * still pending, in one order, and forget and a changed start follow both.
  */
@@ -1463,14 +1480,9 @@ static void test_calls_by_caller(void **state)
   struct call c;
   sqlite3 *db;
 
-  /* One batch of 30, 10 of them from ...03: the pass reads it after the
-   * batch and, after the next batch, moves it into the index. */
-  save_thirty(st);
-  wait_idle(f, st);
-  nudge(f, st, 0, 2);
-  db = raw_open(f->path);
+  /* 10 of the 30 are from ...03. */
+  db = index_thirty(f, st);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller"), 30);
-  assert_int_equal(raw_int(db, PENDING), 2);
 
   /* Three newer calls of ...03, pending, one of them blocked. */
   for (int i = 30; i < 33; i++) {
@@ -1605,15 +1617,11 @@ static void test_calls_by_ref(void **state)
   struct call c;
   sqlite3 *db;
 
-  save_thirty(st);
-  wait_idle(f, st);
-  nudge(f, st, 0, 2);
-  db = raw_open(f->path);
+  db = index_thirty(f, st);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref b CROSS "
                                "JOIN calls c ON c.id = b.call AND "
                                "c.ref = b.ref"),
                    30);
-  assert_int_equal(raw_int(db, PENDING), 2);
 
   /* ref-000005 is indexed, ref-000901 (the second nudge) pending. */
   make_call(&c, 5);
@@ -1677,13 +1685,10 @@ static void test_purge_takes_index_entries(void **state)
   char err[256] = "";
   sqlite3 *db;
 
-  save_thirty(st);
-  wait_idle(f, st);
-  nudge(f, st, 0, 2); /* the thirty are indexed, the two nudges pending */
+  db = index_thirty(f, st);
   assert_int_equal(store_purge(st, 1700000000000LL + 10 * 1000), VS_OK);
   wait_idle(f, st);
   assert_int_equal(count_rows(f->path), 32 - 10);
-  db = raw_open(f->path);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller"), 20);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref"), 20);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller WHERE "
