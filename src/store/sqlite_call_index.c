@@ -35,7 +35,18 @@ static const char sql_insert_ref[] =
     "INSERT OR REPLACE INTO calls_by_ref (ref, call) VALUES (?1, ?3)";
 /* (No ?2, the start, in the second: pass_write binds both alike.) */
 
-static const char sql_done[] = "UPDATE call_index SET through = ?1";
+/*
+ * The last step moves `through` to the pass's newest call, ?1, unless
+ * that call is gone or is another call now (?2 is the reference the pass
+ * read). A deleted newest call gives its id to the next one; the server's
+ * own deletes abandon the pass (sqlite_call_index_deleted), but `vs
+ * forget` without a server to ask deletes from another process, and a
+ * `through` moved past the new call would count it as indexed, with no
+ * entries. The pass then starts over instead.
+ */
+static const char sql_done[] =
+    "UPDATE call_index SET through = ?1 WHERE EXISTS (SELECT 1 FROM calls "
+    "WHERE id = ?1 AND ref = ?2)";
 
 /* After deletes; IFNULL: with no calls left the next id is 1. */
 static const char sql_lower[] =
@@ -127,7 +138,9 @@ struct sqlite_call_index {
   enum pass_phase phase;
   size_t n;
   size_t next;
-  int64_t last;    /* the newest call read */
+  int64_t last;       /* the newest call read */
+  uint32_t last_text; /* its reference, in `text` */
+  uint32_t last_len;
   uint64_t saves;  /* since the last pass started */
   int64_t pass_ms; /* when it started */
   size_t added;    /* calls added since the last step */
@@ -548,8 +561,10 @@ static int pass_read(struct sqlite_call_index *ci)
               caller_len);
     ci->caller_rows[ci->n].at_ms = sqlite3_column_int64(s, 3);
     pass_keep(ci, &ci->ref_rows[ci->n], call, ref_key(ref), ref, ref_len);
-    ci->n++;
     ci->last = call;
+    ci->last_text = ci->ref_rows[ci->n].text;
+    ci->last_len = ci->ref_rows[ci->n].len;
+    ci->n++;
     got++;
   }
   sqlite3_reset(s);
@@ -573,6 +588,7 @@ static int pass_read(struct sqlite_call_index *ci)
 static int pass_write(struct sqlite_call_index *ci)
 {
   size_t end = ci->next + ci->chunk;
+  int moved = 0;
   int rc;
 
   if (end > 2 * ci->n)
@@ -610,7 +626,10 @@ static int pass_write(struct sqlite_call_index *ci)
   }
   if (rc == SQLITE_OK && end == 2 * ci->n) {
     sqlite3_bind_int64(ci->done, 1, ci->last);
+    sqlite3_bind_text(ci->done, 2, ci->text + ci->last_text, (int)ci->last_len,
+                      SQLITE_STATIC);
     rc = run(ci->done);
+    moved = sqlite3_changes(ci->db) == 1;
   }
   if (rc == SQLITE_OK)
     rc = run(ci->commit);
@@ -622,7 +641,12 @@ static int pass_write(struct sqlite_call_index *ci)
   ci->next = end;
   if (end == 2 * ci->n) {
     ci->phase = PASS_IDLE;
-    pending_indexed(&ci->pending, ci->last);
+    if (moved) {
+      pending_indexed(&ci->pending, ci->last);
+    } else {
+      ci->pending.stale = 1; /* it may hold the call that took the id */
+      ci->saves = 1;         /* a pass again, a second on */
+    }
   }
   return SQLITE_OK;
 }

@@ -105,10 +105,11 @@ void sqlite_call_index_rolled_back(struct sqlite_call_index *ci);
  * Outside any transaction: starts a pass when one is due (see above) and
  * does its next step: reads the next pending calls, or moves the next
  * entries (CALL_INDEX_CHUNK above) into an index, in a transaction of its own;
- * the last step of a pass also moves call_index.through past the pass's calls.
- * `now_ms` is a monotonic clock. Returns VS_OK, or a vs_err code with the
- * reason in `err`; after an error the pass is abandoned and the next one
- * starts over from call_index.through, so nothing is lost.
+ * the last step of a pass also moves call_index.through past the pass's calls,
+ * unless another connection deleted the newest of them meanwhile (the
+ * pass then starts over). `now_ms` is a monotonic clock. Returns VS_OK, or a
+ * vs_err code with the reason in `err`; after an error the pass is abandoned
+ * and the next one starts over from call_index.through, so nothing is lost.
  */
 int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
                            char *err, size_t errlen);

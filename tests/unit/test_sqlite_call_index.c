@@ -238,6 +238,40 @@ static void test_pass_keeps_up_with_batches(void **state)
   assert_int_equal(find(f, "b1499"), last + 500);
 }
 
+/*
+ * `vs forget` with no server to ask deletes from a connection of its own.
+ * When the newest call a pass read is deleted so, and its id goes to the
+ * next call, the pass must not count that call as indexed: it has no
+ * entries.
+ */
+static void test_newest_deleted_elsewhere(void **state)
+{
+  struct fixture *f = *state;
+  char err[256] = "";
+  sqlite3 *other;
+  int64_t id;
+
+  add(f, "a", "15550000001");
+  id = add(f, "b", "15550000001");
+  f->now_ms += 1000;
+  assert_int_equal(sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)),
+                   VS_OK); /* reads both */
+  assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+  exec(other, "DELETE FROM calls WHERE ref = 'b'");
+  sqlite3_close(other);
+  assert_int_equal(add(f, "c", "15550000002"), id);
+  assert_int_equal(sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)),
+                   VS_OK); /* writes the pass */
+  assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
+  assert_int_equal(find(f, "c"), id);
+  index_all(f);
+  assert_int_equal(find(f, "c"), id);
+  assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls_by_ref WHERE "
+                                  "ref = 'c' AND call = (SELECT id FROM "
+                                  "calls WHERE ref = 'c')"),
+                   1);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -246,6 +280,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_rollback_and_delete, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_pass_keeps_up_with_batches, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_newest_deleted_elsewhere, setup,
                                       teardown),
   };
 
