@@ -9,12 +9,13 @@
  * references are random. With the index of calls by caller dropped,
  * cache-hit incoming_call went from 24,000 to 34,000 requests/s and the
  * checkpoint thread from 22% of a core to 7%; the index by reference then
- * cost as much again once the benchmark sent random references
- * (bench/README.md).
+ * cost as much again once the benchmark sent random references, and kept
+ * in bulk too it went from 19,600-23,000 to 26,500-27,800 requests/s, the
+ * checkpoint thread from 30% of a core to 9% (bench/README.md).
  *
  * So calls_by_caller and calls_by_ref index the calls up to a rowid,
  * call_index.through; the calls after it are pending, and this module
- * moves them into both indexes a few hundred at a time, sorted by key, so
+ * moves them into both indexes some hundreds at a time, sorted by key, so
  * that a page of an index is written once for all the calls a pass brings
  * to it. Queries by caller read the index and the pending calls
  * (store_sqlite.c). A call is found by reference in the index or, when
