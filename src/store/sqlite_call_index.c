@@ -59,9 +59,9 @@ static const char sql_by_ref[] =
     "SELECT c.id FROM calls_by_ref b CROSS JOIN calls c ON c.id = b.call "
     "WHERE b.ref = ?1 AND c.ref = b.ref";
 static const char sql_is_ref[] =
-    "SELECT 1 FROM calls WHERE id = ?1 AND ref = ?2";
+    "SELECT id FROM calls WHERE ref = ?1 AND id = ?2";
 static const char sql_scan_ref[] =
-    "SELECT id FROM calls WHERE id > ?1 AND ref = ?2 LIMIT 1";
+    "SELECT id FROM calls WHERE ref = ?1 AND id > ?2 LIMIT 1";
 static const char sql_load[] =
     "SELECT id, ref FROM calls WHERE id > ?1 ORDER BY id";
 
@@ -342,47 +342,43 @@ fail:
   return rc;
 }
 
-/* The table's candidate for `ref` checked against the call it names. */
-static int pending_find(struct sqlite_call_index *ci, const char *ref,
-                        int64_t *id)
-{
-  struct pending *p = &ci->pending;
-  uint64_t hash = ref_hash(p, ref);
-  int64_t one;
-  int rc;
-
-  if (!p->slots)
-    return SQLITE_DONE;
-  rc = prepared(ci, sql_is_ref, &ci->is_ref);
-  for (size_t i = (size_t)hash & p->mask; rc == SQLITE_OK && p->slots[i].id;
-       i = (i + 1) & p->mask) {
-    if (p->slots[i].hash != hash)
-      continue;
-    sqlite3_bind_int64(ci->is_ref, 1, p->slots[i].id);
-    sqlite3_bind_text(ci->is_ref, 2, ref, (int)strnlen(ref, CALL_REF_SIZE),
-                      SQLITE_STATIC);
-    rc = first_int(ci->is_ref, &one);
-    if (rc == SQLITE_ROW) {
-      *id = p->slots[i].id;
-      return SQLITE_ROW;
-    }
-    if (rc == SQLITE_DONE)
-      rc = SQLITE_OK; /* another reference of the same hash */
-  }
-  return rc == SQLITE_OK ? SQLITE_DONE : rc;
-}
-
-/* Binds `ref` as ?n of `s` and steps it for an id. */
+/*
+ * Steps `sql`, one of the look-ups above, for the id of the call whose
+ * reference is `ref` (?1), with `arg` as ?2 where it has one: SQLITE_ROW
+ * with the id in *id, SQLITE_DONE, or SQLite's error.
+ */
 static int find_with(struct sqlite_call_index *ci, const char *sql,
-                     sqlite3_stmt **s, int n, const char *ref, int64_t *id)
+                     sqlite3_stmt **s, const char *ref, int64_t arg,
+                     int64_t *id)
 {
   int rc = prepared(ci, sql, s);
 
   if (rc != SQLITE_OK)
     return rc;
-  sqlite3_bind_text(*s, n, ref, (int)strnlen(ref, CALL_REF_SIZE),
+  sqlite3_bind_text(*s, 1, ref, (int)strnlen(ref, CALL_REF_SIZE),
                     SQLITE_STATIC);
+  if (sqlite3_bind_parameter_count(*s) > 1)
+    sqlite3_bind_int64(*s, 2, arg);
   return first_int(*s, id);
+}
+
+/* The table's candidates for `ref`, each checked against the call it names. */
+static int pending_find(struct sqlite_call_index *ci, const char *ref,
+                        int64_t *id)
+{
+  struct pending *p = &ci->pending;
+  uint64_t hash = ref_hash(p, ref);
+  int rc;
+
+  for (size_t i = (size_t)hash & p->mask; p->slots && p->slots[i].id;
+       i = (i + 1) & p->mask) {
+    if (p->slots[i].hash != hash)
+      continue;
+    rc = find_with(ci, sql_is_ref, &ci->is_ref, ref, p->slots[i].id, id);
+    if (rc != SQLITE_DONE)
+      return rc; /* found, or an error; DONE: another reference's hash */
+  }
+  return SQLITE_DONE;
 }
 
 int sqlite_call_index_find(struct sqlite_call_index *ci, const char *ref,
@@ -396,12 +392,10 @@ int sqlite_call_index_find(struct sqlite_call_index *ci, const char *ref,
   if (rc == SQLITE_OK)
     rc = pending_find(ci, ref, id);
   if (rc == SQLITE_DONE)
-    rc = find_with(ci, sql_by_ref, &ci->find_ref, 1, ref, id);
-  if (rc == SQLITE_DONE && ci->pending.covered != INT64_MAX) {
-    if (prepared(ci, sql_scan_ref, &ci->scan_ref) == SQLITE_OK)
-      sqlite3_bind_int64(ci->scan_ref, 1, ci->pending.covered);
-    rc = find_with(ci, sql_scan_ref, &ci->scan_ref, 2, ref, id);
-  }
+    rc = find_with(ci, sql_by_ref, &ci->find_ref, ref, 0, id);
+  if (rc == SQLITE_DONE && ci->pending.covered != INT64_MAX)
+    rc = find_with(ci, sql_scan_ref, &ci->scan_ref, ref, ci->pending.covered,
+                   id);
   if (rc == SQLITE_ROW || rc == SQLITE_DONE)
     return VS_OK;
   *id = 0;

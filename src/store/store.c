@@ -36,11 +36,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "../loop/loop.h"
 #include "../util/err.h"
+#include "../util/hash.h"
 #include "../util/log.h"
 #include "../util/thread.h"
 #include "call.h"
@@ -293,33 +293,10 @@ static void stat_max(_Atomic uint64_t *counter, uint64_t n)
 
 /* ---- the cache (loop thread) ----------------------------------------- */
 
-/*
- * FNV-1a with a per-store random seed and a final mix, so that the bucket
- * bits depend on every byte and a list of refs that collides in one
- * process does not collide in the next.
- */
+/* A reference's hash, with the store's random seed (util/hash.h). */
 static uint64_t ref_hash(uint64_t seed, const char *ref)
 {
-  uint64_t h = 14695981039346656037ull ^ seed;
-
-  for (; *ref; ref++) {
-    h ^= (unsigned char)*ref;
-    h *= 1099511628211ull;
-  }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h;
-}
-
-static uint64_t random_seed(const struct store *st)
-{
-  uint64_t seed;
-
-  if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
-    return seed;
-  /* Early boot without entropy: weaker, still differs per process. */
-  return (uint64_t)(uintptr_t)st ^ (uint64_t)monotonic_ms();
+  return hash_bytes(seed, ref, strnlen(ref, CALL_REF_SIZE));
 }
 
 /* The link that points at the entry for `ref`, or at the chain's end. */
@@ -1717,7 +1694,7 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
     }
     st->bucket_mask = buckets - 1;
   }
-  st->hash_seed = random_seed(st);
+  st->hash_seed = hash_seed(st);
   st->drop_log_ms = loop_now_ms(loop) - STORE_LOG_EVERY_MS;
   atomic_init(&st->depth, 0);
   atomic_init(&st->held, 0);

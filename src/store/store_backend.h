@@ -249,7 +249,7 @@ struct store_backend_ops {
 
   /*
    * Optional (NULL: nothing to do): upkeep that must not hold up a
-   * batch's commit, such as SQLite's index of calls by caller. The worker
+   * batch's commit, such as SQLite's indexes of calls. The worker
    * calls it after each batch, once the batch's results are posted,
    * outside any transaction; `now_ms` is a monotonic clock. Each call
    * does a bounded step. Returns 0, or a vs_err code with errmsg(): a
