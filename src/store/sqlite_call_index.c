@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/bloom.h"
 #include "../util/err.h"
 #include "../util/hash.h"
 #include "call.h"
@@ -65,6 +66,10 @@ static const char sql_scan_ref[] =
 static const char sql_load[] =
     "SELECT id, ref FROM calls WHERE id > ?1 ORDER BY id";
 
+/* The filter's load: the next ?2 references from ?1 on, in key order. */
+static const char sql_filter_load[] =
+    "SELECT ref FROM calls_by_ref WHERE ref >= ?1 ORDER BY ref LIMIT ?2";
+
 /*
  * A call of the pass and where it sorts in one index. Only locality
  * depends on the key, so a key that cannot hold a caller (empty, not
@@ -104,7 +109,23 @@ struct pending {
   size_t max;
   int64_t covered;
   int stale;
-  uint64_t seed;
+};
+
+/*
+ * The references in calls_by_ref, in a Bloom filter: `ready` once the
+ * load, a step at a time from `from` on, reached the end of the index;
+ * the passes add what they index meanwhile, so that it then holds every
+ * reference. References no longer indexed (a deleted call, a pass's step
+ * rolled back) stay in it and only cost a read of the index. `refs`
+ * counts what it was given, those too; past its room it grows.
+ */
+struct ref_filter {
+  struct bloom *bloom; /* NULL before the first step */
+  unsigned log2;
+  uint64_t refs;
+  int ready;
+  char from[CALL_REF_SIZE];
+  int from_len;
 };
 
 /*
@@ -126,10 +147,14 @@ struct sqlite_call_index {
   sqlite3_stmt *is_ref;
   sqlite3_stmt *scan_ref;
   sqlite3_stmt *load;
+  sqlite3_stmt *filter_load;
   sqlite3_stmt *begin;
   sqlite3_stmt *commit;
   sqlite3_stmt *rollback;
+  struct sqlite_call_index_limits limits;
+  uint64_t seed; /* of the references' hashes */
   struct pending pending;
+  struct ref_filter filter;
   struct pass_row *caller_rows; /* CALL_INDEX_PASS_MAX of them, on first use */
   struct pass_row *ref_rows;    /* the same */
   struct pass_row *sort_tmp;    /* the same, for the sort */
@@ -147,17 +172,24 @@ struct sqlite_call_index {
   size_t chunk;    /* what this step may move (see sqlite_call_index_step) */
 };
 
-int sqlite_call_index_create(sqlite3 *db, size_t pending_max,
+int sqlite_call_index_create(sqlite3 *db,
+                             const struct sqlite_call_index_limits *limits,
                              struct sqlite_call_index **out)
 {
+  static const struct sqlite_call_index_limits defaults = {
+      CALL_INDEX_PENDING_MAX, CALL_INDEX_FILTER_LOAD,
+      CALL_INDEX_FILTER_MIN_LOG2};
   struct sqlite_call_index *ci = calloc(1, sizeof(*ci));
 
   if (!ci)
     return VS_ERR_NOMEM;
   ci->db = db;
-  ci->pending.max = pending_max;
+  ci->limits = limits ? *limits : defaults;
+  if (ci->limits.filter_load < 2) /* one is the reference it starts from */
+    ci->limits.filter_load = 2;
+  ci->seed = hash_seed(ci);
+  ci->pending.max = ci->limits.pending_max;
   ci->pending.stale = 1;
-  ci->pending.seed = hash_seed(ci);
   *out = ci;
   return VS_OK;
 }
@@ -176,10 +208,12 @@ void sqlite_call_index_destroy(struct sqlite_call_index *ci)
   sqlite3_finalize(ci->is_ref);
   sqlite3_finalize(ci->scan_ref);
   sqlite3_finalize(ci->load);
+  sqlite3_finalize(ci->filter_load);
   sqlite3_finalize(ci->begin);
   sqlite3_finalize(ci->commit);
   sqlite3_finalize(ci->rollback);
   free(ci->pending.slots);
+  bloom_destroy(ci->filter.bloom);
   free(ci->caller_rows);
   free(ci->ref_rows);
   free(ci->sort_tmp);
@@ -230,9 +264,11 @@ static int index_fail(struct sqlite_call_index *ci, int rc, const char *what,
 
 /* ---- the pending calls in memory ------------------------------------ */
 
-static uint64_t ref_hash(const struct pending *p, const char *ref)
+/* `len` bytes of `ref`, as many as find_with binds of it at most. */
+static uint64_t ref_hash(const struct sqlite_call_index *ci, const void *ref,
+                         size_t len)
 {
-  return hash_bytes(p->seed, ref, strnlen(ref, CALL_REF_SIZE));
+  return hash_bytes(ci->seed, ref, len < CALL_REF_SIZE ? len : CALL_REF_SIZE);
 }
 
 /* Puts a call in a table known to have room for it. */
@@ -332,7 +368,9 @@ static int pending_load(struct sqlite_call_index *ci)
   sqlite3_bind_int64(ci->load, 1, through);
   while (p->covered == INT64_MAX &&
          (rc = sqlite3_step(ci->load)) == SQLITE_ROW)
-    pending_add(p, ref_hash(p, (const char *)sqlite3_column_text(ci->load, 1)),
+    pending_add(p,
+                ref_hash(ci, sqlite3_column_text(ci->load, 1),
+                         (size_t)sqlite3_column_bytes(ci->load, 1)),
                 sqlite3_column_int64(ci->load, 0));
   sqlite3_reset(ci->load);
   if (rc == SQLITE_DONE || rc == SQLITE_ROW)
@@ -362,12 +400,14 @@ static int find_with(struct sqlite_call_index *ci, const char *sql,
   return first_int(*s, id);
 }
 
-/* The table's candidates for `ref`, each checked against the call it names. */
+/*
+ * The table's candidates for `ref`, whose hash is `hash`, each checked
+ * against the call it names.
+ */
 static int pending_find(struct sqlite_call_index *ci, const char *ref,
-                        int64_t *id)
+                        uint64_t hash, int64_t *id)
 {
   struct pending *p = &ci->pending;
-  uint64_t hash = ref_hash(p, ref);
   int rc;
 
   for (size_t i = (size_t)hash & p->mask; p->slots && p->slots[i].id;
@@ -381,17 +421,32 @@ static int pending_find(struct sqlite_call_index *ci, const char *ref,
   return SQLITE_DONE;
 }
 
+/* 0 when the filter is sure that `hash`'s reference is not indexed. */
+static int filter_maybe(const struct ref_filter *f, uint64_t hash)
+{
+  return !f->ready || bloom_maybe(f->bloom, hash);
+}
+
+static void filter_add(struct ref_filter *f, uint64_t hash)
+{
+  if (f->bloom) {
+    bloom_add(f->bloom, hash);
+    f->refs++;
+  }
+}
+
 int sqlite_call_index_find(struct sqlite_call_index *ci, const char *ref,
                            int64_t *id, char *err, size_t errlen)
 {
+  uint64_t hash = ref_hash(ci, ref, strnlen(ref, CALL_REF_SIZE));
   int rc = SQLITE_OK;
 
   *id = 0;
   if (ci->pending.stale)
     rc = pending_load(ci);
   if (rc == SQLITE_OK)
-    rc = pending_find(ci, ref, id);
-  if (rc == SQLITE_DONE)
+    rc = pending_find(ci, ref, hash, id);
+  if (rc == SQLITE_DONE && filter_maybe(&ci->filter, hash))
     rc = find_with(ci, sql_by_ref, &ci->find_ref, ref, 0, id);
   if (rc == SQLITE_DONE && ci->pending.covered != INT64_MAX)
     rc = find_with(ci, sql_scan_ref, &ci->scan_ref, ref, ci->pending.covered,
@@ -408,7 +463,8 @@ void sqlite_call_index_added(struct sqlite_call_index *ci, const char *ref,
   ci->saves++;
   ci->added++;
   if (!ci->pending.stale)
-    pending_add(&ci->pending, ref_hash(&ci->pending, ref), id);
+    pending_add(&ci->pending, ref_hash(ci, ref, strnlen(ref, CALL_REF_SIZE)),
+                id);
 }
 
 void sqlite_call_index_rolled_back(struct sqlite_call_index *ci)
@@ -613,6 +669,8 @@ static int pass_write(struct sqlite_call_index *ci)
     } else {
       r = &ci->ref_rows[i - ci->n];
       s = ci->insert_ref;
+      /* Before it commits: should the step roll back, it costs a read. */
+      filter_add(&ci->filter, ref_hash(ci, ci->text + r->text, r->len));
     }
     sqlite3_bind_text(s, 1, ci->text + r->text, (int)r->len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, r->call);
@@ -661,8 +719,106 @@ static int pass_alloc(struct sqlite_call_index *ci)
              : SQLITE_NOMEM;
 }
 
-int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
-                           char *err, size_t errlen)
+/* ---- the filter of indexed references --------------------------------- */
+
+/*
+ * The smallest filter of at least `min_log2` bits with room for `refs`,
+ * at most 2^CALL_INDEX_FILTER_MAX_LOG2 bits.
+ */
+static unsigned filter_log2(uint64_t refs, unsigned min_log2)
+{
+  unsigned log2 = min_log2;
+
+  while (log2 < CALL_INDEX_FILTER_MAX_LOG2 &&
+         ((uint64_t)1 << log2) / CALL_INDEX_FILTER_BITS_PER_REF < refs)
+    log2++;
+  return log2;
+}
+
+/* An empty filter of 2^log2 bits, to be loaded from the index's start. */
+static int filter_reset(struct ref_filter *f, unsigned log2)
+{
+  bloom_destroy(f->bloom);
+  f->bloom = NULL;
+  f->log2 = log2;
+  f->refs = 0;
+  f->ready = 0;
+  f->from_len = 0;
+  return bloom_create(log2, &f->bloom) == VS_OK ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+/*
+ * Outside a transaction: makes the filter on the first step, for twice the
+ * calls indexed (`through` counts them and the gaps deleted ones left);
+ * makes it four times as big when it is full; and while it is not ready,
+ * reads the next `filter_load` references of calls_by_ref into it. The
+ * read starts at the last one read (>=), so that a load needs no
+ * reference outside the index to start from; that one is not added again.
+ */
+static int filter_step(struct sqlite_call_index *ci)
+{
+  struct ref_filter *f = &ci->filter;
+  size_t want = ci->limits.filter_load;
+  size_t got = 0;
+  int64_t through = 0;
+  sqlite3_stmt *s;
+  int rc;
+
+  if (!f->bloom) {
+    rc = read_through(ci, &through);
+    if (rc == SQLITE_OK)
+      rc = filter_reset(
+          f, filter_log2(2 * (uint64_t)through, ci->limits.filter_min_log2));
+    if (rc != SQLITE_OK)
+      return rc;
+  } else if (f->log2 < CALL_INDEX_FILTER_MAX_LOG2 &&
+             f->refs > bloom_bits(f->bloom) / CALL_INDEX_FILTER_BITS_PER_REF) {
+    rc = filter_reset(f, f->log2 + 2 < CALL_INDEX_FILTER_MAX_LOG2
+                             ? f->log2 + 2
+                             : CALL_INDEX_FILTER_MAX_LOG2);
+    if (rc != SQLITE_OK)
+      return rc;
+  }
+  if (f->ready || f->from_len < 0)
+    return SQLITE_OK;
+  rc = prepared(ci, sql_filter_load, &ci->filter_load);
+  if (rc != SQLITE_OK)
+    return rc;
+  s = ci->filter_load;
+  sqlite3_bind_text(s, 1, f->from, f->from_len, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s, 2, (sqlite3_int64)want);
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const unsigned char *ref = sqlite3_column_text(s, 0);
+    int len = sqlite3_column_bytes(s, 0);
+
+    if (!ref) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    if (got++ || len != f->from_len || memcmp(ref, f->from, (size_t)len))
+      filter_add(f, ref_hash(ci, ref, (size_t)len)); /* not the one again */
+    /* No call's reference is longer (call.h); should one be, the load
+     * stops here, until the filter grows, and the index is read. */
+    if (len >= (int)sizeof(f->from)) {
+      f->from_len = -1;
+      break;
+    }
+    memcpy(f->from, ref, (size_t)len);
+    f->from_len = len;
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    return rc;
+  if (rc == SQLITE_DONE && got < want) /* the load reached the end */
+    f->ready = 1;
+  return SQLITE_OK;
+}
+
+/* ---- a step ----------------------------------------------------------- */
+
+/* The pass's next step, when one is due; SQLite's result. */
+static int pass_step(struct sqlite_call_index *ci, int64_t now_ms)
 {
   int rc;
 
@@ -678,7 +834,7 @@ int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
   if (ci->phase == PASS_IDLE) {
     if (!ci->saves || (ci->saves < CALL_INDEX_PASS_SAVES &&
                        now_ms - ci->pass_ms < CALL_INDEX_PASS_MS))
-      return VS_OK;
+      return SQLITE_OK;
     ci->saves = 0;
     ci->pass_ms = now_ms;
     ci->n = 0;
@@ -692,15 +848,31 @@ int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
   }
   rc = ci->phase == PASS_READING ? pass_read(ci) : pass_write(ci);
   if (rc == SQLITE_OK)
-    return VS_OK;
+    return rc;
 fail:
   /* The calls stay pending; the next pass, a second on, takes them. */
   pass_abandon(ci);
   ci->saves = 1;
   ci->pass_ms = now_ms;
-  if (rc == SQLITE_NOMEM &&
-      (!ci->caller_rows || !ci->ref_rows || !ci->sort_tmp || !ci->text))
-    return vs_fail(err, errlen, VS_ERR_NOMEM,
-                   "cannot index calls: out of memory");
-  return index_fail(ci, rc, "cannot index calls", err, errlen);
+  return rc;
+}
+
+int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
+                           char *err, size_t errlen)
+{
+  const char *what = "cannot index calls";
+  int rc = pass_step(ci, now_ms);
+  int unallocated;
+
+  if (rc == SQLITE_OK) {
+    what = "cannot load the filter of indexed references";
+    rc = filter_step(ci);
+  }
+  if (rc == SQLITE_OK)
+    return VS_OK;
+  unallocated = !ci->caller_rows || !ci->ref_rows || !ci->sort_tmp ||
+                !ci->text || !ci->filter.bloom;
+  if (rc == SQLITE_NOMEM && unallocated)
+    return vs_fail(err, errlen, VS_ERR_NOMEM, "%s: out of memory", what);
+  return index_fail(ci, rc, what, err, errlen);
 }

@@ -790,8 +790,7 @@ static int sqlite_open(const char *path, void **handle, char *err,
   rc = prepare_rw(b, path, err, errlen);
   if (rc)
     goto fail_free_backend;
-  if (sqlite_call_index_create(b->db, CALL_INDEX_PENDING_MAX, &b->index) !=
-      VS_OK) {
+  if (sqlite_call_index_create(b->db, NULL, &b->index) != VS_OK) {
     rc = vs_fail(err, errlen, VS_ERR_NOMEM, "out of memory");
     goto fail_free_backend;
   }

@@ -6,7 +6,9 @@
  *
  * The table in memory of pending calls is made tiny here, so that the
  * calls past it (found by reading them) are reached with a handful of
- * calls. Passes are driven with a made-up monotonic clock.
+ * calls, and so is the filter of indexed references, loaded two
+ * references a step, so that its load and growth take a few dozen calls.
+ * Passes are driven with a made-up monotonic clock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,16 +24,22 @@
 
 #include "../../src/store/sqlite_call_index.h"
 #include "../../src/store/store_sqlite.h"
+#include "../../src/util/bloom.h"
 #include "../../src/util/err.h"
 
-#define PENDING_MAX 3 /* calls the table in memory holds */
+static const struct sqlite_call_index_limits limits = {
+    3, /* calls the table in memory holds */
+    2, /* references a step loads into the filter */
+    BLOOM_MIN_LOG2,
+};
 
 struct fixture {
   char dir[256];
   char path[320];
   sqlite3 *db;
   struct sqlite_call_index *ci;
-  int64_t now_ms; /* the pass's clock */
+  int64_t now_ms;  /* the pass's clock */
+  int index_reads; /* look-ups that read calls_by_ref (count_reads) */
 };
 
 static void exec(sqlite3 *db, const char *sql)
@@ -71,7 +79,7 @@ static int setup(void **state)
     return -1;
   store_sqlite_ops.close(h);
   if (sqlite3_open(f->path, &f->db) != SQLITE_OK ||
-      sqlite_call_index_create(f->db, PENDING_MAX, &f->ci) != VS_OK)
+      sqlite_call_index_create(f->db, &limits, &f->ci) != VS_OK)
     return -1;
   f->now_ms = 1000000;
   *state = f;
@@ -139,6 +147,64 @@ static void index_all(struct fixture *f)
   assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls WHERE id > "
                                   "(SELECT through FROM call_index)"),
                    0);
+}
+
+/* Steps the keeper `n` times, a second apart. */
+static void step_n(struct fixture *f, int n)
+{
+  char err[256] = "";
+
+  for (int i = 0; i < n; i++) {
+    f->now_ms += 1000;
+    assert_int_equal(
+        sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)), VS_OK);
+  }
+}
+
+/* Adds calls `prefix`0 to `prefix`n-1 and indexes them. */
+static void add_indexed(struct fixture *f, const char *prefix, int n)
+{
+  char ref[16];
+
+  for (int i = 0; i < n; i++) {
+    snprintf(ref, sizeof(ref), "%s%d", prefix, i);
+    add(f, ref, "15550000001");
+  }
+  index_all(f);
+}
+
+/* Of calls `prefix`0 to `prefix`n-1, how many are found. */
+static int found(struct fixture *f, const char *prefix, int n)
+{
+  char ref[16];
+  int got = 0;
+
+  for (int i = 0; i < n; i++) {
+    snprintf(ref, sizeof(ref), "%s%d", prefix, i);
+    got += find(f, ref) > 0;
+  }
+  return got;
+}
+
+/* SQLite's trace of statements that start: counts look-ups in the index. */
+static int count_reads(unsigned type, void *ctx, void *stmt, void *sql)
+{
+  struct fixture *f = ctx;
+
+  (void)type;
+  (void)sql;
+  if (strstr(sqlite3_sql(stmt), "FROM calls_by_ref b "))
+    f->index_reads++;
+  return 0;
+}
+
+/* How many of `n` look-ups of references never used read calls_by_ref. */
+static int reads_for_new(struct fixture *f, int n)
+{
+  int before = f->index_reads;
+
+  assert_int_equal(found(f, "new", n), 0);
+  return f->index_reads - before;
 }
 
 /*
@@ -272,6 +338,45 @@ static void test_newest_deleted_elsewhere(void **state)
                    1);
 }
 
+/*
+ * The filter of indexed references spares new calls the read of
+ * calls_by_ref once it is loaded, and never hides an indexed call: not
+ * before its load, not one a pass indexed during the load at a key the
+ * load had passed, not while it grows and loads again.
+ */
+static void test_filter_of_indexed_references(void **state)
+{
+  struct fixture *f = *state;
+
+  add_indexed(f, "m", 40);
+  sqlite_call_index_destroy(f->ci); /* a start */
+  assert_int_equal(sqlite_call_index_create(f->db, &limits, &f->ci), VS_OK);
+  sqlite3_trace_v2(f->db, SQLITE_TRACE_STMT, count_reads, f);
+
+  assert_int_equal(reads_for_new(f, 10), 10); /* not loaded yet */
+  assert_int_equal(found(f, "m", 40), 40);
+  step_n(f, 10); /* the load is past the "f" references */
+  assert_int_equal(found(f, "m", 40), 40);
+  add_indexed(f, "f", 20);
+  step_n(f, 40);
+  assert_int_equal(found(f, "m", 40), 40);
+  assert_int_equal(found(f, "f", 20), 20);
+  assert_in_range(reads_for_new(f, 200), 0, 5);
+
+  /* Sized for 80 references (twice the 40 calls at the start), it has
+   * room for 128: past them it grows, and reads the index until loaded. */
+  add_indexed(f, "z", 100);
+  step_n(f, 1);
+  assert_int_equal(reads_for_new(f, 10), 10);
+  assert_int_equal(found(f, "z", 100), 100);
+  step_n(f, 200);
+  assert_int_equal(found(f, "m", 40), 40);
+  assert_int_equal(found(f, "f", 20), 20);
+  assert_int_equal(found(f, "z", 100), 100);
+  assert_in_range(reads_for_new(f, 200), 0, 5);
+  sqlite3_trace_v2(f->db, 0, NULL, NULL);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -282,6 +387,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_pass_keeps_up_with_batches, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_newest_deleted_elsewhere, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_filter_of_indexed_references, setup,
                                       teardown),
   };
 
