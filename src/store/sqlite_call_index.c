@@ -124,6 +124,7 @@ struct ref_filter {
   unsigned log2;
   uint64_t refs;
   int ready;
+  int resume; /* `from` is the last reference read, to go on from */
   char from[CALL_REF_SIZE];
   int from_len;
 };
@@ -264,7 +265,7 @@ static int index_fail(struct sqlite_call_index *ci, int rc, const char *what,
 
 /* ---- the pending calls in memory ------------------------------------ */
 
-/* `len` bytes of `ref`, as many as find_with binds of it at most. */
+/* The hash of `ref`'s `len` bytes (CALL_REF_SIZE at most, as bound). */
 static uint64_t ref_hash(const struct sqlite_call_index *ci, const void *ref,
                          size_t len)
 {
@@ -743,6 +744,7 @@ static int filter_reset(struct ref_filter *f, unsigned log2)
   f->log2 = log2;
   f->refs = 0;
   f->ready = 0;
+  f->resume = 0;
   f->from_len = 0;
   return bloom_create(log2, &f->bloom) == VS_OK ? SQLITE_OK : SQLITE_NOMEM;
 }
@@ -795,7 +797,8 @@ static int filter_step(struct sqlite_call_index *ci)
       rc = SQLITE_NOMEM;
       break;
     }
-    if (got++ || len != f->from_len || memcmp(ref, f->from, (size_t)len))
+    if (got++ || !f->resume || len != f->from_len ||
+        memcmp(ref, f->from, (size_t)len))
       filter_add(f, ref_hash(ci, ref, (size_t)len)); /* not the one again */
     /* No call's reference is longer (call.h); should one be, the load
      * stops here, until the filter grows, and the index is read. */
@@ -805,6 +808,7 @@ static int filter_step(struct sqlite_call_index *ci)
     }
     memcpy(f->from, ref, (size_t)len);
     f->from_len = len;
+    f->resume = 1;
   }
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);

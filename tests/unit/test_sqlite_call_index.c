@@ -347,6 +347,7 @@ static void test_newest_deleted_elsewhere(void **state)
 static void test_filter_of_indexed_references(void **state)
 {
   struct fixture *f = *state;
+  int64_t first = add(f, "", "15550000001"); /* where the load starts */
 
   add_indexed(f, "m", 40);
   sqlite_call_index_destroy(f->ci); /* a start */
@@ -361,9 +362,10 @@ static void test_filter_of_indexed_references(void **state)
   step_n(f, 40);
   assert_int_equal(found(f, "m", 40), 40);
   assert_int_equal(found(f, "f", 20), 20);
+  assert_int_equal(find(f, ""), first);
   assert_in_range(reads_for_new(f, 200), 0, 5);
 
-  /* Sized for 80 references (twice the 40 calls at the start), it has
+  /* Sized for 82 references (twice the 41 calls at the start), it has
    * room for 128: past them it grows, and reads the index until loaded. */
   add_indexed(f, "z", 100);
   step_n(f, 1);
