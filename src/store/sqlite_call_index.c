@@ -34,6 +34,8 @@ static const char sql_insert_caller[] =
     "VALUES (?1, ?2, ?3)";
 static const char sql_insert_ref[] =
     "INSERT OR REPLACE INTO calls_by_ref (ref, call) VALUES (?1, ?3)";
+static const char sql_insert_recent[] =
+    "INSERT OR REPLACE INTO calls_by_ref_recent (ref, call) VALUES (?1, ?3)";
 /* (No ?2, the start, in the second: pass_write binds both alike.) */
 
 /*
@@ -59,6 +61,9 @@ static const char sql_lower[] =
 static const char sql_by_ref[] =
     "SELECT c.id FROM calls_by_ref b CROSS JOIN calls c ON c.id = b.call "
     "WHERE b.ref = ?1 AND c.ref = b.ref";
+static const char sql_by_ref_recent[] =
+    "SELECT c.id FROM calls_by_ref_recent b CROSS JOIN calls c ON c.id = "
+    "b.call WHERE b.ref = ?1 AND c.ref = b.ref";
 static const char sql_is_ref[] =
     "SELECT id FROM calls WHERE ref = ?1 AND id = ?2";
 static const char sql_scan_ref[] =
@@ -66,9 +71,29 @@ static const char sql_scan_ref[] =
 static const char sql_load[] =
     "SELECT id, ref FROM calls WHERE id > ?1 ORDER BY id";
 
-/* The filter's load: the next ?2 references from ?1 on, in key order. */
-static const char sql_filter_load[] =
-    "SELECT ref FROM calls_by_ref WHERE ref >= ?1 ORDER BY ref LIMIT ?2";
+/*
+ * The filter's load: the next ?2 references from ?1 on, in key order, of
+ * the recent level, then of calls_by_ref (see filter_step).
+ */
+static const char *const sql_filter_load[2] = {
+    "SELECT ref FROM calls_by_ref_recent WHERE ref >= ?1 ORDER BY ref "
+    "LIMIT ?2",
+    "SELECT ref FROM calls_by_ref WHERE ref >= ?1 ORDER BY ref LIMIT ?2"};
+
+/*
+ * A merge step: the first ?1 recent entries, in key order, go to
+ * calls_by_ref, then leave the recent level (up to ?1 there, the last
+ * moved) in the same transaction, so that a look-up finds each in one
+ * level or the other. OR REPLACE: as in sql_insert_ref.
+ */
+static const char sql_merge_read[] =
+    "SELECT ref, call FROM calls_by_ref_recent ORDER BY ref LIMIT ?1";
+static const char sql_merge_insert[] =
+    "INSERT OR REPLACE INTO calls_by_ref (ref, call) VALUES (?1, ?2)";
+static const char sql_merge_delete[] =
+    "DELETE FROM calls_by_ref_recent WHERE ref <= ?1";
+static const char sql_recent_count[] =
+    "SELECT count(*) FROM calls_by_ref_recent";
 
 /*
  * A call of the pass and where it sorts in one index. Only locality
@@ -124,6 +149,7 @@ struct ref_filter {
   unsigned log2;
   uint64_t refs;
   int ready;
+  int level;  /* loading the recent level (0), then calls_by_ref (1) */
   int resume; /* `from` is the last reference read, to go on from */
   char from[CALL_REF_SIZE];
   int from_len;
@@ -142,13 +168,19 @@ struct sqlite_call_index {
   sqlite3_stmt *pending_calls;
   sqlite3_stmt *insert_caller;
   sqlite3_stmt *insert_ref;
+  sqlite3_stmt *insert_recent;
   sqlite3_stmt *done;
   sqlite3_stmt *lower;
   sqlite3_stmt *find_ref;
   sqlite3_stmt *is_ref;
   sqlite3_stmt *scan_ref;
   sqlite3_stmt *load;
-  sqlite3_stmt *filter_load;
+  sqlite3_stmt *filter_load[2];
+  sqlite3_stmt *find_recent;
+  sqlite3_stmt *merge_read;
+  sqlite3_stmt *merge_insert;
+  sqlite3_stmt *merge_delete;
+  sqlite3_stmt *recent_count;
   sqlite3_stmt *begin;
   sqlite3_stmt *commit;
   sqlite3_stmt *rollback;
@@ -171,6 +203,13 @@ struct sqlite_call_index {
   int64_t pass_ms; /* when it started */
   size_t added;    /* calls added since the last step */
   size_t chunk;    /* what this step may move (see sqlite_call_index_step) */
+  /* The recent level's entries, counted on the first step and kept up;
+   * deletes make it high until a merge empties the level. */
+  int64_t recent;
+  int recent_known;
+  int64_t merge_left; /* entries the merge in progress still moves, or 0 */
+  int pass_recent;    /* this pass's entries by reference go to the recent
+                       * level (limits.recent_from) */
 };
 
 int sqlite_call_index_create(sqlite3 *db,
@@ -179,7 +218,8 @@ int sqlite_call_index_create(sqlite3 *db,
 {
   static const struct sqlite_call_index_limits defaults = {
       CALL_INDEX_PENDING_MAX, CALL_INDEX_FILTER_LOAD,
-      CALL_INDEX_FILTER_MIN_LOG2};
+      CALL_INDEX_FILTER_MIN_LOG2, CALL_INDEX_MERGE_MIN,
+      CALL_INDEX_RECENT_FROM};
   struct sqlite_call_index *ci = calloc(1, sizeof(*ci));
 
   if (!ci)
@@ -203,13 +243,20 @@ void sqlite_call_index_destroy(struct sqlite_call_index *ci)
   sqlite3_finalize(ci->pending_calls);
   sqlite3_finalize(ci->insert_caller);
   sqlite3_finalize(ci->insert_ref);
+  sqlite3_finalize(ci->insert_recent);
   sqlite3_finalize(ci->done);
   sqlite3_finalize(ci->lower);
   sqlite3_finalize(ci->find_ref);
   sqlite3_finalize(ci->is_ref);
   sqlite3_finalize(ci->scan_ref);
   sqlite3_finalize(ci->load);
-  sqlite3_finalize(ci->filter_load);
+  sqlite3_finalize(ci->filter_load[0]);
+  sqlite3_finalize(ci->filter_load[1]);
+  sqlite3_finalize(ci->find_recent);
+  sqlite3_finalize(ci->merge_read);
+  sqlite3_finalize(ci->merge_insert);
+  sqlite3_finalize(ci->merge_delete);
+  sqlite3_finalize(ci->recent_count);
   sqlite3_finalize(ci->begin);
   sqlite3_finalize(ci->commit);
   sqlite3_finalize(ci->rollback);
@@ -447,8 +494,11 @@ int sqlite_call_index_find(struct sqlite_call_index *ci, const char *ref,
     rc = pending_load(ci);
   if (rc == SQLITE_OK)
     rc = pending_find(ci, ref, hash, id);
-  if (rc == SQLITE_DONE && filter_maybe(&ci->filter, hash))
+  if (rc == SQLITE_DONE && filter_maybe(&ci->filter, hash)) {
     rc = find_with(ci, sql_by_ref, &ci->find_ref, ref, 0, id);
+    if (rc == SQLITE_DONE)
+      rc = find_with(ci, sql_by_ref_recent, &ci->find_recent, ref, 0, id);
+  }
   if (rc == SQLITE_DONE && ci->pending.covered != INT64_MAX)
     rc = find_with(ci, sql_scan_ref, &ci->scan_ref, ref, ci->pending.covered,
                    id);
@@ -646,7 +696,8 @@ static int pass_write(struct sqlite_call_index *ci)
     end = 2 * ci->n;
   rc = prepared(ci, sql_insert_caller, &ci->insert_caller);
   if (rc == SQLITE_OK)
-    rc = prepared(ci, sql_insert_ref, &ci->insert_ref);
+    rc = ci->pass_recent ? prepared(ci, sql_insert_recent, &ci->insert_recent)
+                         : prepared(ci, sql_insert_ref, &ci->insert_ref);
   if (rc == SQLITE_OK)
     rc = prepared(ci, sql_done, &ci->done);
   if (rc == SQLITE_OK)
@@ -669,9 +720,11 @@ static int pass_write(struct sqlite_call_index *ci)
       sqlite3_bind_int64(s, 2, r->at_ms);
     } else {
       r = &ci->ref_rows[i - ci->n];
-      s = ci->insert_ref;
+      s = ci->pass_recent ? ci->insert_recent : ci->insert_ref;
       /* Before it commits: should the step roll back, it costs a read. */
       filter_add(&ci->filter, ref_hash(ci, ci->text + r->text, r->len));
+      /* High by a rolled-back step's until a merge empties the level. */
+      ci->recent += ci->pass_recent;
     }
     sqlite3_bind_text(s, 1, ci->text + r->text, (int)r->len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, r->call);
@@ -744,6 +797,7 @@ static int filter_reset(struct ref_filter *f, unsigned log2)
   f->log2 = log2;
   f->refs = 0;
   f->ready = 0;
+  f->level = 0;
   f->resume = 0;
   f->from_len = 0;
   return bloom_create(log2, &f->bloom) == VS_OK ? SQLITE_OK : SQLITE_NOMEM;
@@ -753,9 +807,13 @@ static int filter_reset(struct ref_filter *f, unsigned log2)
  * Outside a transaction: makes the filter on the first step, for twice the
  * calls indexed (`through` counts them and the gaps deleted ones left);
  * makes it four times as big when it is full; and while it is not ready,
- * reads the next `filter_load` references of calls_by_ref into it. The
- * read starts at the last one read (>=), so that a load needs no
- * reference outside the index to start from; that one is not added again.
+ * reads the next `filter_load` references into it, the recent level's and
+ * then calls_by_ref's. The read starts at the last one read (>=), so
+ * that a load needs no reference outside the index to start from; that
+ * one is not added again. In that order no reference escapes a merge: one
+ * that leaves the recent level before the load reached it is in the
+ * calls_by_ref before its load starts, and one added after the filter was
+ * made was added to the filter too (pass_write).
  */
 static int filter_step(struct sqlite_call_index *ci)
 {
@@ -783,10 +841,10 @@ static int filter_step(struct sqlite_call_index *ci)
   }
   if (f->ready || f->from_len < 0)
     return SQLITE_OK;
-  rc = prepared(ci, sql_filter_load, &ci->filter_load);
+  rc = prepared(ci, sql_filter_load[f->level], &ci->filter_load[f->level]);
   if (rc != SQLITE_OK)
     return rc;
-  s = ci->filter_load;
+  s = ci->filter_load[f->level];
   sqlite3_bind_text(s, 1, f->from, f->from_len, SQLITE_TRANSIENT);
   sqlite3_bind_int64(s, 2, (sqlite3_int64)want);
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -814,8 +872,136 @@ static int filter_step(struct sqlite_call_index *ci)
   sqlite3_clear_bindings(s);
   if (rc != SQLITE_DONE && rc != SQLITE_ROW)
     return rc;
-  if (rc == SQLITE_DONE && got < want) /* the load reached the end */
-    f->ready = 1;
+  if (rc == SQLITE_DONE && got < want) { /* the level's end */
+    f->resume = 0;
+    f->from_len = 0;
+    f->ready = f->level++ == 1;
+  }
+  return SQLITE_OK;
+}
+
+/* ---- the merge ------------------------------------------------------- */
+
+/* Prepares the merge's statements and the step's transaction. */
+static int merge_prepare(struct sqlite_call_index *ci)
+{
+  int rc = prepared(ci, sql_merge_read, &ci->merge_read);
+
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, sql_merge_insert, &ci->merge_insert);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, sql_merge_delete, &ci->merge_delete);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, "BEGIN IMMEDIATE", &ci->begin);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, "COMMIT", &ci->commit);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, "ROLLBACK", &ci->rollback);
+  return rc;
+}
+
+/*
+ * Moves the first `n` recent entries into calls_by_ref and out of the
+ * recent one, in a transaction of its own; *moved is how many there were
+ * (fewer than `n`: the recent level is empty now).
+ */
+static int merge_move(struct sqlite_call_index *ci, size_t n, size_t *moved)
+{
+  char last[CALL_REF_SIZE];
+  int last_len = -1;
+  sqlite3_stmt *s = ci->merge_read;
+  int rc = run(ci->begin);
+
+  *moved = 0;
+  if (rc != SQLITE_OK)
+    return rc;
+  sqlite3_bind_int64(s, 1, (sqlite3_int64)n);
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const unsigned char *ref = sqlite3_column_text(s, 0);
+    int len = sqlite3_column_bytes(s, 0);
+
+    /* No call's reference is longer (call.h); should one be, the step
+     * fails and the entries stay where they are. */
+    if (!ref || len >= (int)sizeof(last)) {
+      rc = ref ? SQLITE_TOOBIG : SQLITE_NOMEM;
+      break;
+    }
+    sqlite3_bind_text(ci->merge_insert, 1, (const char *)ref, len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(ci->merge_insert, 2, sqlite3_column_int64(s, 1));
+    rc = run(ci->merge_insert);
+    if (rc != SQLITE_OK)
+      break;
+    memcpy(last, ref, (size_t)len);
+    last_len = len;
+    (*moved)++;
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(ci->merge_insert);
+  if (rc == SQLITE_DONE)
+    rc = SQLITE_OK;
+  if (rc == SQLITE_OK && last_len >= 0) {
+    sqlite3_bind_text(ci->merge_delete, 1, last, last_len, SQLITE_STATIC);
+    rc = run(ci->merge_delete);
+    sqlite3_clear_bindings(ci->merge_delete);
+  }
+  if (rc == SQLITE_OK)
+    rc = run(ci->commit);
+  if (rc != SQLITE_OK) {
+    if (!sqlite3_get_autocommit(ci->db))
+      run(ci->rollback);
+    *moved = 0;
+  }
+  return rc;
+}
+
+/*
+ * Outside a transaction: counts the recent level on the first step;
+ * starts a merge of all of it once it holds `merge_min` entries and a
+ * sixteenth (CALL_INDEX_MERGE_SHARE) of the calls indexed; and moves the
+ * next entries of a merge in progress, CALL_INDEX_MERGE_CHUNK at least and
+ * twice as many as the calls `added` since the last step, so that merges
+ * outrun the passes.
+ */
+static int merge_step(struct sqlite_call_index *ci, size_t added)
+{
+  size_t n =
+      added * 2 > CALL_INDEX_MERGE_CHUNK ? added * 2 : CALL_INDEX_MERGE_CHUNK;
+  int64_t through = 0;
+  size_t moved;
+  int rc;
+
+  if (!ci->recent_known) {
+    rc = prepared(ci, sql_recent_count, &ci->recent_count);
+    if (rc == SQLITE_OK)
+      rc = first_int(ci->recent_count, &ci->recent);
+    if (rc != SQLITE_ROW)
+      return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+    ci->recent_known = 1;
+  }
+  if (!ci->merge_left) {
+    if ((uint64_t)ci->recent < ci->limits.merge_min)
+      return SQLITE_OK;
+    rc = read_through(ci, &through);
+    if (rc != SQLITE_OK)
+      return rc;
+    if (ci->recent * CALL_INDEX_MERGE_SHARE < through)
+      return SQLITE_OK;
+    ci->merge_left = ci->recent;
+  }
+  if ((int64_t)n > ci->merge_left)
+    n = (size_t)ci->merge_left;
+  rc = merge_prepare(ci);
+  if (rc == SQLITE_OK)
+    rc = merge_move(ci, n, &moved);
+  if (rc != SQLITE_OK)
+    return rc; /* the merge goes on at the next step */
+  ci->merge_left -= (int64_t)moved;
+  ci->recent -= (int64_t)moved;
+  if (moved < n) { /* the recent level is empty */
+    ci->merge_left = 0;
+    ci->recent = 0;
+  }
   return SQLITE_OK;
 }
 
@@ -848,6 +1034,7 @@ static int pass_step(struct sqlite_call_index *ci, int64_t now_ms)
       rc = read_through(ci, &ci->last);
     if (rc != SQLITE_OK)
       goto fail;
+    ci->pass_recent = (uint64_t)ci->last >= ci->limits.recent_from;
     ci->phase = PASS_READING;
   }
   rc = ci->phase == PASS_READING ? pass_read(ci) : pass_write(ci);
@@ -865,9 +1052,14 @@ int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
                            char *err, size_t errlen)
 {
   const char *what = "cannot index calls";
+  size_t added = ci->added;
   int rc = pass_step(ci, now_ms);
   int unallocated;
 
+  if (rc == SQLITE_OK) {
+    what = "cannot merge the index of calls by reference";
+    rc = merge_step(ci, added);
+  }
   if (rc == SQLITE_OK) {
     what = "cannot load the filter of indexed references";
     rc = filter_step(ci);

@@ -14,8 +14,8 @@
  * schema version 2). Lists and numbers are small and read whole at start;
  * calls grow with traffic and are only ever read through an index: by
  * caller through calls_by_caller (version 4) and by reference through
- * calls_by_ref (version 5), which the worker keeps up in bulk between
- * batches (sqlite_call_index.h).
+ * calls_by_ref (version 5) and calls_by_ref_recent (version 6), which the
+ * worker keeps up in bulk between batches (sqlite_call_index.h).
  *
  * Schema. The version of the schema is kept in a one-row table,
  * schema_version, and the migrations below are applied in order, all in one
@@ -230,7 +230,20 @@ static const char *const migrations[] = {
     " call INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO calls_by_ref (ref, call)"
     " SELECT ref, id FROM calls"
-    " WHERE id <= (SELECT through FROM call_index) ORDER BY ref;"};
+    " WHERE id <= (SELECT through FROM call_index) ORDER BY ref;",
+
+    /*
+     * 6: a recent level of calls by reference. With a random key, a pass's
+     * entries land one to a page once the index has many more pages than a
+     * pass has calls, and each costs a page written (bench/README.md).
+     * Past a million calls the passes write calls_by_ref_recent, kept
+     * small, and its entries are merged in key order into calls_by_ref,
+     * several to a page, when it reaches a sixteenth of the calls
+     * (sqlite_call_index.h).
+     */
+    "CREATE TABLE calls_by_ref_recent ("
+    " ref TEXT PRIMARY KEY NOT NULL,"
+    " call INTEGER NOT NULL) WITHOUT ROWID;"};
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -373,8 +386,8 @@ static const char sql_recent[] =
     "caller <> '' ORDER BY started_ms DESC, id DESC LIMIT :limit";
 
 /* The statements of forget and of one step of the purge. */
-#define FORGET_STMTS 5
-#define PURGE_STMTS  3
+#define FORGET_STMTS 6
+#define PURGE_STMTS  4
 
 /*
  * One connection. Touched by one thread at a time (see store_backend.h):
@@ -1540,6 +1553,8 @@ static const char *sqlite_errmsg(void *handle)
 static const char *const sql_forget[FORGET_STMTS] = {
     "DELETE FROM calls_by_ref WHERE ref IN (SELECT ref FROM calls WHERE id "
     "IN (" FORGET_CALLS ") AND caller = ?1)",
+    "DELETE FROM calls_by_ref_recent WHERE ref IN (SELECT ref FROM calls "
+    "WHERE id IN (" FORGET_CALLS ") AND caller = ?1)",
     "DELETE FROM calls WHERE id IN (" FORGET_CALLS ") AND caller = ?1",
     "DELETE FROM calls_by_caller WHERE number = ?1",
     "DELETE FROM lists WHERE entry = ?1",
@@ -1550,8 +1565,8 @@ static int sqlite_forget_number(void *handle, const char *number,
                                 struct store_forget_counts *out)
 {
   struct sqlite_backend *b = handle;
-  uint64_t *counts[FORGET_STMTS] = {NULL, &out->calls, NULL,
-                                    &out->list_entries, &out->numbers};
+  uint64_t *counts[FORGET_STMTS] = {
+      NULL, NULL, &out->calls, NULL, &out->list_entries, &out->numbers};
   int rc = VS_OK;
 
   memset(out, 0, sizeof(*out));
@@ -1578,7 +1593,7 @@ static int sqlite_forget_number(void *handle, const char *number,
 /*
  * The index entries of the calls the purge deletes next, then the calls.
  * The oldest first, so that a purge cut short by `max` resumes in order;
- * the id breaks ties of started_ms, so that all three select the same
+ * the id breaks ties of started_ms, so that all four select the same
  * calls.
  */
 #define PURGE_NEXT                                                            \
@@ -1587,6 +1602,7 @@ static const char *const sql_purge[PURGE_STMTS] = {
     "DELETE FROM calls_by_caller WHERE (number, at_ms, call) IN (SELECT "
     "caller, started_ms, id " PURGE_NEXT ")",
     "DELETE FROM calls_by_ref WHERE ref IN (SELECT ref " PURGE_NEXT ")",
+    "DELETE FROM calls_by_ref_recent WHERE ref IN (SELECT ref " PURGE_NEXT ")",
     "DELETE FROM calls WHERE id IN (SELECT id " PURGE_NEXT ")"};
 
 static int sqlite_purge_calls(void *handle, int64_t before_ms, unsigned max,

@@ -28,9 +28,11 @@
 #include "../../src/util/err.h"
 
 static const struct sqlite_call_index_limits limits = {
-    3, /* calls the table in memory holds */
-    2, /* references a step loads into the filter */
-    BLOOM_MIN_LOG2,
+    .pending_max = 3, /* calls the table in memory holds */
+    .filter_load = 2, /* references a step loads into the filter */
+    .filter_min_log2 = BLOOM_MIN_LOG2,
+    .merge_min = 1u << 30, /* no recent level but in test_merge */
+    .recent_from = 1u << 30,
 };
 
 struct fixture {
@@ -379,6 +381,65 @@ static void test_filter_of_indexed_references(void **state)
   sqlite3_trace_v2(f->db, 0, NULL, NULL);
 }
 
+/* Entries in calls_by_ref plus the recent level. */
+static int64_t entries(struct fixture *f)
+{
+  return one_int(f->db, "SELECT count(*) FROM calls_by_ref") +
+         one_int(f->db, "SELECT count(*) FROM calls_by_ref_recent");
+}
+
+/*
+ * Merges move the recent level's entries into calls_by_ref, each once,
+ * and every call is found at every step: before a merge, during one, after
+ * a start in the middle of one, after calls are deleted, and through the
+ * filter once it has loaded both levels.
+ */
+static void test_merge(void **state)
+{
+  static const struct sqlite_call_index_limits merging = {
+      .pending_max = 3,
+      .filter_load = 2,
+      .filter_min_log2 = BLOOM_MIN_LOG2,
+      .merge_min = 300,
+      .recent_from = 0,
+  };
+  struct fixture *f = *state;
+  char err[256] = "";
+
+  sqlite_call_index_destroy(f->ci);
+  assert_int_equal(sqlite_call_index_create(f->db, &merging, &f->ci), VS_OK);
+  add_indexed(f, "a", 600);
+  assert_true(one_int(f->db, "SELECT count(*) FROM calls_by_ref") >=
+              CALL_INDEX_MERGE_CHUNK);
+  assert_int_equal(entries(f), 600);
+  assert_int_equal(found(f, "a", 600), 600);
+
+  add_indexed(f, "b", 600); /* a merge of 256 entries a step begins */
+  assert_true(one_int(f->db, "SELECT count(*) FROM calls_by_ref_recent") > 0);
+  sqlite_call_index_destroy(f->ci); /* a start in the middle of it */
+  assert_int_equal(sqlite_call_index_create(f->db, &merging, &f->ci), VS_OK);
+  for (int i = 0; i < 4; i++) {
+    step_n(f, 1);
+    assert_int_equal(entries(f), 1200);
+    assert_int_equal(found(f, "a", 600), 600);
+    assert_int_equal(found(f, "b", 600), 600);
+  }
+
+  exec(f->db, "DELETE FROM calls_by_ref WHERE ref LIKE 'a1_'");
+  exec(f->db, "DELETE FROM calls_by_ref_recent WHERE ref LIKE 'a1_'");
+  exec(f->db, "DELETE FROM calls WHERE ref LIKE 'a1_'");
+  assert_int_equal(sqlite_call_index_deleted(f->ci, err, sizeof(err)), VS_OK);
+  step_n(f, 1200); /* the filter loads both levels */
+  assert_true(one_int(f->db, "SELECT count(*) FROM calls_by_ref_recent") <
+              (int64_t)merging.merge_min);
+  assert_int_equal(entries(f), 1190);
+  assert_int_equal(found(f, "a", 600), 590);
+  assert_int_equal(found(f, "b", 600), 600);
+  sqlite3_trace_v2(f->db, SQLITE_TRACE_STMT, count_reads, f);
+  assert_in_range(reads_for_new(f, 200), 0, 5);
+  sqlite3_trace_v2(f->db, 0, NULL, NULL);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -392,6 +453,7 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_filter_of_indexed_references, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -50,7 +50,7 @@
 #define ITER_MS     10   /* longest sleep of one iteration */
 #define GATE_WAIT_S 30   /* longest wait for the worker to reach the gate */
 #define MANY        10000
-#define SCHEMA      5 /* the version this program's store migrates to */
+#define SCHEMA      6 /* the version this program's store migrates to */
 #define STATE_MAX   64
 
 /* One test's directory, database path and loop. Test thread only. */
@@ -1671,9 +1671,19 @@ static void test_calls_by_ref(void **state)
   sqlite3_close(db);
 }
 
+/* Entries by reference in both levels, and those naming no call. */
+#define REF_ENTRIES                                                           \
+  "SELECT (SELECT count(*) FROM calls_by_ref) + (SELECT count(*) FROM "       \
+  "calls_by_ref_recent)"
+#define ORPHAN_REFS                                                           \
+  "SELECT count(*) FROM (SELECT call FROM calls_by_ref UNION ALL SELECT "     \
+  "call FROM calls_by_ref_recent) b WHERE NOT EXISTS (SELECT 1 FROM calls "   \
+  "WHERE id = b.call)"
+
 /*
- * The retention purge takes the oldest calls' index entries with them;
- * forget deletes only calls of the number it is given.
+ * The retention purge takes the oldest calls' index entries with them,
+ * from both levels of the index by reference; forget deletes only calls
+ * of the number it is given, and their entries in both levels too.
  */
 static void test_purge_takes_index_entries(void **state)
 {
@@ -1686,11 +1696,18 @@ static void test_purge_takes_index_entries(void **state)
   sqlite3 *db;
 
   db = index_thirty(f, st);
+  /* Half of the entries in the recent level, as past
+   * CALL_INDEX_RECENT_FROM calls some of them are. */
+  raw_exec(db, "INSERT INTO calls_by_ref_recent SELECT ref, call FROM "
+               "calls_by_ref WHERE call % 2 = 0");
+  raw_exec(db, "DELETE FROM calls_by_ref WHERE call % 2 = 0");
   assert_int_equal(store_purge(st, 1700000000000LL + 10 * 1000), VS_OK);
   wait_idle(f, st);
   assert_int_equal(count_rows(f->path), 32 - 10);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller"), 20);
-  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref"), 20);
+  assert_int_equal(raw_int(db, REF_ENTRIES), 20);
+  assert_int_equal(raw_int(db, ORPHAN_REFS), 0);
+  assert_true(raw_int(db, "SELECT count(*) FROM calls_by_ref_recent") > 0);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_caller WHERE "
                                "at_ms < 1700000010000"),
                    0);
@@ -1712,6 +1729,8 @@ static void test_purge_takes_index_entries(void **state)
   assert_int_equal(raw_int(db, "SELECT count(*) FROM calls WHERE "
                                "ref = 'ref-000013'"),
                    1);
+  assert_int_equal(raw_int(db, REF_ENTRIES), 15);
+  assert_int_equal(raw_int(db, ORPHAN_REFS), 0);
   sqlite3_close(db);
   store_close(st);
 }
@@ -2084,15 +2103,17 @@ static void test_migration_from_v1(void **state)
                                "number = '15550000042'"),
                    1);
   /* Migration 5 kept the rowids as ids, which calls_by_caller names, and
-   * indexed the calls by reference, with no unique index left on calls. */
+   * indexed the calls by reference, with no unique index left on calls;
+   * migration 6 added the recent level, empty. */
   assert_int_equal(raw_int(db, "SELECT id FROM calls WHERE ref = 'ref-v1'"),
                    raw_int(db, "SELECT call FROM calls_by_caller WHERE "
                                "number = '15550000042'"));
   assert_true(raw_int(db, "SELECT id FROM calls WHERE ref = 'ref-v1'") > 100);
-  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref b CROSS "
-                               "JOIN calls c ON c.id = b.call AND "
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref b "
+                               "CROSS JOIN calls c ON c.id = b.call AND "
                                "c.ref = b.ref"),
                    2);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls_by_ref_recent"), 0);
   assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE "
                                "tbl_name = 'calls' AND name LIKE "
                                "'sqlite_autoindex%'"),
