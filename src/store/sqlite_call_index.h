@@ -35,16 +35,17 @@
  * step at a time, into calls_by_ref, five or six entries to each page. A
  * look-up reads both levels; a merge step moves entries in one
  * transaction, so that each is in one level or the other. Below that size
- * one level costs less than the merges (a 65,536-entry merge into a small
- * index writes most of its pages again).
+ * a pass brings its entries several to a page of calls_by_ref already, and
+ * merges would only add work (with the recent level used from the first
+ * call, a new database's store worker took 1-2 us more a request).
  *
  * Most calls the worker looks up are new ones, whose reference is in
  * neither: reading calls_by_ref to be sure took a page at random of an
  * index as big as the calls, 22% of the worker's time at cache-hit
- * incoming_call. A Bloom filter of the references in calls_by_ref
+ * incoming_call. A Bloom filter of the references in both levels
  * (util/bloom.h) answers most of those in memory instead; it is loaded
- * from the index a step at a time after a start, while the passes add
- * what they index, and until it holds every reference the index is read.
+ * from them a step at a time after a start, while the passes add what
+ * they index, and until it holds every reference the index is read.
  *
  * An entry never changes, since a call's reference, caller and start are
  * fixed by its first record (CALL_UPSERT_SET); forget and the purge
