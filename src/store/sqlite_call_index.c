@@ -680,6 +680,28 @@ static int pass_read(struct sqlite_call_index *ci)
   return SQLITE_OK;
 }
 
+/* Prepares a step's transaction statements and begins it. */
+static int step_begin(struct sqlite_call_index *ci)
+{
+  int rc = prepared(ci, "BEGIN IMMEDIATE", &ci->begin);
+
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, "COMMIT", &ci->commit);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, "ROLLBACK", &ci->rollback);
+  return rc == SQLITE_OK ? run(ci->begin) : rc;
+}
+
+/* Commits a step's transaction if `rc` is SQLITE_OK, else rolls it back. */
+static int step_end(struct sqlite_call_index *ci, int rc)
+{
+  if (rc == SQLITE_OK)
+    rc = run(ci->commit);
+  if (rc != SQLITE_OK && !sqlite3_get_autocommit(ci->db))
+    run(ci->rollback);
+  return rc;
+}
+
 /*
  * Moves the next `chunk` entries of the pass in a transaction of
  * its own; the last chunk also moves call_index.through up to `last`.
@@ -701,13 +723,7 @@ static int pass_write(struct sqlite_call_index *ci)
   if (rc == SQLITE_OK)
     rc = prepared(ci, sql_done, &ci->done);
   if (rc == SQLITE_OK)
-    rc = prepared(ci, "BEGIN IMMEDIATE", &ci->begin);
-  if (rc == SQLITE_OK)
-    rc = prepared(ci, "COMMIT", &ci->commit);
-  if (rc == SQLITE_OK)
-    rc = prepared(ci, "ROLLBACK", &ci->rollback);
-  if (rc == SQLITE_OK)
-    rc = run(ci->begin);
+    rc = step_begin(ci);
   if (rc != SQLITE_OK)
     return rc;
   for (size_t i = ci->next; rc == SQLITE_OK && i < end; i++) {
@@ -737,13 +753,9 @@ static int pass_write(struct sqlite_call_index *ci)
     rc = run(ci->done);
     moved = sqlite3_changes(ci->db) == 1;
   }
-  if (rc == SQLITE_OK)
-    rc = run(ci->commit);
-  if (rc != SQLITE_OK) {
-    if (!sqlite3_get_autocommit(ci->db))
-      run(ci->rollback);
+  rc = step_end(ci, rc);
+  if (rc != SQLITE_OK)
     return rc;
-  }
   ci->next = end;
   if (end == 2 * ci->n) {
     ci->phase = PASS_IDLE;
@@ -882,39 +894,28 @@ static int filter_step(struct sqlite_call_index *ci)
 
 /* ---- the merge ------------------------------------------------------- */
 
-/* Prepares the merge's statements and the step's transaction. */
-static int merge_prepare(struct sqlite_call_index *ci)
-{
-  int rc = prepared(ci, sql_merge_read, &ci->merge_read);
-
-  if (rc == SQLITE_OK)
-    rc = prepared(ci, sql_merge_insert, &ci->merge_insert);
-  if (rc == SQLITE_OK)
-    rc = prepared(ci, sql_merge_delete, &ci->merge_delete);
-  if (rc == SQLITE_OK)
-    rc = prepared(ci, "BEGIN IMMEDIATE", &ci->begin);
-  if (rc == SQLITE_OK)
-    rc = prepared(ci, "COMMIT", &ci->commit);
-  if (rc == SQLITE_OK)
-    rc = prepared(ci, "ROLLBACK", &ci->rollback);
-  return rc;
-}
-
 /*
  * Moves the first `n` recent entries into calls_by_ref and out of the
- * recent one, in a transaction of its own; *moved is how many there were
- * (fewer than `n`: the recent level is empty now).
+ * recent level, in a transaction of its own; *moved is how many there
+ * were (fewer than `n`: the recent level is empty now).
  */
 static int merge_move(struct sqlite_call_index *ci, size_t n, size_t *moved)
 {
   char last[CALL_REF_SIZE];
   int last_len = -1;
-  sqlite3_stmt *s = ci->merge_read;
-  int rc = run(ci->begin);
+  sqlite3_stmt *s;
+  int rc = prepared(ci, sql_merge_read, &ci->merge_read);
 
   *moved = 0;
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, sql_merge_insert, &ci->merge_insert);
+  if (rc == SQLITE_OK)
+    rc = prepared(ci, sql_merge_delete, &ci->merge_delete);
+  if (rc == SQLITE_OK)
+    rc = step_begin(ci);
   if (rc != SQLITE_OK)
     return rc;
+  s = ci->merge_read;
   sqlite3_bind_int64(s, 1, (sqlite3_int64)n);
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     const unsigned char *ref = sqlite3_column_text(s, 0);
@@ -945,13 +946,9 @@ static int merge_move(struct sqlite_call_index *ci, size_t n, size_t *moved)
     rc = run(ci->merge_delete);
     sqlite3_clear_bindings(ci->merge_delete);
   }
-  if (rc == SQLITE_OK)
-    rc = run(ci->commit);
-  if (rc != SQLITE_OK) {
-    if (!sqlite3_get_autocommit(ci->db))
-      run(ci->rollback);
+  rc = step_end(ci, rc);
+  if (rc != SQLITE_OK)
     *moved = 0;
-  }
   return rc;
 }
 
@@ -991,9 +988,7 @@ static int merge_step(struct sqlite_call_index *ci, size_t added)
   }
   if ((int64_t)n > ci->merge_left)
     n = (size_t)ci->merge_left;
-  rc = merge_prepare(ci);
-  if (rc == SQLITE_OK)
-    rc = merge_move(ci, n, &moved);
+  rc = merge_move(ci, n, &moved);
   if (rc != SQLITE_OK)
     return rc; /* the merge goes on at the next step */
   ci->merge_left -= (int64_t)moved;
