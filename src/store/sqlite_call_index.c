@@ -137,12 +137,12 @@ struct pending {
 };
 
 /*
- * The references in calls_by_ref, in a Bloom filter: `ready` once the
- * load, a step at a time from `from` on, reached the end of the index;
- * the passes add what they index meanwhile, so that it then holds every
- * reference. References no longer indexed (a deleted call, a pass's step
- * rolled back) stay in it and only cost a read of the index. `refs`
- * counts what it was given, those too; past its room it grows.
+ * The references in both levels of the index, in a Bloom filter: `ready`
+ * once the load, a step at a time from `from` on, reached the end of the
+ * second level; the passes add what they index meanwhile, so that it then
+ * holds every reference. References no longer indexed (a deleted call, a
+ * pass's step rolled back) stay in it and only cost a read of the index.
+ * `refs` counts what it was given, those too; past its room it grows.
  */
 struct ref_filter {
   struct bloom *bloom; /* NULL before the first step */

@@ -13,12 +13,12 @@
  * in bulk too it went from 19,600-23,000 to 26,500-27,800 requests/s, the
  * checkpoint thread from 30% of a core to 9% (bench/README.md).
  *
- * So calls_by_caller and calls_by_ref index the calls up to a rowid,
- * call_index.through; the calls after it are pending, and this module
- * moves them into both indexes some hundreds at a time, sorted by key, so
- * that a page of an index is written once for all the calls a pass brings
- * to it. Queries by caller read the index and the pending calls
- * (store_sqlite.c). A call is found by reference in the index or, when
+ * So calls_by_caller and calls_by_ref (with calls_by_ref_recent, below)
+ * index the calls up to a rowid, call_index.through; the calls after it are
+ * pending, and this module moves them into both indexes some hundreds at a
+ * time, sorted by key, so that a page of an index is written once for all the
+ * calls a pass brings to it. Queries by caller read the index and the pending
+ * calls (store_sqlite.c). A call is found by reference in the index or, when
  * pending, in a table in memory of the pending calls' references (hashed)
  * and rowids, which the worker fills as it inserts calls and reloads from
  * the database after anything that could make it wrong: a rollback, a
