@@ -8,6 +8,7 @@
 #include "../util/bloom.h"
 #include "../util/err.h"
 #include "../util/hash.h"
+#include "../util/log.h"
 #include "call.h"
 #include "sqlite_call_index.h"
 
@@ -153,6 +154,7 @@ struct ref_filter {
   int resume; /* `from` is the last reference read, to go on from */
   char from[CALL_REF_SIZE];
   int from_len;
+  int64_t since_ms; /* when it was made, for the log */
 };
 
 /*
@@ -207,9 +209,11 @@ struct sqlite_call_index {
    * deletes make it high until a merge empties the level. */
   int64_t recent;
   int recent_known;
-  int64_t merge_left; /* entries the merge in progress still moves, or 0 */
-  int pass_recent;    /* this pass's entries by reference go to the recent
-                       * level (limits.recent_from) */
+  int64_t merge_left;  /* entries the merge in progress still moves, or 0 */
+  int64_t merge_moved; /* and what it moved since it began, for the log */
+  int64_t merge_ms;
+  int pass_recent; /* this pass's entries by reference go to the recent
+                    * level (limits.recent_from) */
 };
 
 int sqlite_call_index_create(sqlite3 *db,
@@ -827,7 +831,7 @@ static int filter_reset(struct ref_filter *f, unsigned log2)
  * calls_by_ref before its load starts, and one added after the filter was
  * made was added to the filter too (pass_write).
  */
-static int filter_step(struct sqlite_call_index *ci)
+static int filter_step(struct sqlite_call_index *ci, int64_t now_ms)
 {
   struct ref_filter *f = &ci->filter;
   size_t want = ci->limits.filter_load;
@@ -843,6 +847,7 @@ static int filter_step(struct sqlite_call_index *ci)
           f, filter_log2(2 * (uint64_t)through, ci->limits.filter_min_log2));
     if (rc != SQLITE_OK)
       return rc;
+    f->since_ms = now_ms;
   } else if (f->log2 < CALL_INDEX_FILTER_MAX_LOG2 &&
              f->refs > bloom_bits(f->bloom) / CALL_INDEX_FILTER_BITS_PER_REF) {
     rc = filter_reset(f, f->log2 + 2 < CALL_INDEX_FILTER_MAX_LOG2
@@ -850,6 +855,7 @@ static int filter_step(struct sqlite_call_index *ci)
                              : CALL_INDEX_FILTER_MAX_LOG2);
     if (rc != SQLITE_OK)
       return rc;
+    f->since_ms = now_ms;
   }
   if (f->ready || f->from_len < 0)
     return SQLITE_OK;
@@ -888,6 +894,12 @@ static int filter_step(struct sqlite_call_index *ci)
     f->resume = 0;
     f->from_len = 0;
     f->ready = f->level++ == 1;
+    if (f->ready)
+      log_info("store filter of indexed references loaded|references=%llu "
+               "bits=%llu ms=%lld",
+               (unsigned long long)f->refs,
+               (unsigned long long)bloom_bits(f->bloom),
+               (long long)(now_ms - f->since_ms));
   }
   return SQLITE_OK;
 }
@@ -960,7 +972,8 @@ static int merge_move(struct sqlite_call_index *ci, size_t n, size_t *moved)
  * twice as many as the calls `added` since the last step, so that merges
  * outrun the passes.
  */
-static int merge_step(struct sqlite_call_index *ci, size_t added)
+static int merge_step(struct sqlite_call_index *ci, size_t added,
+                      int64_t now_ms)
 {
   size_t n =
       added * 2 > CALL_INDEX_MERGE_CHUNK ? added * 2 : CALL_INDEX_MERGE_CHUNK;
@@ -985,6 +998,8 @@ static int merge_step(struct sqlite_call_index *ci, size_t added)
     if (ci->recent * CALL_INDEX_MERGE_SHARE < through)
       return SQLITE_OK;
     ci->merge_left = ci->recent;
+    ci->merge_moved = 0;
+    ci->merge_ms = now_ms;
   }
   if ((int64_t)n > ci->merge_left)
     n = (size_t)ci->merge_left;
@@ -992,11 +1007,16 @@ static int merge_step(struct sqlite_call_index *ci, size_t added)
   if (rc != SQLITE_OK)
     return rc; /* the merge goes on at the next step */
   ci->merge_left -= (int64_t)moved;
+  ci->merge_moved += (int64_t)moved;
   ci->recent -= (int64_t)moved;
   if (moved < n) { /* the recent level is empty */
     ci->merge_left = 0;
     ci->recent = 0;
   }
+  if (!ci->merge_left)
+    log_debug("store merged the recent index by reference|entries=%lld "
+              "ms=%lld",
+              (long long)ci->merge_moved, (long long)(now_ms - ci->merge_ms));
   return SQLITE_OK;
 }
 
@@ -1053,11 +1073,11 @@ int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
 
   if (rc == SQLITE_OK) {
     what = "cannot merge the index of calls by reference";
-    rc = merge_step(ci, added);
+    rc = merge_step(ci, added, now_ms);
   }
   if (rc == SQLITE_OK) {
     what = "cannot load the filter of indexed references";
-    rc = filter_step(ci);
+    rc = filter_step(ci, now_ms);
   }
   if (rc == SQLITE_OK)
     return VS_OK;
