@@ -147,7 +147,6 @@ struct pending {
  */
 struct ref_filter {
   struct bloom *bloom; /* NULL before the first step */
-  unsigned log2;
   uint64_t refs;
   int ready;
   int level;  /* loading the recent level (0), then calls_by_ref (1) */
@@ -205,10 +204,9 @@ struct sqlite_call_index {
   int64_t pass_ms; /* when it started */
   size_t added;    /* calls added since the last step */
   size_t chunk;    /* what this step may move (see sqlite_call_index_step) */
-  /* The recent level's entries, counted on the first step and kept up;
-   * deletes make it high until a merge empties the level. */
+  /* The recent level's entries, counted on the first step (-1 before)
+   * and kept up; deletes make it high until a merge empties the level. */
   int64_t recent;
-  int recent_known;
   int64_t merge_left;  /* entries the merge in progress still moves, or 0 */
   int64_t merge_moved; /* and what it moved since it began, for the log */
   int64_t merge_ms;
@@ -235,6 +233,7 @@ int sqlite_call_index_create(sqlite3 *db,
   ci->seed = hash_seed(ci);
   ci->pending.max = ci->limits.pending_max;
   ci->pending.stale = 1;
+  ci->recent = -1;
   *out = ci;
   return VS_OK;
 }
@@ -613,10 +612,6 @@ int sqlite_call_index_deleted(struct sqlite_call_index *ci, char *err,
   return index_fail(ci, rc, "cannot keep the indexes of calls", err, errlen);
 }
 
-/*
- * Appends the next `chunk` * 4 pending calls; once there are no
- * more, or the pass is full, sorts them and turns to writing.
- */
 /* Fills `r` for `call` and appends its key's text to the pass's. */
 static void pass_keep(struct sqlite_call_index *ci, struct pass_row *r,
                       int64_t call, uint64_t key, const unsigned char *text,
@@ -630,6 +625,10 @@ static void pass_keep(struct sqlite_call_index *ci, struct pass_row *r,
   ci->text_len += len;
 }
 
+/*
+ * Appends the next `chunk` * 4 pending calls; once there are no
+ * more, or the pass is full, sorts them and turns to writing.
+ */
 static int pass_read(struct sqlite_call_index *ci)
 {
   size_t want = ci->chunk * 4;
@@ -743,8 +742,10 @@ static int pass_write(struct sqlite_call_index *ci)
       s = ci->pass_recent ? ci->insert_recent : ci->insert_ref;
       /* Before it commits: should the step roll back, it costs a read. */
       filter_add(&ci->filter, ref_hash(ci, ci->text + r->text, r->len));
-      /* High by a rolled-back step's until a merge empties the level. */
-      ci->recent += ci->pass_recent;
+      /* High by a rolled-back step's until a merge empties the level;
+       * before the count (merge_step) the count takes these in. */
+      if (ci->recent >= 0)
+        ci->recent += ci->pass_recent;
     }
     sqlite3_bind_text(s, 1, ci->text + r->text, (int)r->len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, r->call);
@@ -810,7 +811,6 @@ static int filter_reset(struct ref_filter *f, unsigned log2)
 {
   bloom_destroy(f->bloom);
   f->bloom = NULL;
-  f->log2 = log2;
   f->refs = 0;
   f->ready = 0;
   f->level = 0;
@@ -827,7 +827,7 @@ static int filter_reset(struct ref_filter *f, unsigned log2)
  * then calls_by_ref's. The read starts at the last one read (>=), so
  * that a load needs no reference outside the index to start from; that
  * one is not added again. In that order no reference escapes a merge: one
- * that leaves the recent level before the load reached it is in the
+ * that leaves the recent level before the load reached it is in
  * calls_by_ref before its load starts, and one added after the filter was
  * made was added to the filter too (pass_write).
  */
@@ -848,10 +848,14 @@ static int filter_step(struct sqlite_call_index *ci, int64_t now_ms)
     if (rc != SQLITE_OK)
       return rc;
     f->since_ms = now_ms;
-  } else if (f->log2 < CALL_INDEX_FILTER_MAX_LOG2 &&
-             f->refs > bloom_bits(f->bloom) / CALL_INDEX_FILTER_BITS_PER_REF) {
-    rc = filter_reset(f, f->log2 + 2 < CALL_INDEX_FILTER_MAX_LOG2
-                             ? f->log2 + 2
+  } else if (f->refs > bloom_bits(f->bloom) / CALL_INDEX_FILTER_BITS_PER_REF &&
+             bloom_bits(f->bloom) < (uint64_t)1
+                                        << CALL_INDEX_FILTER_MAX_LOG2) {
+    /* Four times as big, its size a power of two (bloom.h). */
+    unsigned log2 = (unsigned)__builtin_ctzll(bloom_bits(f->bloom)) + 2;
+
+    rc = filter_reset(f, log2 < CALL_INDEX_FILTER_MAX_LOG2
+                             ? log2
                              : CALL_INDEX_FILTER_MAX_LOG2);
     if (rc != SQLITE_OK)
       return rc;
@@ -981,13 +985,12 @@ static int merge_step(struct sqlite_call_index *ci, size_t added,
   size_t moved;
   int rc;
 
-  if (!ci->recent_known) {
+  if (ci->recent < 0) {
     rc = prepared(ci, sql_recent_count, &ci->recent_count);
     if (rc == SQLITE_OK)
       rc = first_int(ci->recent_count, &ci->recent);
     if (rc != SQLITE_ROW)
       return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
-    ci->recent_known = 1;
   }
   if (!ci->merge_left) {
     if ((uint64_t)ci->recent < ci->limits.merge_min)
