@@ -1,5 +1,4 @@
 /* The admin listener (see admin.h). */
-#include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,7 +38,7 @@ struct admin {
 static int authorised(const struct admin *a, const struct httpd_request *rq)
 {
   const char *token = a->api.cfg->admin.token;
-  const char *auth = httpd_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
+  const char *auth = httpd_header(rq, "Authorization");
 
   if (!token[0])
     return 1;
@@ -66,11 +65,11 @@ static void respond_metrics(struct admin *a, struct httpd_request *rq)
   buf_init(&b, METRICS_MAX);
   if (metrics_render(&m, &b)) {
     buf_free(&b);
-    httpd_respond_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
+    httpd_respond_error(rq, HTTP_INTERNAL_SERVER_ERROR,
                         "the metrics did not fit in memory");
     return;
   }
-  httpd_respond(rq, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+  httpd_respond(rq, HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
                 b.data, b.len);
 }
 
@@ -89,20 +88,20 @@ static void on_request(void *arg, struct httpd_request *rq)
 {
   struct admin *a = arg;
   const char *path = httpd_path(rq);
-  int get = strcmp(httpd_method(rq), MHD_HTTP_METHOD_GET) == 0;
+  int get = strcmp(httpd_method(rq), "GET") == 0;
   const struct admin_asset *as;
 
   if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/metrics") == 0) {
     if (!authorised(a, rq)) {
-      httpd_add_header(rq, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+      httpd_add_header(rq, "WWW-Authenticate",
                        "Bearer realm=\"voice-and-score\"");
-      httpd_respond_error(rq, MHD_HTTP_UNAUTHORIZED,
+      httpd_respond_error(rq, HTTP_UNAUTHORIZED,
                           "a bearer token (admin.token) is required");
     } else if (path[1] == 'm') {
       if (get)
         respond_metrics(a, rq);
       else
-        httpd_respond_error(rq, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+        httpd_respond_error(rq, HTTP_METHOD_NOT_ALLOWED, "use GET");
     } else {
       api_handle(&a->api, rq);
     }
@@ -110,9 +109,9 @@ static void on_request(void *arg, struct httpd_request *rq)
   }
   as = get ? asset_of(path) : NULL;
   if (as)
-    httpd_respond_static(rq, MHD_HTTP_OK, as->content_type, as->data, as->len);
+    httpd_respond_static(rq, HTTP_OK, as->content_type, as->data, as->len);
   else
-    httpd_respond_error(rq, MHD_HTTP_NOT_FOUND, "no such path");
+    httpd_respond_error(rq, HTTP_NOT_FOUND, "no such path");
 }
 
 int admin_create(struct loop *loop, const struct config *cfg,

@@ -7,7 +7,6 @@
  * completes its queue when it closes): it then only releases the request.
  */
 #include <jansson.h>
-#include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +88,7 @@ static void on_calls(void *arg, int rc, const struct call *calls, size_t n,
   json_t *list;
 
   if (rc) {
-    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+    httpd_respond_error(rq, HTTP_SERVICE_UNAVAILABLE,
                         "the store could not be read");
     return;
   }
@@ -102,7 +101,7 @@ static void on_calls(void *arg, int rc, const struct call *calls, size_t n,
   /* limit and offset were checked when the query was made, and the
    * request still carries them (a request whose client left has no
    * parameters, but its answer goes nowhere). */
-  respond_json(rq, MHD_HTTP_OK,
+  respond_json(rq, HTTP_OK,
                list ? json_pack("{s:o, s:i, s:i, s:b}", "calls", list, "limit",
                                 query_int(rq, "limit", PAGE_DEFAULT), "offset",
                                 query_int(rq, "offset", 0), "more", more)
@@ -123,12 +122,12 @@ static void get_calls(const struct api_context *ctx, struct httpd_request *rq)
   int rc;
 
   if (since && parse_since(since, loop_wall_ms(ctx->loop), &q.since_ms)) {
-    httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST,
+    httpd_respond_error(rq, HTTP_BAD_REQUEST,
                         "since must be Unix ms or a duration such as 12h");
     return;
   }
   if (decision && call_decision_parse(decision) <= CALL_DECISION_NONE) {
-    httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST,
+    httpd_respond_error(rq, HTTP_BAD_REQUEST,
                         "decision must be allow, challenge or block");
     return;
   }
@@ -136,7 +135,7 @@ static void get_calls(const struct api_context *ctx, struct httpd_request *rq)
   if (caller) {
     if (phone_normalise(caller, ctx->cfg->screening.default_country, number) !=
         PHONE_OK) {
-      httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST,
+      httpd_respond_error(rq, HTTP_BAD_REQUEST,
                           "caller is not a phone number");
       return;
     }
@@ -145,20 +144,20 @@ static void get_calls(const struct api_context *ctx, struct httpd_request *rq)
   if (limit) {
     n = parse_count(limit, STORE_PAGE_MAX);
     if (n < 1) {
-      httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST,
+      httpd_respond_error(rq, HTTP_BAD_REQUEST,
                           "limit must be a number from 1 to 500");
       return;
     }
     q.limit = (unsigned)n;
   }
   if (offset && (off = parse_count(offset, 1000000)) < 0) {
-    httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST,
+    httpd_respond_error(rq, HTTP_BAD_REQUEST,
                         "offset must be a number from 0 to 1000000");
     return;
   }
   rc = store_calls_query(ctx->store, &q, (unsigned)off, on_calls, rq);
   if (rc)
-    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+    httpd_respond_error(rq, HTTP_SERVICE_UNAVAILABLE,
                         "the store is busy; try again");
 }
 
@@ -198,12 +197,12 @@ static void on_call_loaded(void *arg, int rc, const struct call *c)
   struct httpd_request *rq = arg;
 
   if (rc == VS_ERR_NOTFOUND)
-    httpd_respond_error(rq, MHD_HTTP_NOT_FOUND, "no such call");
+    httpd_respond_error(rq, HTTP_NOT_FOUND, "no such call");
   else if (rc)
-    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+    httpd_respond_error(rq, HTTP_SERVICE_UNAVAILABLE,
                         "the store could not be read");
   else
-    respond_json(rq, MHD_HTTP_OK, call_detail(c));
+    respond_json(rq, HTTP_OK, call_detail(c));
 }
 
 static void get_call(const struct api_context *ctx, struct httpd_request *rq,
@@ -212,15 +211,15 @@ static void get_call(const struct api_context *ctx, struct httpd_request *rq,
   const struct call *c = store_call_find(ctx->store, ref);
 
   if (c) {
-    respond_json(rq, MHD_HTTP_OK, call_detail(c));
+    respond_json(rq, HTTP_OK, call_detail(c));
     return;
   }
   if (!*ref || strlen(ref) >= CALL_REF_SIZE) {
-    httpd_respond_error(rq, MHD_HTTP_NOT_FOUND, "no such call");
+    httpd_respond_error(rq, HTTP_NOT_FOUND, "no such call");
     return;
   }
   if (store_call_load(ctx->store, ref, on_call_loaded, rq))
-    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+    httpd_respond_error(rq, HTTP_SERVICE_UNAVAILABLE,
                         "the store is busy; try again");
 }
 
@@ -283,10 +282,10 @@ static void on_stats(void *arg, int rc, const struct store_call_stats *s)
   struct httpd_request *rq = arg;
 
   if (rc)
-    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+    httpd_respond_error(rq, HTTP_SERVICE_UNAVAILABLE,
                         "the store could not be read");
   else
-    respond_json(rq, MHD_HTTP_OK, stats_json(s));
+    respond_json(rq, HTTP_OK, stats_json(s));
 }
 
 static void get_stats(const struct api_context *ctx, struct httpd_request *rq)
@@ -296,13 +295,13 @@ static void get_stats(const struct api_context *ctx, struct httpd_request *rq)
   int64_t since_ms = now - (int64_t)STATS_DEFAULT_SINCE_S * 1000;
 
   if (since && (parse_since(since, now, &since_ms) || since_ms > now)) {
-    httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST,
+    httpd_respond_error(rq, HTTP_BAD_REQUEST,
                         "since must be Unix ms in the past or a duration "
                         "such as 12h");
     return;
   }
   if (store_call_stats(ctx->store, since_ms, now, on_stats, rq))
-    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+    httpd_respond_error(rq, HTTP_SERVICE_UNAVAILABLE,
                         "the store is busy; try again");
 }
 
@@ -361,8 +360,7 @@ static void get_lists(const struct api_context *ctx, struct httpd_request *rq)
     json_decref(list);
     list = NULL;
   }
-  respond_json(rq, MHD_HTTP_OK,
-               list ? json_pack("{s:o}", "entries", list) : NULL);
+  respond_json(rq, HTTP_OK, list ? json_pack("{s:o}", "entries", list) : NULL);
 }
 
 static void post_list(const struct api_context *ctx, struct httpd_request *rq)
@@ -388,7 +386,7 @@ static void post_list(const struct api_context *ctx, struct httpd_request *rq)
              "\"note\", \"expires_in_s\"}: %.100s",
              jerr.text);
     json_decref(root);
-    httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST, why);
+    httpd_respond_error(rq, HTTP_BAD_REQUEST, why);
     return;
   }
   k = list_kind_parse(kind);
@@ -396,7 +394,7 @@ static void post_list(const struct api_context *ctx, struct httpd_request *rq)
       strlen(note) >= sizeof(e.note)) {
     json_decref(root);
     httpd_respond_error(
-        rq, MHD_HTTP_BAD_REQUEST,
+        rq, HTTP_BAD_REQUEST,
         k < 0 ? "kind must be allow or block"
         : strlen(note) >= sizeof(e.note)
             ? "note is longer than 127 bytes"
@@ -409,7 +407,7 @@ static void post_list(const struct api_context *ctx, struct httpd_request *rq)
   CALL_SET(e.note, note);
   json_decref(root);
   if (rc) {
-    httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST, why);
+    httpd_respond_error(rq, HTTP_BAD_REQUEST, why);
     return;
   }
   CALL_SET(e.source, "api");
@@ -417,14 +415,13 @@ static void post_list(const struct api_context *ctx, struct httpd_request *rq)
   e.expires_ms = expires_in ? e.created_ms + expires_in * 1000 : 0;
   rc = screening_list_put(ctx->screening, &e);
   if (rc) {
-    httpd_respond_error(rq,
-                        rc == VS_ERR_INVAL ? MHD_HTTP_BAD_REQUEST
-                                           : MHD_HTTP_SERVICE_UNAVAILABLE,
-                        rc == VS_ERR_INVAL ? "not a valid list entry"
-                                           : "the entry could not be saved");
+    httpd_respond_error(
+        rq, rc == VS_ERR_INVAL ? HTTP_BAD_REQUEST : HTTP_SERVICE_UNAVAILABLE,
+        rc == VS_ERR_INVAL ? "not a valid list entry"
+                           : "the entry could not be saved");
     return;
   }
-  respond_json(rq, MHD_HTTP_CREATED, list_entry_to_json(&e));
+  respond_json(rq, HTTP_CREATED, list_entry_to_json(&e));
 }
 
 /* DELETE /api/lists/{kind}/{entry}; `rest` is "{kind}/{entry}". */
@@ -444,19 +441,19 @@ static void delete_list(const struct api_context *ctx,
   }
   if (k < 0) {
     httpd_respond_error(
-        rq, MHD_HTTP_NOT_FOUND,
+        rq, HTTP_NOT_FOUND,
         "use /api/lists/allow/ENTRY or /api/lists/block/ENTRY");
     return;
   }
   if (list_entry_normalise(slash + 1, ctx->cfg->screening.default_country,
                            entry, why, sizeof(why))) {
-    httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST, why);
+    httpd_respond_error(rq, HTTP_BAD_REQUEST, why);
     return;
   }
   if (screening_list_remove(ctx->screening, (enum list_kind)k, entry))
-    httpd_respond_error(rq, MHD_HTTP_NOT_FOUND, "no such entry");
+    httpd_respond_error(rq, HTTP_NOT_FOUND, "no such entry");
   else
-    httpd_respond(rq, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
+    httpd_respond(rq, HTTP_NO_CONTENT, NULL, NULL, 0);
 }
 
 /* ---- /api/numbers/{number} ------------------------------------------- */
@@ -467,10 +464,10 @@ static void on_forgotten(void *arg, int rc,
   struct httpd_request *rq = arg;
 
   if (rc)
-    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+    httpd_respond_error(rq, HTTP_SERVICE_UNAVAILABLE,
                         "the store could not delete the records");
   else
-    respond_json(rq, MHD_HTTP_OK,
+    respond_json(rq, HTTP_OK,
                  json_pack("{s:I, s:I, s:I}", "calls", (json_int_t)c->calls,
                            "list_entries", (json_int_t)c->list_entries,
                            "numbers", (json_int_t)c->numbers));
@@ -484,11 +481,11 @@ static void delete_number(const struct api_context *ctx,
 
   if (phone_normalise(raw, ctx->cfg->screening.default_country, number) !=
       PHONE_OK) {
-    httpd_respond_error(rq, MHD_HTTP_BAD_REQUEST, "not a phone number");
+    httpd_respond_error(rq, HTTP_BAD_REQUEST, "not a phone number");
     return;
   }
   if (screening_forget(ctx->screening, number, on_forgotten, rq))
-    httpd_respond_error(rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+    httpd_respond_error(rq, HTTP_SERVICE_UNAVAILABLE,
                         "the store is busy; try again");
 }
 
@@ -498,7 +495,7 @@ void api_handle(const struct api_context *ctx, struct httpd_request *rq)
 {
   const char *path = httpd_path(rq) + 4; /* after "/api" */
   const char *method = httpd_method(rq);
-  int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+  int get = strcmp(method, "GET") == 0;
 
   if (strcmp(path, "/calls") == 0 && get)
     get_calls(ctx, rq);
@@ -508,15 +505,12 @@ void api_handle(const struct api_context *ctx, struct httpd_request *rq)
     get_stats(ctx, rq);
   else if (strcmp(path, "/lists") == 0 && get)
     get_lists(ctx, rq);
-  else if (strcmp(path, "/lists") == 0 &&
-           strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+  else if (strcmp(path, "/lists") == 0 && strcmp(method, "POST") == 0)
     post_list(ctx, rq);
-  else if (strncmp(path, "/lists/", 7) == 0 &&
-           strcmp(method, MHD_HTTP_METHOD_DELETE) == 0)
+  else if (strncmp(path, "/lists/", 7) == 0 && strcmp(method, "DELETE") == 0)
     delete_list(ctx, rq, path + 7);
-  else if (strncmp(path, "/numbers/", 9) == 0 &&
-           strcmp(method, MHD_HTTP_METHOD_DELETE) == 0)
+  else if (strncmp(path, "/numbers/", 9) == 0 && strcmp(method, "DELETE") == 0)
     delete_number(ctx, rq, path + 9);
   else
-    httpd_respond_error(rq, MHD_HTTP_NOT_FOUND, "no such API path or method");
+    httpd_respond_error(rq, HTTP_NOT_FOUND, "no such API path or method");
 }

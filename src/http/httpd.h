@@ -1,20 +1,20 @@
 /*
- * An HTTP server run inside our loop: libmicrohttpd in external-epoll mode
- * with no thread of its own. Its epoll fd sits in the loop's, and
- * MHD_run() is called when it is readable, when its timeout passes, or
- * after a suspended request has been answered.
+ * An HTTP/1.1 server run inside our loop, with no thread of its own: its
+ * listening socket and connections are watched by the loop's epoll, and
+ * HTTPS is GnuTLS on the same non-blocking sockets. Requests are parsed by
+ * http_parse.c.
  *
  * Both listeners are one of these: the webhook (TeleSign's events, public)
  * and the admin listener (API, dashboard, metrics). Each gives a handler,
  * called once per request when its body is complete, which answers with
  * httpd_respond() exactly once: at once, or later (after a Score lookup or
- * a store query), in which case the connection is suspended meanwhile and
- * no thread waits on it.
+ * a store query), in which case the connection waits meanwhile and no
+ * thread waits on it.
  *
  * Limits while reading: the body is capped at max_body (413, refused before
- * reading when Content-Length announces more), MHD caps the request line
- * and headers by its per-connection memory (431/414), connections by
- * max_connections and idle time by idle_timeout_s.
+ * reading when Content-Length announces more), the request line and
+ * headers at 8 KiB (414/431), connections by max_connections and idle
+ * time by idle_timeout_s.
  *
  * The server and its requests belong to the loop thread.
  */
@@ -27,6 +27,19 @@
 struct loop;
 struct httpd;
 struct httpd_request;
+
+/* The statuses our handlers answer with. */
+enum httpd_status {
+  HTTP_OK = 200,
+  HTTP_CREATED = 201,
+  HTTP_NO_CONTENT = 204,
+  HTTP_BAD_REQUEST = 400,
+  HTTP_UNAUTHORIZED = 401,
+  HTTP_NOT_FOUND = 404,
+  HTTP_METHOD_NOT_ALLOWED = 405,
+  HTTP_INTERNAL_SERVER_ERROR = 500,
+  HTTP_SERVICE_UNAVAILABLE = 503
+};
 
 struct httpd_options {
   const char *name;   /* the config key of listen, for messages */
@@ -68,8 +81,8 @@ size_t httpd_live_requests(const struct httpd *h);
 
 /*
  * Stops the server and frees it. A request still waiting for its answer
- * is answered 503 first (MHD cannot stop with suspended connections); the
- * handler's later httpd_respond() on it then only frees what it passes.
+ * is answered 503 first, as far as its socket takes it; the handler's later
+ * httpd_respond() on it then only frees what it passes.
  * NULL is a no-op.
  */
 void httpd_destroy(struct httpd *h);

@@ -2,7 +2,6 @@
  * The webhook (see webhook.h): routes requests of the public listener and
  * hands events to the call flow. The HTTP machinery is httpd.c's.
  */
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +70,8 @@ static void respond_health(struct webhook *w, struct httpd_request *rq)
                ok ? "ok" : "degraded", VS_VERSION, ok ? "ok" : "error",
                config_provider_name(w->cfg->telesign.provider)) < 0)
     body = NULL;
-  httpd_respond(rq, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, json_type,
-                body, body ? strlen(body) : 1);
+  httpd_respond(rq, ok ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE, json_type, body,
+                body ? strlen(body) : 1);
 }
 
 /* The call flow's answer, now or later: time it and send it. */
@@ -135,7 +134,7 @@ static int event_verified(struct webhook *w, struct httpd_request *rq)
     return 1;
   body = httpd_body(rq, &len);
   if (tsauth_callback_verify(cfg->telesign.customer_id, w->key,
-                             httpd_header(rq, MHD_HTTP_HEADER_AUTHORIZATION),
+                             httpd_header(rq, "Authorization"),
                              httpd_header(rq, "X-TS-Authorization"), body, len,
                              why, sizeof(why)) == VS_OK)
     return 1;
@@ -181,13 +180,13 @@ static void handle_event(struct webhook *w, struct httpd_request *rq)
   char err[256];
 
   if (!event_verified(w, rq)) {
-    answer_error(w, rq, MHD_HTTP_UNAUTHORIZED, "signature not verified");
+    answer_error(w, rq, HTTP_UNAUTHORIZED, "signature not verified");
     return;
   }
   body = httpd_body(rq, &len);
   if (voice_event_parse(body, len, &ev, err, sizeof(err))) {
     log_warn("malformed event refused|reason=\"%s\"", err);
-    answer_error(w, rq, MHD_HTTP_BAD_REQUEST, err);
+    answer_error(w, rq, HTTP_BAD_REQUEST, err);
     return;
   }
   follow_simulated_clock(w, rq);
@@ -204,20 +203,19 @@ static void on_request(void *arg, struct httpd_request *rq)
   const char *method = httpd_method(rq);
 
   if (is_webhook_path(w, path)) {
-    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0) {
+    if (strcmp(method, "POST") == 0) {
       handle_event(w, rq);
       return;
     }
-    httpd_add_header(rq, MHD_HTTP_HEADER_ALLOW, "POST");
-    answer_error(w, rq, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST for events");
+    httpd_add_header(rq, "Allow", "POST");
+    answer_error(w, rq, HTTP_METHOD_NOT_ALLOWED, "use POST for events");
     return;
   }
-  if (strcmp(path, "/health") == 0 &&
-      strcmp(method, MHD_HTTP_METHOD_GET) == 0) {
+  if (strcmp(path, "/health") == 0 && strcmp(method, "GET") == 0) {
     respond_health(w, rq);
     return;
   }
-  answer_error(w, rq, MHD_HTTP_NOT_FOUND, "no such path");
+  answer_error(w, rq, HTTP_NOT_FOUND, "no such path");
 }
 
 /* Keys the signature check with `cfg`'s API key, replacing the last one. */
