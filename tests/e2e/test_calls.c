@@ -1736,6 +1736,273 @@ static void test_slow_client(void **state)
   world_stop(w);
 }
 
+/* ---- the HTTP layer (src/http/httpd.c) ---------------------------------- */
+
+static void sleep_ms(int ms)
+{
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+  nanosleep(&ts, NULL);
+}
+
+/* Opens a connection to the webhook's port with a 5 s read timeout. */
+static int raw_connect(const struct world *w)
+{
+  struct sockaddr_in sa = {0};
+  struct timeval tv = {5, 0};
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+  assert_true(fd >= 0);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)w->srv->port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)),
+                   0);
+  return fd;
+}
+
+static void raw_send(int fd, const char *data, size_t len)
+{
+  while (len) {
+    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+
+    assert_true(n > 0);
+    data += n;
+    len -= (size_t)n;
+  }
+}
+
+/*
+ * Reads until the server closes the connection (or 5 s pass with nothing,
+ * which fails the test: every exchange here must end with a close).
+ */
+static char *raw_read_all(int fd)
+{
+  size_t cap = 1 << 16, got = 0;
+  char *out = malloc(cap + 1);
+  ssize_t n;
+
+  assert_non_null(out);
+  while (got < cap && (n = recv(fd, out + got, cap - got, 0)) > 0)
+    got += (size_t)n;
+  if (n < 0 && errno != ECONNRESET)
+    fail_msg("the server did not close the connection: %s", strerror(errno));
+  out[got] = '\0';
+  return out;
+}
+
+/* Sends `req` on a new connection and returns all the server answered. */
+static char *raw_exchange(const struct world *w, const char *req, size_t len)
+{
+  int fd = raw_connect(w);
+  char *out;
+
+  raw_send(fd, req, len);
+  out = raw_read_all(fd);
+  close(fd);
+  return out;
+}
+
+static int count_of(const char *s, const char *needle)
+{
+  int n = 0;
+
+  for (; (s = strstr(s, needle)); s++)
+    n++;
+  return n;
+}
+
+#define EVENT_BODY                                                            \
+  "{\"event\":\"incoming_call\",\"reference_id\":\"RAW1\",\"data\":"          \
+  "{\"from\":\"15555550123\",\"to\":\"15555550100\"}}"
+
+/*
+ * Three requests pipelined on one connection: a GET, an event whose body
+ * comes in chunks (with an extension and a trailer), and an HTTP/1.0
+ * request without keep-alive. They are answered in order, the event
+ * reaches the call flow whole, and the connection closes after the last.
+ */
+static void test_http_pipelined_chunked(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  static const char body[] = EVENT_BODY;
+  char req[2048];
+  char *out, *second, *third;
+  int n;
+
+  (void)state;
+  n = snprintf(req, sizeof(req),
+               "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
+               "POST /telesign/voice HTTP/1.1\r\nHost: t\r\n"
+               "Content-Type: application/json\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n"
+               "10;note=x\r\n%.16s\r\n%zx\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n"
+               "GET /health HTTP/1.0\r\n\r\n",
+               body, sizeof(body) - 1 - 16, body + 16);
+  out = raw_exchange(w, req, (size_t)n);
+  if (count_of(out, "HTTP/1.1 200 OK\r\n") != 3)
+    fail_msg("want three 200 answers, got:\n%s", out);
+  second = strstr(out + 1, "HTTP/1.1 200");
+  third = strstr(second + 1, "HTTP/1.1 200");
+  assert_true(strstr(out, "\"status\":\"ok\"") < second);
+  /* The event's answer is the menu, which the whole body was needed for. */
+  assert_non_null(strstr(second, "\"method\":\"speak\""));
+  assert_true(strstr(second, "\"method\":\"speak\"") < third);
+  /* Only the HTTP/1.0 answer closes the connection. */
+  assert_true(strstr(out, "Connection: close\r\n") > third);
+  free(out);
+  world_stop(w);
+}
+
+/* What the server refuses itself, each on a connection of its own. */
+struct refusal {
+  const char *what;
+  const char *request; /* NULL: built by the test */
+  const char *status;
+};
+
+static void test_http_refusals(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  static const struct refusal cases[] = {
+      {"garbage", "GARBAGE\r\n\r\n", "HTTP/1.1 400 "},
+      {"no Host", "GET /health HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "},
+      {"HTTP/2 by text", "GET /health HTTP/2.0\r\nHost: t\r\n\r\n",
+       "HTTP/1.1 505 "},
+      {"gzip",
+       "POST /telesign/voice HTTP/1.1\r\nHost: t\r\n"
+       "Transfer-Encoding: gzip\r\n\r\n",
+       "HTTP/1.1 501 "},
+      {"smuggling",
+       "POST /telesign/voice HTTP/1.1\r\nHost: t\r\n"
+       "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+       "HTTP/1.1 400 "},
+      {"a huge body announced",
+       "POST /telesign/voice HTTP/1.1\r\nHost: t\r\n"
+       "Content-Length: 100000000\r\n\r\n",
+       "HTTP/1.1 413 "},
+      {"a long request line", NULL, "HTTP/1.1 414 "},
+      {"long header fields", NULL, "HTTP/1.1 431 "},
+  };
+  char *big = malloc(10000);
+
+  (void)state;
+  assert_non_null(big);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *req = cases[i].request;
+    char *out;
+
+    if (!req) {
+      int line = strstr(cases[i].what, "line") != NULL;
+
+      memset(big, 'a', 9999);
+      big[9999] = '\0';
+      memcpy(big, line ? "GET /" : "GET / HTTP/1.1\r\nHost: t\r\nX: ",
+             line ? 5 : 27);
+      req = big;
+    }
+    out = raw_exchange(w, req, strlen(req));
+    if (strncmp(out, cases[i].status, strlen(cases[i].status)) != 0 ||
+        !strstr(out, "Connection: close\r\n") || !strstr(out, "{\"error\":"))
+      fail_msg("%s: want %s... and a close, got:\n%s", cases[i].what,
+               cases[i].status, out);
+    free(out);
+  }
+  free(big);
+  /* None of that disturbed anyone else. */
+  assert_menu(incoming(w, "AFTER-REFUSALS", "15555550123"));
+  world_stop(w);
+}
+
+/*
+ * A body over server.max_body but small enough to skip is refused with
+ * 413 and the connection serves the next request; a client that asks
+ * "Expect: 100-continue" is told to go on before it sends its body.
+ */
+static void test_http_body_limit_and_continue(void **state)
+{
+  struct world *w = world_start(&(struct opts){0}); /* max_body: 4096 */
+  static const char body[] = EVENT_BODY;
+  char head[512], got[256];
+  char *pad = malloc(6000), *req, *out;
+  ssize_t n;
+  int fd, len;
+
+  (void)state;
+  assert_non_null(pad);
+  memset(pad, 'x', 6000);
+  assert_true(asprintf(&req,
+                       "POST /telesign/voice HTTP/1.1\r\nHost: t\r\n"
+                       "Content-Length: 6000\r\n\r\n%.6000s"
+                       "GET /health HTTP/1.1\r\nHost: t\r\n"
+                       "Connection: close\r\n\r\n",
+                       pad) > 0);
+  out = raw_exchange(w, req, strlen(req));
+  if (strncmp(out, "HTTP/1.1 413 ", 13) != 0 ||
+      !strstr(out, "HTTP/1.1 200 OK\r\n") || !strstr(out, "\"status\":\"ok\""))
+    fail_msg("want 413 then 200 on one connection, got:\n%s", out);
+  free(out);
+  free(req);
+  free(pad);
+
+  fd = raw_connect(w);
+  len = snprintf(head, sizeof(head),
+                 "POST /telesign/voice HTTP/1.1\r\nHost: t\r\n"
+                 "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                 "Connection: close\r\nContent-Length: %zu\r\n\r\n",
+                 sizeof(body) - 1);
+  raw_send(fd, head, (size_t)len);
+  n = recv(fd, got, sizeof(got) - 1, 0);
+  assert_true(n > 0);
+  got[n] = '\0';
+  assert_string_equal(got, "HTTP/1.1 100 Continue\r\n\r\n");
+  raw_send(fd, body, sizeof(body) - 1);
+  out = raw_read_all(fd);
+  close(fd);
+  if (strncmp(out, "HTTP/1.1 200 OK\r\n", 17) != 0 ||
+      !strstr(out, "\"method\":\"speak\""))
+    fail_msg("want the menu after 100 Continue, got:\n%s", out);
+  free(out);
+  world_stop(w);
+}
+
+/*
+ * A caller's connection that goes while its Score lookup is in flight:
+ * the late answer finds the request detached and is dropped, and the
+ * server goes on serving (and exits cleanly, which world_stop checks).
+ */
+static void test_http_client_leaves_while_waiting(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+  static const char body[] = EVENT_BODY;
+  char req[512];
+  int len, fd;
+
+  (void)state;
+  double_control(w->dbl, "{\"delay_ms\":500}");
+  len = snprintf(req, sizeof(req),
+                 "POST /telesign/voice HTTP/1.1\r\nHost: t\r\n"
+                 "Content-Length: %zu\r\n\r\n%s",
+                 sizeof(body) - 1, body);
+  for (int i = 0; i < 5; i++) {
+    fd = raw_connect(w);
+    raw_send(fd, req, (size_t)len);
+    if (i % 2) { /* a reset rather than a close */
+      struct linger l = {1, 0};
+
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    }
+    close(fd);
+  }
+  while (double_stat(w->dbl, "requests") < 1)
+    sleep_ms(5);
+  sleep_ms(700);
+  double_control(w->dbl, "{\"delay_ms\":0}");
+  assert_menu(incoming(w, "AFTER-LEAVERS", "15555550124"));
+  world_stop(w);
+}
+
 /* ---- the admin listener ---------------------------------------------- */
 
 #define ADMIN_TOKEN "t0ken-for-tests"
@@ -2360,6 +2627,10 @@ int main(void)
       TEST(test_circuit_breaker),
       TEST(test_direct_tls),
       TEST(test_slow_client),
+      TEST(test_http_pipelined_chunked),
+      TEST(test_http_refusals),
+      TEST(test_http_body_limit_and_continue),
+      TEST(test_http_client_leaves_while_waiting),
       TEST(test_admin_needs_token_and_own_port),
       TEST(test_admin_refuses_exposed_listener),
       TEST(test_admin_calls_api),
