@@ -442,10 +442,14 @@ static int refuse(struct conn *c, unsigned status)
   char body[96];
   int n;
 
+  log_debug("http request refused|status=%u fd=%d", status, c->fd);
   n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why);
   /* A body announced by Content-Length can be skipped and the connection
-   * kept; anything else leaves us unsure where the next request starts. */
+   * kept; anything else leaves us unsure where the next request starts. A
+   * client that asked "Expect: 100-continue" may now never send its body,
+   * and whatever it sends next must not be taken for it. */
   if (c->rq && status == 413 && !c->rq->head.chunked &&
+      !c->rq->head.expect_continue &&
       c->rq->head.content_length <= DISCARD_MAX && c->keep_alive) {
     c->body_left = (uint64_t)c->rq->head.content_length;
     set_state(c, C_DISCARD);

@@ -16,7 +16,7 @@
  * it in the batch being dispatched.
  *
  * Timers are kept in a short list and the next deadline is found by a scan:
- * the loop serves a handful of timers (curl's, libmicrohttpd's, shutdown),
+ * the loop serves a handful of timers (curl's, the HTTP servers', shutdown),
  * and per-request deadlines belong to curl. A heap can replace the list if
  * that ever changes.
  */
