@@ -154,7 +154,7 @@ static void conn_service(struct conn *c, int readable);
 static void conn_close(struct conn *c);
 static void on_conn_io(struct loop_io *io, uint32_t events);
 
-/* ---- lists and buffers -------------------------------------------------- */
+/* ---- lists and buffers ----------------------------------------------- */
 
 static void list_remove(struct conn_list *l, struct conn *c)
 {
@@ -255,8 +255,7 @@ static void consume(struct conn *c, size_t n)
   c->in = NULL;
 }
 
-/* ---- requests ------------------------------------------------------------
- */
+/* ---- requests -------------------------------------------------------- */
 
 static void request_free(struct httpd_request *rq)
 {
@@ -273,8 +272,7 @@ static void uncount(struct conn *c)
   }
 }
 
-/* ---- writing ---------------------------------------------------------------
- */
+/* ---- writing --------------------------------------------------------- */
 
 /*
  * The statuses we answer with: the reason phrase, and for those the server
@@ -463,7 +461,7 @@ static int refuse(struct conn *c, unsigned status)
   return answer(c, NULL, status, "application/json", body, (size_t)n);
 }
 
-/* ---- reading ----------------------------------------------------------- */
+/* ---- reading --------------------------------------------------------- */
 
 /*
  * Reads what the socket holds into the input buffer (on `c` in C_LINGER,
@@ -525,7 +523,7 @@ static int conn_read(struct conn *c)
   return 1;
 }
 
-/* ---- reading requests ------------------------------------------------- */
+/* ---- reading requests ------------------------------------------------ */
 
 /* Hands the request read on `c` to the handler. */
 static void dispatch(struct conn *c)
@@ -578,8 +576,11 @@ static int start_request(struct conn *c, size_t len)
   c->body_left = clen > 0 ? (uint64_t)clen : 0;
   memset(&c->chunk, 0, sizeof(c->chunk));
   set_state(c, C_BODY);
-  if (rq->head.expect_continue)
-    return send_answer(c, "HTTP/1.1 100 Continue\r\n\r\n", 25, NULL, 0);
+  if (rq->head.expect_continue) {
+    static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+    return send_answer(c, go_on, sizeof(go_on) - 1, NULL, 0);
+  }
   return VS_OK;
 }
 
@@ -647,8 +648,7 @@ static int conn_consume(struct conn *c)
   }
 }
 
-/* ---- a connection's life --------------------------------------------------
- */
+/* ---- a connection's life --------------------------------------------- */
 
 /* What `c` waits for next from the socket. */
 static uint32_t conn_wants(const struct conn *c)
@@ -821,7 +821,7 @@ static int conn_open(struct httpd *h, int fd)
   return VS_OK;
 }
 
-/* ---- accepting ---------------------------------------------------------- */
+/* ---- accepting ------------------------------------------------------- */
 
 static void on_listen(struct loop_io *io, uint32_t events);
 
@@ -865,8 +865,7 @@ static void on_listen(struct loop_io *io, uint32_t events)
   }
 }
 
-/* ---- answering ------------------------------------------------------------
- */
+/* ---- answering ------------------------------------------------------- */
 
 void httpd_add_header(struct httpd_request *rq, const char *name,
                       const char *value)
@@ -940,8 +939,7 @@ void httpd_respond_error(struct httpd_request *rq, unsigned status,
   httpd_respond(rq, status, "application/json", b.data, b.len);
 }
 
-/* ---- reading a request
- * ------------------------------------------------------ */
+/* ---- reading a request --------------------------------------------- */
 
 const char *httpd_method(const struct httpd_request *rq)
 {
@@ -980,8 +978,7 @@ int64_t httpd_received_ms(const struct httpd_request *rq)
   return rq->received_ms;
 }
 
-/* ---- the server ------------------------------------------------------------
- */
+/* ---- the server ------------------------------------------------------ */
 
 /*
  * Resolves "host:port" (host may be "[v6]") into a socket address. Numeric

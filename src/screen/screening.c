@@ -311,10 +311,15 @@ int screening_load(struct screening *s, int with_numbers,
                        refresh_lists, s);
     }
   } else {
+    /* The calls of the velocity window are read back only when velocity
+     * is on: after a burst they are many (48 bytes each, up to the
+     * store's bound of 192 MiB), and nothing else uses them. A reload
+     * that turns velocity on counts from then, as the shared mode does. */
     rc = store_state_load(
         s->store, now, score_since(s, now),
-        with_numbers ? now - (int64_t)cfg->screening.velocity.window_s * 1000
-                     : now,
+        with_numbers && cfg->screening.velocity.max_calls
+            ? now - (int64_t)cfg->screening.velocity.window_s * 1000
+            : now,
         on_state, s);
   }
   if (rc)

@@ -1172,6 +1172,37 @@ static void test_velocity(void **state)
   world_stop(w);
 }
 
+/*
+ * A restart reads the calls of the velocity window back only when
+ * velocity is on (after a burst they are many): with no score cache, the
+ * numbers in memory after it are then the window's callers, and none with
+ * velocity off.
+ */
+static void test_velocity_history_at_start(void **state)
+{
+  static const char *const screening[] = {
+      "  velocity: {max_calls: 0}\n  score_cache_ttl_s: 0\n",
+      "  velocity: {max_calls: 5, window_s: 600}\n  score_cache_ttl_s: 0\n",
+  };
+
+  (void)state;
+  for (int on = 0; on < 2; on++) {
+    struct world *w = world_start(&(struct opts){.screening = screening[on]});
+
+    /* Each answer waits for its call's record to commit. */
+    assert_menu(incoming(w, "HIST1", "15555550131"));
+    assert_menu(incoming(w, "HIST2", "15555550132"));
+    assert_menu(incoming(w, "HIST3", "15555550133"));
+    w->srv = server_restart(w->srv);
+    assert_non_null(w->srv);
+    if (!server_log_has(w->srv, on ? "list_entries=0 numbers=3"
+                                   : "list_entries=0 numbers=0"))
+      fail_msg("velocity %s: not the numbers expected:\n%s", on ? "on" : "off",
+               server_log(w->srv));
+    world_stop(w);
+  }
+}
+
 static void test_recommendation_mode(void **state)
 {
   struct world *w = world_start(&(struct opts){
@@ -2608,6 +2639,7 @@ int main(void)
       TEST(test_score_cache),
       TEST(test_concurrent_calls_share_lookup),
       TEST(test_velocity),
+      TEST(test_velocity_history_at_start),
       TEST(test_recommendation_mode),
       TEST(test_shadow_mode),
       TEST(test_block_actions),
