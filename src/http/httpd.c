@@ -394,6 +394,50 @@ static int send_answer(struct conn *c, const char *head, size_t hlen,
 }
 
 /*
+ * An answer's head being written into a fixed buffer: an append that does
+ * not fit marks it failed, so that one check at the end covers them all.
+ * It replaced a chain of snprintf calls, which cost about 4,800 of the
+ * 98,000 instructions of a cache-hit incoming_call (callgrind).
+ */
+struct head_buf {
+  char data[1024];
+  size_t len;
+  int failed;
+};
+
+static void put(struct head_buf *b, const char *s)
+{
+  size_t n = strlen(s);
+
+  if (n > sizeof(b->data) - b->len) {
+    b->failed = 1;
+    return;
+  }
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+}
+
+static void put_uint(struct head_buf *b, size_t v)
+{
+  char digits[24];
+  char *p = digits + sizeof(digits);
+
+  *--p = '\0';
+  do
+    *--p = (char)('0' + v % 10);
+  while (v /= 10);
+  put(b, p);
+}
+
+static void put_field(struct head_buf *b, const char *name, const char *value)
+{
+  put(b, name);
+  put(b, ": ");
+  put(b, value);
+  put(b, "\r\n");
+}
+
+/*
  * Queues an answer on `c`: the status line, our headers and `rq`'s (when
  * given), and the body (borrowed; not sent for a HEAD request).
  */
@@ -401,33 +445,36 @@ static int answer(struct conn *c, const struct httpd_request *rq,
                   unsigned status, const char *content_type, const char *body,
                   size_t len)
 {
-  char head[1024];
+  struct head_buf b = {.len = 0};
   int close_it = c->close_after || !c->keep_alive || c->h->closing;
-  int n, head_only = rq && strcmp(rq->head.method, "HEAD") == 0;
+  int head_only = rq && strcmp(rq->head.method, "HEAD") == 0;
 
-  n = snprintf(head, sizeof(head),
-               "HTTP/1.1 %u %s\r\nDate: %s\r\nCache-Control: no-store\r\n",
-               status, status_text(status)->reason, http_date(c->h));
-  if (status != 204 && n > 0 && (size_t)n < sizeof(head))
-    n += snprintf(head + n, sizeof(head) - (size_t)n,
-                  "Content-Length: %zu\r\n", len);
-  if (content_type && n > 0 && (size_t)n < sizeof(head))
-    n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Type: %s\r\n",
-                  content_type);
+  put(&b, "HTTP/1.1 ");
+  put_uint(&b, status);
+  put(&b, " ");
+  put(&b, status_text(status)->reason);
+  put(&b, "\r\n");
+  put_field(&b, "Date", http_date(c->h));
+  put(&b, "Cache-Control: no-store\r\n");
+  if (status != 204) {
+    put(&b, "Content-Length: ");
+    put_uint(&b, len);
+    put(&b, "\r\n");
+  }
+  if (content_type)
+    put_field(&b, "Content-Type", content_type);
   for (unsigned i = 0; rq && i < rq->nheaders; i++)
-    if (n > 0 && (size_t)n < sizeof(head))
-      n += snprintf(head + n, sizeof(head) - (size_t)n, "%s: %s\r\n",
-                    rq->hname[i], rq->hvalue[i]);
-  if (n > 0 && (size_t)n < sizeof(head))
-    n += snprintf(head + n, sizeof(head) - (size_t)n, "%s\r\n",
-                  close_it                ? "Connection: close\r\n"
-                  : rq && !rq->head.minor ? "Connection: keep-alive\r\n"
-                                          : "");
-  if (n <= 0 || (size_t)n >= sizeof(head))
+    put_field(&b, rq->hname[i], rq->hvalue[i]);
+  if (close_it)
+    put(&b, "Connection: close\r\n");
+  else if (rq && !rq->head.minor)
+    put(&b, "Connection: keep-alive\r\n");
+  put(&b, "\r\n");
+  if (b.failed)
     return VS_ERR_LIMIT; /* headers too long for any answer of ours */
   if (close_it)
     c->close_after = 1;
-  return send_answer(c, head, (size_t)n, body, head_only ? 0 : len);
+  return send_answer(c, b.data, b.len, body, head_only ? 0 : len);
 }
 
 /*
