@@ -396,8 +396,8 @@ static int send_answer(struct conn *c, const char *head, size_t hlen,
 /*
  * An answer's head being written into a fixed buffer: an append that does
  * not fit marks it failed, so that one check at the end covers them all.
- * It replaced a chain of snprintf calls, which cost about 4,800 of the
- * 98,000 instructions of a cache-hit incoming_call (callgrind).
+ * It replaced a chain of snprintf calls: a cache-hit incoming_call went
+ * from 98,403 to 96,567 instructions (callgrind, bench/run).
  */
 struct head_buf {
   char data[1024];
