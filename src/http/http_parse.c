@@ -112,8 +112,18 @@ static int parse_request_line(char *line, struct http_head *out)
     out->minor = 0;
   else
     return -505;
-  /* Only origin-form ("/path?query") reaches our handlers; "*" and
-   * absolute URLs are for proxies. */
+  /* Origin-form ("/path?query") is what clients send a server; the
+   * absolute form ("http://host/path") is for proxies, but RFC 9112 3.2.2
+   * has servers accept it too: its path is used. "*" (OPTIONS) is not
+   * served. */
+  if (strncasecmp(target, "http://", 7) == 0 ||
+      strncasecmp(target, "https://", 8) == 0) {
+    char *path = strchr(strchr(target, ':') + 3, '/');
+
+    if (!path)
+      return -400; /* an authority with no path: nothing of ours */
+    target = path;
+  }
   if (target[0] != '/')
     return -400;
   query = strchr(target, '?');

@@ -818,8 +818,13 @@ static void conn_close(struct conn *c)
     }
   }
   uncount(c);
-  if (c->tls)
+  if (c->tls) {
+    /* A close_notify, so that the client can tell our end from a cut;
+     * best effort, as the socket is non-blocking. */
+    if (c->handshaken && c->state != C_LINGER)
+      gnutls_bye(c->tls, GNUTLS_SHUT_WR);
     gnutls_deinit(c->tls);
+  }
   close(c->fd);
   if (c->in)
     consume(c, c->in_len);
