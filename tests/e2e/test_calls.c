@@ -1176,7 +1176,8 @@ static void test_velocity(void **state)
  * A restart reads the calls of the velocity window back only when
  * velocity is on (after a burst they are many): with no score cache, the
  * numbers in memory after it are then the window's callers, and none with
- * velocity off.
+ * velocity off. On PostgreSQL (shared mode) no number is read into memory
+ * either way: the database answers for each call.
  */
 static void test_velocity_history_at_start(void **state)
 {
@@ -1195,8 +1196,9 @@ static void test_velocity_history_at_start(void **state)
     assert_menu(incoming(w, "HIST3", "15555550133"));
     w->srv = server_restart(w->srv);
     assert_non_null(w->srv);
-    if (!server_log_has(w->srv, on ? "list_entries=0 numbers=3"
-                                   : "list_entries=0 numbers=0"))
+    if (!server_log_has(w->srv, on && !harness_postgres()
+                                    ? "list_entries=0 numbers=3"
+                                    : "list_entries=0 numbers=0"))
       fail_msg("velocity %s: not the numbers expected:\n%s", on ? "on" : "off",
                server_log(w->srv));
     world_stop(w);
