@@ -79,9 +79,10 @@ struct http_chunked {
 
 /*
  * Decodes `in[0..len)` of a chunked body, appending the data to `body`
- * (whose ceiling gives 413). Sets `*used` to the bytes consumed. Returns 1
- * when the body ended (bytes after it are the next request's and are not
- * consumed), 0 when more is needed, or a negated status.
+ * (whose ceiling gives 413). Returns 1 when the body ended (bytes after
+ * it are the next request's and are not consumed), 0 when more is needed,
+ * or a negated status; on 1 or 0 `*used` is set to the bytes consumed (all
+ * of them on 0), on an error it is left as it was.
  */
 int http_chunked_feed(struct http_chunked *st, const char *in, size_t len,
                       struct buf *body, size_t *used);

@@ -84,8 +84,8 @@ struct conn;
  * file. `raw` holds the head, which `head`'s strings point into.
  */
 struct httpd_request {
-  struct conn *c; /* NULL once the connection has gone */
-  void *owner;    /* the server's arg, NULL once it can no longer answer */
+  struct conn *c; /* NULL once the connection has gone or a shutdown
+                   * answered it: then nothing more can be answered */
   struct http_head head;
   struct buf body;
   int64_t received_ms;
@@ -602,7 +602,6 @@ static int start_request(struct conn *c, size_t len)
   rq->raw[len] = '\0';
   consume(c, len);
   rq->c = c;
-  rq->owner = h->arg;
   buf_init(&rq->body, h->max_body);
   c->rq = rq;
   c->counted = 1;
@@ -812,7 +811,6 @@ static void conn_close(struct conn *c)
   if (c->rq) {
     if (c->state == C_WAIT) {
       c->rq->c = NULL; /* the handler frees it when it answers */
-      c->rq->owner = NULL;
     } else {
       request_free(c->rq);
     }
@@ -1022,7 +1020,7 @@ const char *httpd_body(const struct httpd_request *rq, size_t *len)
 
 void *httpd_request_owner(const struct httpd_request *rq)
 {
-  return rq->owner;
+  return rq->c ? rq->c->h->arg : NULL;
 }
 
 int64_t httpd_received_ms(const struct httpd_request *rq)
@@ -1239,7 +1237,6 @@ void httpd_destroy(struct httpd *h)
     struct conn *c = h->waiting.head;
 
     c->rq->c = NULL;
-    c->rq->owner = NULL;
     c->rq = NULL;
     set_state(c, C_HEAD);
     refuse(c, 503);
