@@ -50,7 +50,7 @@
 #define ITER_MS     10   /* longest sleep of one iteration */
 #define GATE_WAIT_S 30   /* longest wait for the worker to reach the gate */
 #define MANY        10000
-#define SCHEMA      6 /* the version this program's store migrates to */
+#define SCHEMA      7 /* the version this program's store migrates to */
 #define STATE_MAX   64
 
 /* One test's directory, database path and loop. Test thread only. */
@@ -1390,6 +1390,32 @@ static void test_list_filters_and_order(void **state)
   assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
   assert_int_equal(r.count, 15);
   assert_string_equal(r.refs[0], "ref-000029");
+  assert_string_equal(r.refs[14], "ref-000001");
+
+  /* Allowed calls, which the index by decision leaves out (migration 7),
+   * by time instead: the same answers, in both orders. */
+  q.decision = "allow";
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 15);
+  assert_true(r.ordered);
+  assert_string_equal(r.refs[0], "ref-000028");
+  assert_string_equal(r.refs[14], "ref-000000");
+  q.oldest_first = 1;
+  q.since_ms = 1700000000000LL + 9 * 1000;
+  q.limit = 2;
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 2);
+  assert_string_equal(r.refs[0], "ref-000010");
+  assert_string_equal(r.refs[1], "ref-000012");
+  q.decision = "block";
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 2);
+  assert_string_equal(r.refs[0], "ref-000009");
+  assert_string_equal(r.refs[1], "ref-000011");
+  q.oldest_first = 0;
+  q.since_ms = 0;
+  q.limit = 0;
+  q.decision = "block";
 
   /* All three: odd multiples of 3 at or after 10 s: 15, 21, 27. */
   q.caller = "15550000003";
@@ -2118,10 +2144,24 @@ static void test_migration_from_v1(void **state)
                                "tbl_name = 'calls' AND name LIKE "
                                "'sqlite_autoindex%'"),
                    0);
+  /* Migration 7 left the allowed calls out of calls_decision: the old
+   * row is allowed, the new one has no decision yet. */
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE "
+                               "name = 'calls_decision' AND sql LIKE "
+                               "'%WHERE decision <> ''allow'''"),
+                   1);
+  assert_int_equal(raw_int(db, "SELECT count(*) FROM calls INDEXED BY "
+                               "calls_decision WHERE decision <> 'allow'"),
+                   1);
   sqlite3_close(db);
   q.caller = "15550000042";
   assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
   assert_int_equal(r.count, 1);
+  q.caller = NULL;
+  q.decision = "allow";
+  assert_int_equal(list(f->path, &q, &r, err, sizeof(err)), VS_OK);
+  assert_int_equal(r.count, 1);
+  assert_string_equal(r.refs[0], "ref-v1");
 }
 
 /*
