@@ -303,7 +303,7 @@ enum {
   LIST_CALLER = 2,
   LIST_DECISION = 4,
   LIST_OLDEST = 8,
-  LIST_RARE = 16, /* with LIST_DECISION: not "allow" */
+  LIST_RARE = 16, /* with LIST_DECISION, without LIST_CALLER: not "allow" */
   LIST_VARIANTS = 32
 };
 
@@ -1159,8 +1159,11 @@ static int sqlite_list_calls(void *handle, const struct store_query *q,
   if (q->caller)
     variant |= LIST_CALLER;
   if (q->decision)
-    variant |= strcmp(q->decision, "allow") ? LIST_DECISION | LIST_RARE
-                                            : LIST_DECISION;
+    variant |= LIST_DECISION;
+  /* Only where the statement differs: a caller's lists filter as they read. */
+  if (q->decision && !q->caller &&
+      strcmp(q->decision, call_decision_name(CALL_DECISION_ALLOW)) != 0)
+    variant |= LIST_RARE;
   if (q->oldest_first)
     variant |= LIST_OLDEST;
   if (!b->list[variant]) {
