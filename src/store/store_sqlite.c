@@ -1175,12 +1175,14 @@ static int sqlite_list_calls(void *handle, const struct store_query *q,
     variant |= LIST_SINCE;
   if (q->caller)
     variant |= LIST_CALLER;
-  if (q->decision)
+  if (q->decision) {
     variant |= LIST_DECISION;
-  /* Only where the statement differs: a caller's lists filter as they read. */
-  if (q->decision && !q->caller &&
-      strcmp(q->decision, call_decision_name(CALL_DECISION_ALLOW)) != 0)
-    variant |= LIST_RARE;
+    /* Only where the statement differs: a caller's lists filter as they
+     * read. */
+    if (!q->caller &&
+        strcmp(q->decision, call_decision_name(CALL_DECISION_ALLOW)) != 0)
+      variant |= LIST_RARE;
+  }
   if (q->oldest_first)
     variant |= LIST_OLDEST;
   if (!b->list[variant]) {
