@@ -172,6 +172,8 @@ static void warn_restart_keys(const struct config *was,
        was->telesign.max_connections != now->telesign.max_connections},
       {"store.driver", was->store.driver != now->store.driver},
       {"store.path/url", strcmp(was->store.location, now->store.location)},
+      {"store.answer_log_mib",
+       was->store.answer_log_mib != now->store.answer_log_mib},
       {"admin.listen", strcmp(was->admin.listen, now->admin.listen)},
       {"log.format", was->log.format != now->log.format},
   };
@@ -374,6 +376,7 @@ int cmd_serve(int argc, char **argv)
     goto out;
   }
   sopt.path = cfg->store.location;
+  sopt.answer_log_bytes = (size_t)cfg->store.answer_log_mib << 20;
   store_location_safe(cfg->store.location, where, sizeof(where));
   if (store_open(s.loop, &sopt, &s.store, err, sizeof(err))) {
     log_error("cannot open the store|path=%s error=\"%s\"", where, err);

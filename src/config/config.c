@@ -269,6 +269,7 @@ static const cyaml_schema_field_t store_fields[] = {
     STR("url", cfg_store, url),
     NUM("retention_days", cfg_store, retention_days),
     NUM("commit_wait_ms", cfg_store, commit_wait_ms),
+    NUM("answer_log_mib", cfg_store, answer_log_mib),
     CYAML_FIELD_END,
 };
 
@@ -1208,6 +1209,7 @@ static const struct u32_rule u32_rules[] = {
     U32_RULE("menu.attempts", menu.attempts, 3, 1, 10),
     U32_RULE("store.retention_days", store.retention_days, 0, 0, 36500),
     U32_RULE("store.commit_wait_ms", store.commit_wait_ms, 250, 0, 10000),
+    U32_RULE("store.answer_log_mib", store.answer_log_mib, 4, 0, 1024),
 };
 
 /*

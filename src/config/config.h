@@ -208,6 +208,10 @@ struct config {
      * answered survives a crash); past it the caller is answered anyway.
      * 0 = never wait. Default 250. */
     uint32_t commit_wait_ms;
+    /* MiB of the answer log beside an SQLite file (src/store/answer_log.h),
+     * which keeps an answered decision safe from a crash with no wait for
+     * its commit; 0 = none, every such answer waits as above. Default 4. */
+    uint32_t answer_log_mib;
   } store;
 
   struct {

@@ -247,19 +247,39 @@ static void on_committed(void *arg, int rc)
 }
 
 /*
+ * Saves `c` with a copy in the store's answer log, which keeps it from
+ * being lost with the process from here on, so that its answer needs no
+ * wait (docs/architecture.md, durability). Returns 0 when that is done,
+ * or when the store refused the write (logged: the caller is answered at
+ * once all the same); -1 when the log cannot take the record and the
+ * answer must wait for its commit instead.
+ */
+static int save_logged(struct flow *f, struct call *c)
+{
+  int rc;
+
+  c->updated_ms = loop_wall_ms(f->loop);
+  rc = store_call_save_logged(f->store, c);
+  if (rc == VS_ERR_LIMIT)
+    return -1;
+  if (rc)
+    log_error("call record not saved|ref=%s error=\"%s\"", c->ref,
+              vs_strerror(rc));
+  return 0;
+}
+
+/*
  * Saves `c` and holds the reply `p->reply` back until the record is
- * committed, at most store.commit_wait_ms, so that a decision that was
- * answered is not lost with the process (docs/architecture.md,
- * durability). When the store cannot take the write, the caller is
+ * committed, at most store.commit_wait_ms: save_logged() could not keep
+ * the record safe. When the store cannot take the write, the caller is
  * answered at once all the same: returns 0 when `p` now belongs to the
  * commit, -1 when the caller must hand the reply over itself.
  */
-static int commit_then_reply(struct flow *f, struct pending *p, struct call *c)
+static int wait_commit(struct flow *f, struct pending *p, struct call *c)
 {
   uint32_t wait_ms = f->cfg->store.commit_wait_ms;
   int rc;
 
-  c->updated_ms = loop_wall_ms(f->loop);
   p->call = *c;
   rc = store_call_commit(f->store, c, on_committed, p);
   if (rc) {
@@ -274,10 +294,18 @@ static int commit_then_reply(struct flow *f, struct pending *p, struct call *c)
   return 0;
 }
 
+/* The record of a decision, then its answer: save_logged(), or else
+ * wait_commit(), whose returns these are. */
+static int commit_then_reply(struct flow *f, struct pending *p, struct call *c)
+{
+  return save_logged(f, c) == 0 ? -1 : wait_commit(f, p, c);
+}
+
 /*
- * For an answer given at once: moves `*now` into a new pending that waits
- * for the record's commit. Returns FLOW_PENDING, or FLOW_DONE with the
- * reply still in `*now` when it cannot wait (out of memory, store full).
+ * For an answer given at once: the record goes to the answer log, or else
+ * `*now` moves into a new pending that waits for the record's commit.
+ * Returns FLOW_PENDING, or FLOW_DONE with the reply still in `*now` when
+ * it need not or cannot wait (logged, out of memory, store full).
  */
 static enum flow_status commit_now(struct flow *f, struct call *c,
                                    struct flow_reply *now, flow_reply_cb cb,
@@ -285,13 +313,15 @@ static enum flow_status commit_now(struct flow *f, struct call *c,
 {
   struct pending *p;
 
+  if (save_logged(f, c) == 0)
+    return FLOW_DONE;
   if (!f->cfg->store.commit_wait_ms)
     goto save_only;
   p = pending_new(f, NULL, cb, arg);
   if (!p)
     goto save_only;
   p->reply = *now;
-  if (commit_then_reply(f, p, c)) {
+  if (wait_commit(f, p, c)) {
     free(p);
     return FLOW_DONE;
   }

@@ -34,6 +34,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +44,7 @@
 #include "../util/hash.h"
 #include "../util/log.h"
 #include "../util/thread.h"
+#include "answer_log.h"
 #include "call.h"
 #include "records.h"
 #include "store.h"
@@ -154,6 +156,7 @@ struct store_op {
   store_visit_cb visit_cb;   /* visit */
   store_update_cb update_cb; /* number update: when applied, or NULL */
   void *arg;
+  uint64_t log_seq; /* the answer log's newest entry when it was issued */
   char ref[CALL_REF_SIZE]; /* call load: the record asked for */
   union {
     struct call call;            /* call save: the record; load: answer */
@@ -216,6 +219,7 @@ struct store {
   int shared;
   pthread_t worker;
   struct call_layout layout; /* how cached calls are packed */
+  struct answer_log *log;    /* NULL without one; see answer_log.h */
 
   /* Loop thread only. */
   struct cache_entry **buckets; /* NULL for a shared backend */
@@ -239,6 +243,7 @@ struct store {
   int closing;
   int64_t drop_log_ms;
   uint64_t drops_unlogged;
+  uint64_t log_seq; /* the answer log's newest entry */
 
   /* Under `lock`, both threads. */
   pthread_mutex_t lock;
@@ -251,6 +256,7 @@ struct store {
   int stopping;
 
   /* Worker only. */
+  uint64_t log_through; /* the answer log's mark in the database */
   int failing;
   int64_t fail_log_ms;
   uint64_t fails_unlogged;
@@ -937,11 +943,13 @@ static void store_run_batch(struct store *st, struct store_op *batch,
   struct store_op *op;
   struct store_op *next;
   struct batch_counts c = {0};
+  uint64_t log_seq = 0;
   int rc;
 
   for (op = batch; op; op = op->next) {
     c.n++;
     c.saves += (size_t)is_write(op);
+    log_seq = op->log_seq; /* issued in order: the last is the newest */
   }
   for (int attempt = 1;; attempt++) {
     rc = ops->begin(st->handle);
@@ -949,6 +957,10 @@ static void store_run_batch(struct store *st, struct store_op *batch,
       rc = lock_numbers(st, batch, c.n);
     if (rc == VS_OK)
       rc = run_ops(st, batch, &c);
+    /* Every log entry issued before the batch's last operation is either
+     * in it or in a batch before it: the log need not replay them. */
+    if (rc == VS_OK && log_seq > st->log_through)
+      rc = ops->set_log_through(st->handle, log_seq);
     if (rc == VS_OK)
       rc = ops->commit(st->handle);
     if (rc == VS_OK || attempt == STORE_BATCH_TRIES || !ops->retryable ||
@@ -969,9 +981,15 @@ static void store_run_batch(struct store *st, struct store_op *batch,
       log_error("store rollback failed|backend=%s error=\"%s\"", ops->name,
                 ops->errmsg(st->handle));
     store_log_failure(st, rc, why, c.n, c.saves);
-  } else if (st->failing) {
-    log_info("store writing again|backend=%s", ops->name);
-    st->failing = 0;
+  } else {
+    if (log_seq > st->log_through) {
+      st->log_through = log_seq;
+      answer_log_through(st->log, log_seq);
+    }
+    if (st->failing) {
+      log_info("store writing again|backend=%s", ops->name);
+      st->failing = 0;
+    }
   }
 
   for (op = batch; op; op = next) {
@@ -1128,6 +1146,7 @@ static void *store_worker(void *arg)
 static void store_push(struct store *st, struct store_op *op)
 {
   op->next = NULL;
+  op->log_seq = st->log_seq;
   if (st->local_tail)
     st->local_tail->next = op;
   else
@@ -1221,19 +1240,38 @@ static int store_new_write(struct store *st, enum store_op_kind kind,
   return VS_OK;
 }
 
-/* store_call_save() and store_call_commit(): `cb` NULL for the first. */
+/* 1 when `call` is a record the store can write. */
+static int call_valid(const struct call *call)
+{
+  return call && call->ref[0] && memchr(call->ref, '\0', CALL_REF_SIZE) &&
+         call_step_parse(call_step_name(call->step)) >= 0 &&
+         call_decision_parse(call_decision_name(call->decision)) >= 0;
+}
+
+/*
+ * store_call_save(), store_call_commit() and store_call_save_logged():
+ * `cb` NULL but for the second, `logged` set for the third.
+ */
 static int save_call(struct store *st, const struct call *call,
-                     store_saved_cb cb, void *arg)
+                     store_saved_cb cb, void *arg, int logged)
 {
   struct store_op *op;
   int rc;
 
-  if (!call || !call->ref[0] || !memchr(call->ref, '\0', CALL_REF_SIZE) ||
-      call_step_parse(call_step_name(call->step)) < 0 ||
-      call_decision_parse(call_decision_name(call->decision)) < 0)
+  if (!call_valid(call))
     return VS_ERR_INVAL;
   if (st->closing)
     return VS_ERR_BUSY;
+  if (logged) {
+    uint64_t seq;
+
+    /* Refused before anything is done: the caller waits for the commit
+     * instead, with the record's first save. */
+    if (!st->log || atomic_load(&st->held) >= st->queue_max ||
+        answer_log_append(st->log, call, &seq) != VS_OK)
+      return VS_ERR_LIMIT;
+    st->log_seq = seq;
+  }
   rc = store_new_write(st, STORE_OP_SAVE, &op);
   if (rc == VS_OK) {
     op->call = *call;
@@ -1259,13 +1297,18 @@ static int save_call(struct store *st, const struct call *call,
 
 int store_call_save(struct store *st, const struct call *call)
 {
-  return save_call(st, call, NULL, NULL);
+  return save_call(st, call, NULL, NULL, 0);
 }
 
 int store_call_commit(struct store *st, const struct call *call,
                       store_saved_cb cb, void *arg)
 {
-  return cb ? save_call(st, call, cb, arg) : VS_ERR_INVAL;
+  return cb ? save_call(st, call, cb, arg, 0) : VS_ERR_INVAL;
+}
+
+int store_call_save_logged(struct store *st, const struct call *call)
+{
+  return save_call(st, call, NULL, NULL, 1);
 }
 
 int store_call_load(struct store *st, const char *ref, store_load_cb cb,
@@ -1656,6 +1699,71 @@ void store_stats_get(const struct store *st, struct store_stats *out)
 
 /* ---- opening and closing --------------------------------------------- */
 
+/* What a replay of the answer log did. */
+struct replay {
+  struct store *st;
+  uint64_t calls;
+};
+
+static int replay_call(void *arg, const struct call *c)
+{
+  struct replay *r = arg;
+
+  if (!call_valid(c))
+    return VS_OK; /* damaged beyond the checksum's notice: not ours */
+  r->calls++;
+  return r->st->ops->save_call(r->st->handle, c);
+}
+
+/*
+ * Opens the answer log beside the database, writes the records it holds
+ * that the database does not (the previous run was killed after
+ * answering them) in one transaction, and starts the log for this run.
+ * Runs before the worker starts, so the handle is this thread's.
+ */
+static int open_answer_log(struct store *st, const char *path, size_t bytes,
+                           char *err, size_t errlen)
+{
+  const struct store_backend_ops *ops = st->ops;
+  struct replay r = {st, 0};
+  char file[4096];
+  uint64_t db_id;
+  uint64_t through;
+  uint64_t last;
+  int rc;
+
+  if ((size_t)snprintf(file, sizeof(file), "%s-answers", path) >=
+      sizeof(file))
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store path too long: %s",
+                   path);
+  rc = ops->log_mark(st->handle, &db_id, &through);
+  if (rc)
+    return vs_fail(err, errlen, rc, "%s: %s", path, ops->errmsg(st->handle));
+  rc = answer_log_open(file, bytes, db_id, &st->log, err, errlen);
+  if (rc)
+    return rc;
+  rc = ops->begin(st->handle);
+  if (rc == VS_OK)
+    rc = answer_log_replay(st->log, through, replay_call, &r, &last);
+  if (rc == VS_OK && last > through)
+    rc = ops->set_log_through(st->handle, last);
+  if (rc == VS_OK)
+    rc = ops->commit(st->handle);
+  if (rc) {
+    vs_fail(err, errlen, rc, "cannot write the answered calls of %s into %s: %s",
+            file, path, ops->errmsg(st->handle));
+    ops->rollback(st->handle);
+    return rc;
+  }
+  if (r.calls)
+    log_warn("store wrote the calls answered before the server stopped "
+             "without writing them|calls=%llu log=%s",
+             (unsigned long long)r.calls, file);
+  st->log_seq = last;
+  st->log_through = last;
+  return answer_log_start(st->log, last, err, errlen);
+}
+
 int store_open_backend(struct loop *loop, const struct store_options *opt,
                        const struct store_backend_ops *ops, void *handle,
                        struct store **out, char *err, size_t errlen)
@@ -1712,11 +1820,17 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
     goto fail_destroy_lock;
   }
   pthread_condattr_destroy(&attr);
+  if (opt->answer_log_bytes && !st->shared && ops->log_mark && opt->path &&
+      strcmp(opt->path, ":memory:") != 0) {
+    rc = open_answer_log(st, opt->path, opt->answer_log_bytes, err, errlen);
+    if (rc)
+      goto fail_close_log;
+  }
   rc = loop_async_init(loop, &st->async, store_async_cb, st);
   if (rc) {
     vs_fail(err, errlen, rc, "cannot create the store wake-up: %s",
             vs_strerror(rc));
-    goto fail_destroy_wake;
+    goto fail_close_log;
   }
   rc = thread_start(&st->worker, store_worker, st, "vs-store");
   if (rc) {
@@ -1730,7 +1844,8 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
 
 fail_close_async:
   loop_async_close(loop, &st->async);
-fail_destroy_wake:
+fail_close_log:
+  answer_log_close(st->log);
   pthread_cond_destroy(&st->wake);
 fail_destroy_lock:
   pthread_mutex_destroy(&st->lock);
@@ -1850,6 +1965,7 @@ void store_close(struct store *st)
 
   loop_async_close(st->loop, &st->async);
   st->ops->close(st->handle);
+  answer_log_close(st->log);
   cache_free(st);
   pthread_cond_destroy(&st->wake);
   pthread_mutex_destroy(&st->lock);

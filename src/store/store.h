@@ -43,6 +43,8 @@ struct store_options {
                          or a postgresql:// or postgres:// URL */
   unsigned cache_max; /* live calls kept in memory; 0 = default 65536 */
   unsigned queue_max; /* queued operations before saves fail; 0 = 65536 */
+  size_t answer_log_bytes; /* size of the answer log beside an SQLite
+                              file (store_call_save_logged); 0 = none */
 };
 
 /*
@@ -103,6 +105,18 @@ typedef void (*store_saved_cb)(void *arg, int rc);
  */
 int store_call_commit(struct store *st, const struct call *call,
                       store_saved_cb cb, void *arg);
+
+/*
+ * store_call_save(), with the record first copied to the answer log, a
+ * mapped file beside the database (src/store/answer_log.h): from the
+ * return on it survives the process being killed as a commit does, so
+ * the answer it decides can go out at once, with no wait for the commit.
+ * Returns as store_call_save(), or VS_ERR_LIMIT when the store has no
+ * answer log (a shared or in-memory database, or none configured) or the
+ * log cannot take the record now (the worker is far behind) or the queue
+ * is full: then nothing was done, and store_call_commit() is the way.
+ */
+int store_call_save_logged(struct store *st, const struct call *call);
 
 /* ---- screening state: lists and caller numbers ---------------------- */
 

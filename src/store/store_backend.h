@@ -134,6 +134,17 @@ struct store_backend_ops {
   int (*load_call)(void *handle, const char *ref, struct call *out);
 
   /*
+   * The answer log's mark (answer_log.h): the database's identity and the
+   * newest sequence number of the log that it holds, read by the thread
+   * that opens the store; and the mark moved to `through` in the open
+   * transaction, by the worker. NULL in a backend without an answer log
+   * (a shared one: its instances' logs would each replay over the
+   * others' newer records).
+   */
+  int (*log_mark)(void *handle, uint64_t *db_id, uint64_t *through);
+  int (*set_log_through)(void *handle, uint64_t through);
+
+  /*
    * Calls `cb` with each record matching `q`, newest started_ms first
    * (oldest first with q->oldest_first; q->limit then keeps the oldest),
    * until the records run out or cb returns non-zero (which is not an

@@ -120,6 +120,25 @@ void call_unpack(const struct call_layout *l, const unsigned char *in,
   }
 }
 
+int call_packed_valid(const struct call_layout *l, const unsigned char *in,
+                      size_t len)
+{
+  size_t pos = l->plain_bytes;
+
+  if (len <= pos)
+    return 0;
+  for (size_t i = 0; i < CALL_TEXT_COLS; i++) {
+    const unsigned char *nul = memchr(in + pos, '\0', len - pos);
+    size_t n = nul ? (size_t)(nul - (in + pos)) : len;
+
+    if (!nul || n >= call_text_cols[i].size ||
+        (call_text_cols[i].col == COL_REF && !n))
+      return 0;
+    pos += n + 1;
+  }
+  return pos == len;
+}
+
 const char *call_packed_ref(const struct call_layout *l,
                             const unsigned char *in)
 {

@@ -170,6 +170,15 @@ void call_unpack(const struct call_layout *l, const unsigned char *in,
 const char *call_packed_ref(const struct call_layout *l,
                             const unsigned char *in);
 
+/*
+ * 1 when the `len` bytes at `in` are exactly one packed call whose every
+ * text field fits its array and whose ref is not empty, so that
+ * call_unpack() may read them; 0 otherwise. For packed calls read back
+ * from a file (answer_log.c), which a crash or a disk may have damaged.
+ */
+int call_packed_valid(const struct call_layout *l, const unsigned char *in,
+                      size_t len);
+
 /* Columns of `lists`, in this order in every statement. */
 enum {
   LCOL_KIND,

@@ -261,7 +261,18 @@ static const char *const migrations[] = {
      */
     "DROP INDEX calls_decision;"
     "CREATE INDEX calls_decision ON calls (decision, started_ms)"
-    " WHERE decision <> 'allow';"};
+    " WHERE decision <> 'allow';",
+
+    /*
+     * 9: the answer log's mark (answer_log.h). db_id tells the log which
+     * database it was written for; `through` is the newest of its records
+     * committed here, written by each batch that commits.
+     */
+    "CREATE TABLE answer_log ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " db_id INTEGER NOT NULL,"
+    " through INTEGER NOT NULL);"
+    "INSERT INTO answer_log (id, db_id, through) VALUES (1, random(), 0);"};
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -289,6 +300,11 @@ static const char sql_upsert[] =
 
 static const char sql_select[] =
     "SELECT " CALL_COLUMNS " FROM calls WHERE id = ?1";
+
+static const char sql_log_mark[] =
+    "SELECT db_id, through FROM answer_log WHERE id = 1";
+static const char sql_log_through[] =
+    "UPDATE answer_log SET through = ?1 WHERE id = 1";
 
 /*
  * list_calls() has one statement per combination of filters and order,
@@ -439,6 +455,7 @@ struct sqlite_backend {
   sqlite3_stmt *list_upsert;
   sqlite3_stmt *list_delete;
   sqlite3_stmt *number_upsert;
+  sqlite3_stmt *log_through;
   sqlite3_stmt *list[LIST_VARIANTS]; /* prepared on first use, as below */
   /* Used at start and on reload, or by the list tools only. */
   sqlite3_stmt *list_prune;
@@ -549,6 +566,7 @@ static void backend_free(struct sqlite_backend *b)
   sqlite3_finalize(b->list_upsert);
   sqlite3_finalize(b->list_delete);
   sqlite3_finalize(b->number_upsert);
+  sqlite3_finalize(b->log_through);
   for (int i = 0; i < LIST_VARIANTS; i++)
     sqlite3_finalize(b->list[i]);
   sqlite3_finalize(b->list_prune);
@@ -801,6 +819,8 @@ static int prepare_rw(struct sqlite_backend *b, const char *path, char *err,
     rc = prepare(b, sql_list_delete, keep, &b->list_delete);
   if (rc == SQLITE_OK)
     rc = prepare(b, sql_number_upsert, keep, &b->number_upsert);
+  if (rc == SQLITE_OK)
+    rc = prepare(b, sql_log_through, keep, &b->log_through);
   if (rc != SQLITE_OK)
     return vs_fail(err, errlen, sqlite_code(rc),
                    "cannot prepare the statements of %s: %s", path,
@@ -1117,6 +1137,38 @@ static int sqlite_save_call(void *handle, const struct call *call)
     sqlite_call_index_added(b->index, call->ref,
                             sqlite3_last_insert_rowid(b->db));
   return rc;
+}
+
+static int sqlite_log_mark(void *handle, uint64_t *db_id, uint64_t *through)
+{
+  struct sqlite_backend *b = handle;
+  sqlite3_stmt *s;
+  int rc = prepare(b, sql_log_mark, 0, &s);
+
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    *db_id = (uint64_t)sqlite3_column_int64(s, 0);
+    *through = (uint64_t)sqlite3_column_int64(s, 1);
+  }
+  if (rc == SQLITE_ROW)
+    rc = VS_OK;
+  else if (rc == SQLITE_DONE)
+    rc = backend_fail(b, VS_ERR_PROTO, "the answer log's mark is missing");
+  else
+    rc = sqlite_fail(b, rc, "cannot read the answer log's mark");
+  sqlite3_finalize(s);
+  return rc;
+}
+
+static int sqlite_set_log_through(void *handle, uint64_t through)
+{
+  struct sqlite_backend *b = handle;
+  int rc = sqlite3_bind_int64(b->log_through, 1, (sqlite3_int64)through);
+
+  if (rc != SQLITE_OK)
+    return sqlite_fail(b, rc, "cannot bind the answer log's mark");
+  return run_stmt(b, b->log_through, "cannot write the answer log's mark");
 }
 
 static int sqlite_load_call(void *handle, const char *ref, struct call *out)
@@ -1702,6 +1754,8 @@ const struct store_backend_ops store_sqlite_ops = {
     .rollback = sqlite_rollback,
     .save_call = sqlite_save_call,
     .load_call = sqlite_load_call,
+    .log_mark = sqlite_log_mark,
+    .set_log_through = sqlite_set_log_through,
     .list_calls = sqlite_list_calls,
     .save_list = sqlite_save_list,
     .save_number = sqlite_save_number,
