@@ -1732,10 +1732,8 @@ static int open_answer_log(struct store *st, const char *path, size_t bytes,
   uint64_t last;
   int rc;
 
-  if ((size_t)snprintf(file, sizeof(file), "%s-answers", path) >=
-      sizeof(file))
-    return vs_fail(err, errlen, VS_ERR_INVAL, "store path too long: %s",
-                   path);
+  if ((size_t)snprintf(file, sizeof(file), "%s-answers", path) >= sizeof(file))
+    return vs_fail(err, errlen, VS_ERR_INVAL, "store path too long: %s", path);
   rc = ops->log_mark(st->handle, &db_id, &through);
   if (rc)
     return vs_fail(err, errlen, rc, "%s: %s", path, ops->errmsg(st->handle));
@@ -1750,8 +1748,9 @@ static int open_answer_log(struct store *st, const char *path, size_t bytes,
   if (rc == VS_OK)
     rc = ops->commit(st->handle);
   if (rc) {
-    vs_fail(err, errlen, rc, "cannot write the answered calls of %s into %s: %s",
-            file, path, ops->errmsg(st->handle));
+    vs_fail(err, errlen, rc,
+            "cannot write the answered calls of %s into %s: %s", file, path,
+            ops->errmsg(st->handle));
     ops->rollback(st->handle);
     return rc;
   }

@@ -737,7 +737,7 @@ static const struct err_case err_cases[] = {
      "srever: unknown key (did you mean 'server'?)"},
     {SIM MENU "store:\n  file: x.db\n", 7, 3,
      "store.file: unknown key (expected one of: driver, path, url, "
-     "retention_days, commit_wait_ms)"},
+     "retention_days, commit_wait_ms, answer_log_mib)"},
     {SIM "menu:\n  options:\n    - digit: '1'\n      name: Sales\n"
          "      dial: 15555550101\n      dail: 1\n",
      8, 7, "menu.options[0].dail: unknown key (did you mean 'dial'?)"},
@@ -788,6 +788,8 @@ static const struct err_case err_cases[] = {
      "telesign.timeout_ms: must be between 100 and 10000, not 10001"},
     {SIM "  max_connections: 10001\n" MENU, 3, 20,
      "telesign.max_connections: must be between 1 and 10000, not 10001"},
+    {SIM MENU "store:\n  answer_log_mib: 1025\n", 7, 19,
+     "store.answer_log_mib: must be between 0 and 1024, not 1025"},
     {SIM MENU "screening:\n  block_at: 1001\n", 7, 13,
      "screening.block_at: must be between 0 and 1000, not 1001"},
     {SIM "menu:\n  attempts: 0\n  options:\n"

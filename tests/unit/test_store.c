@@ -50,7 +50,7 @@
 #define ITER_MS     10   /* longest sleep of one iteration */
 #define GATE_WAIT_S 30   /* longest wait for the worker to reach the gate */
 #define MANY        10000
-#define SCHEMA      7 /* the version this program's store migrates to */
+#define SCHEMA      8 /* the version this program's store migrates to */
 #define STATE_MAX   64
 
 /* One test's directory, database path and loop. Test thread only. */
