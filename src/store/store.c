@@ -1701,7 +1701,8 @@ void store_stats_get(const struct store *st, struct store_stats *out)
 
 /* What a replay of the answer log did. */
 struct replay {
-  struct store *st;
+  const struct store_backend_ops *ops;
+  void *handle;
   uint64_t calls;
 };
 
@@ -1712,52 +1713,85 @@ static int replay_call(void *arg, const struct call *c)
   if (!call_valid(c))
     return VS_OK; /* damaged beyond the checksum's notice: not ours */
   r->calls++;
-  return r->st->ops->save_call(r->st->handle, c);
+  return r->ops->save_call(r->handle, c);
+}
+
+/* 1 when the database at `path` keeps an answer log beside it. */
+static int has_answer_log(const struct store_backend_ops *ops,
+                          const char *path)
+{
+  return !ops->shared && ops->log_mark && path &&
+         strcmp(path, ":memory:") != 0;
 }
 
 /*
- * Opens the answer log beside the database, writes the records it holds
- * that the database does not (the previous run was killed after
- * answering them) in one transaction, and starts the log for this run.
- * Runs before the worker starts, so the handle is this thread's.
+ * Opens the answer log of the database at `path` (`handle`, this
+ * thread's) and writes into the database, in one transaction with the
+ * mark, the records the log holds past the mark: calls a process answered
+ * and was killed before committing. On success *log is the open and
+ * locked log, the caller's to start or close, and *last its newest
+ * sequence number. When another process (a running server) holds the
+ * log: VS_ERR_BUSY with the reason, or with `if_free` set VS_OK and *log
+ * NULL, since that process has replayed it.
  */
-static int open_answer_log(struct store *st, const char *path, size_t bytes,
-                           char *err, size_t errlen)
+static int replay_answer_log(const struct store_backend_ops *ops, void *handle,
+                             const char *path, size_t bytes, int if_free,
+                             struct answer_log **log, uint64_t *last,
+                             char *err, size_t errlen)
 {
-  const struct store_backend_ops *ops = st->ops;
-  struct replay r = {st, 0};
+  struct replay r = {ops, handle, 0};
+  struct answer_log *l;
   char file[4096];
   uint64_t db_id;
   uint64_t through;
-  uint64_t last;
   int rc;
 
   if ((size_t)snprintf(file, sizeof(file), "%s-answers", path) >= sizeof(file))
     return vs_fail(err, errlen, VS_ERR_INVAL, "store path too long: %s", path);
-  rc = ops->log_mark(st->handle, &db_id, &through);
+  rc = ops->log_mark(handle, &db_id, &through);
   if (rc)
-    return vs_fail(err, errlen, rc, "%s: %s", path, ops->errmsg(st->handle));
-  rc = answer_log_open(file, bytes, db_id, &st->log, err, errlen);
+    return vs_fail(err, errlen, rc, "%s: %s", path, ops->errmsg(handle));
+  rc = answer_log_open(file, bytes, db_id, &l, err, errlen);
+  if (rc == VS_ERR_BUSY && if_free) {
+    *log = NULL;
+    return VS_OK;
+  }
   if (rc)
     return rc;
-  rc = ops->begin(st->handle);
+  rc = ops->begin(handle);
   if (rc == VS_OK)
-    rc = answer_log_replay(st->log, through, replay_call, &r, &last);
-  if (rc == VS_OK && last > through)
-    rc = ops->set_log_through(st->handle, last);
+    rc = answer_log_replay(l, through, replay_call, &r, last);
+  if (rc == VS_OK && *last > through)
+    rc = ops->set_log_through(handle, *last);
   if (rc == VS_OK)
-    rc = ops->commit(st->handle);
+    rc = ops->commit(handle);
   if (rc) {
     vs_fail(err, errlen, rc,
             "cannot write the answered calls of %s into %s: %s", file, path,
-            ops->errmsg(st->handle));
-    ops->rollback(st->handle);
+            ops->errmsg(handle));
+    ops->rollback(handle);
+    answer_log_close(l);
     return rc;
   }
   if (r.calls)
     log_warn("store wrote the calls answered before the server stopped "
              "without writing them|calls=%llu log=%s",
              (unsigned long long)r.calls, file);
+  *log = l;
+  return VS_OK;
+}
+
+/* The store's answer log, replayed, then started for this run. Runs
+ * before the worker starts, so the handle is this thread's. */
+static int open_answer_log(struct store *st, const char *path, size_t bytes,
+                           char *err, size_t errlen)
+{
+  uint64_t last;
+  int rc = replay_answer_log(st->ops, st->handle, path, bytes, 0, &st->log,
+                             &last, err, errlen);
+
+  if (rc)
+    return rc;
   st->log_seq = last;
   st->log_through = last;
   return answer_log_start(st->log, last, err, errlen);
@@ -1819,8 +1853,7 @@ int store_open_backend(struct loop *loop, const struct store_options *opt,
     goto fail_destroy_lock;
   }
   pthread_condattr_destroy(&attr);
-  if (opt->answer_log_bytes && !st->shared && ops->log_mark && opt->path &&
-      strcmp(opt->path, ":memory:") != 0) {
+  if (opt->answer_log_bytes && has_answer_log(ops, opt->path)) {
     rc = open_answer_log(st, opt->path, opt->answer_log_bytes, err, errlen);
     if (rc)
       goto fail_close_log;
@@ -2103,6 +2136,7 @@ int store_forget_offline(const char *path, const char *number,
                          size_t errlen)
 {
   const struct store_backend_ops *ops = backend_of(path);
+  struct answer_log *log = NULL;
   void *handle;
   int rc;
 
@@ -2113,6 +2147,17 @@ int store_forget_offline(const char *path, const char *number,
   rc = tool_open(path, &handle, err, errlen);
   if (rc)
     return rc;
+  /* Calls answered by a server killed before it wrote them would come
+   * back at its next start: they are written first, to be forgotten too.
+   * The log stays locked until the forget has committed. */
+  if (has_answer_log(ops, path)) {
+    uint64_t last;
+
+    rc = replay_answer_log(ops, handle, path, ANSWER_LOG_MIN_BYTES, 1, &log,
+                           &last, err, errlen);
+    if (rc)
+      goto out;
+  }
   rc = ops->begin(handle);
   if (!rc)
     rc = ops->forget_number(handle, number, out);
@@ -2122,6 +2167,8 @@ int store_forget_offline(const char *path, const char *number,
     vs_fail(err, errlen, rc, "%s", ops->errmsg(handle));
     ops->rollback(handle);
   }
+out:
+  answer_log_close(log);
   ops->close(handle);
   return rc;
 }

@@ -2562,6 +2562,43 @@ static void test_forget_number(void **state)
   harness_cleanup();
 }
 
+/*
+ * A number forgotten while the server is down is forgotten in the calls
+ * its answer log holds too. Calls answered while the database is locked
+ * are only in the log; after kill -9, `vs forget` with no server running
+ * writes them and forgets the number's, and the next start brings back
+ * only the other caller's.
+ */
+static void test_forget_after_kill(void **state)
+{
+  struct world *w = world_start(&(struct opts){.provider = "simulator"});
+  const char *forget[] = {"forget", "+1 555 555 0123", "--config", NULL, NULL};
+  char *out = NULL;
+
+  (void)state;
+  harness_db_lock();
+  assert_menu(incoming(w, "FGK1", "15555550123"));
+  assert_menu(incoming(w, "FGK2", "15555550124"));
+  assert_int_equal(proc_signal(w->srv, SIGKILL), -SIGKILL);
+  harness_db_unlock();
+  assert_int_equal(db_count("SELECT count(*) FROM calls"), 0);
+
+  forget[3] = harness_config();
+  assert_int_equal(run_cli(&out, forget), 0);
+  assert_non_null(strstr(out, "forgot 15555550123: 1 call records"));
+  free(out);
+  assert_int_equal(db_count("SELECT count(*) FROM calls WHERE ref = 'FGK2'"),
+                   1);
+
+  w->srv = server_relaunch();
+  assert_non_null(w->srv);
+  assert_int_equal(db_count("SELECT count(*) FROM calls WHERE caller = "
+                            "'15555550123'"),
+                   0);
+  assert_int_equal(db_count("SELECT count(*) FROM calls"), 1);
+  world_stop(w);
+}
+
 static void test_retention_purges_old_calls(void **state)
 {
   struct world *w = world_start(&(struct opts){0});
@@ -2692,6 +2729,7 @@ int main(void)
       TEST(test_kill_9_loses_no_answered_call),
       TEST(test_kill_9_without_answer_log),
       TEST(test_forget_number),
+      TEST(test_forget_after_kill),
       TEST(test_retention_purges_old_calls),
       TEST(test_migrate_command),
   };
