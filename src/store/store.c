@@ -270,7 +270,7 @@ struct store {
                            last batch that committed after it */
   struct {
     _Atomic uint64_t batches, failed, saved, lost, loaded, dropped, evicted,
-        max_batch;
+        log_full, max_batch;
   } stats;
 };
 
@@ -1267,9 +1267,12 @@ static int save_call(struct store *st, const struct call *call,
 
     /* Refused before anything is done: the caller waits for the commit
      * instead, with the record's first save. */
-    if (!st->log || atomic_load(&st->held) >= st->queue_max ||
-        answer_log_append(st->log, call, &seq) != VS_OK)
+    if (!st->log || atomic_load(&st->held) >= st->queue_max)
       return VS_ERR_LIMIT;
+    if (answer_log_append(st->log, call, &seq) != VS_OK) {
+      stat_add(&st->stats.log_full, 1);
+      return VS_ERR_LIMIT;
+    }
     st->log_seq = seq;
   }
   rc = store_new_write(st, STORE_OP_SAVE, &op);
@@ -1694,6 +1697,7 @@ void store_stats_get(const struct store *st, struct store_stats *out)
   out->loaded = atomic_load(&st->stats.loaded);
   out->dropped = atomic_load(&st->stats.dropped);
   out->evicted = atomic_load(&st->stats.evicted);
+  out->log_full = atomic_load(&st->stats.log_full);
   out->max_batch = atomic_load(&st->stats.max_batch);
 }
 

@@ -369,6 +369,8 @@ struct store_stats {
                          answered by the database, found or not */
   uint64_t dropped;   /* saves refused with VS_ERR_BUSY */
   uint64_t evicted;   /* live calls pushed out of a full cache */
+  uint64_t log_full;  /* records the answer log could not take: their
+                         answers waited for the commit */
   uint64_t max_batch; /* operations in the largest batch so far */
 };
 

@@ -2332,6 +2332,46 @@ static void test_metrics(void **state)
   world_stop(w);
 }
 
+/*
+ * With the database locked the answer log fills up: from then on answers
+ * wait for their commit (at most store.commit_wait_ms), every call is
+ * still answered, and /metrics counts the waits.
+ */
+static void test_answer_log_full(void **state)
+{
+  struct world *w =
+      world_start(&(struct opts){.provider = "simulator",
+                                 .admin = ADMIN_SECTION,
+                                 .store_extra = "  answer_log_mib: 1\n"
+                                                "  commit_wait_ms: 5\n"});
+  char ref[32], from[32];
+  char *out;
+  int full = 0;
+
+  (void)state;
+  out = admin_get(w, "/metrics");
+  assert_non_null(strstr(out, "vs_store_answer_log_full_total 0\n"));
+  free(out);
+  harness_db_lock();
+  /* 1 MiB holds about 3,000 records; the worker waits up to 5 s for the
+   * lock, well after the log is full. */
+  for (int i = 0; i < 8000 && !full; i++) {
+    snprintf(ref, sizeof(ref), "LOGFULL%d", i);
+    snprintf(from, sizeof(from), "1555%07d", i);
+    out = incoming(w, ref, from);
+    assert_non_null(out);
+    free(out);
+    if (i % 200 == 199) {
+      out = admin_get(w, "/metrics");
+      full = !strstr(out, "vs_store_answer_log_full_total 0\n");
+      free(out);
+    }
+  }
+  harness_db_unlock();
+  assert_true(full);
+  world_stop(w);
+}
+
 static void test_log_masks_numbers(void **state)
 {
   struct world *w = world_start(&(struct opts){0});
@@ -2724,6 +2764,7 @@ int main(void)
       TEST(test_admin_calls_api),
       TEST(test_admin_lists_api),
       TEST(test_metrics),
+      TEST(test_answer_log_full),
       TEST(test_log_masks_numbers),
       TEST(test_log_json),
       TEST(test_kill_9_loses_no_answered_call),
