@@ -105,6 +105,14 @@ enum store_op_kind {
  */
 #define STORE_PROBE_MS 250
 
+/*
+ * A batch that fails to commit keeps the call records of the answer log
+ * it held (their answers went out already, on the log's word) and runs
+ * them again at the head of the next batch, or this long after the
+ * failure when nothing else comes (a full disk that frees again).
+ */
+#define STORE_RETRY_MS 250
+
 /* Call records a purge batch deletes at most. */
 #define STORE_PURGE_BATCH 5000
 
@@ -157,6 +165,7 @@ struct store_op {
   store_update_cb update_cb; /* number update: when applied, or NULL */
   void *arg;
   uint64_t log_seq; /* the answer log's newest entry when it was issued */
+  int logged;       /* call save: its record is in the answer log */
   char ref[CALL_REF_SIZE]; /* call load: the record asked for */
   union {
     struct call call;            /* call save: the record; load: answer */
@@ -256,7 +265,9 @@ struct store {
   int stopping;
 
   /* Worker only. */
-  uint64_t log_through; /* the answer log's mark in the database */
+  uint64_t log_through;        /* the answer log's mark in the database */
+  struct store_op *retry_head; /* kept from a failed batch, in order */
+  struct store_op *retry_tail;
   int failing;
   int64_t fail_log_ms;
   uint64_t fails_unlogged;
@@ -567,16 +578,17 @@ static void store_ready_cb(struct loop_task *task)
 
 /* Worker: logs a failed batch, at most once a second while failing. */
 static void store_log_failure(struct store *st, int rc, const char *why,
-                              size_t ops, size_t saves)
+                              size_t ops, size_t saves, size_t kept)
 {
   int64_t now = monotonic_ms();
 
   st->fails_unlogged++;
   if (!st->failing || now - st->fail_log_ms >= STORE_LOG_EVERY_MS) {
-    log_error("store batch rolled back, records lost|backend=%s "
+    log_error("store batch rolled back, records %s|backend=%s "
               "error=\"%s\" code=\"%s\" ops=%zu saves_lost=%zu "
-              "failed_batches=%llu",
-              st->ops->name, why, vs_strerror(rc), ops, saves,
+              "saves_kept=%zu failed_batches=%llu",
+              saves > kept ? "lost" : "kept for the next batch", st->ops->name,
+              why, vs_strerror(rc), ops, saves - kept, kept,
               (unsigned long long)st->fails_unlogged);
     st->fail_log_ms = now;
     st->fails_unlogged = 0;
@@ -932,10 +944,13 @@ static void batch_reset(struct store_op *batch)
  * again, at most STORE_BATCH_TRIES times. `drop_gen` is the count of
  * dropped saves when the batch was taken: a commit clears the saturated
  * flag only if no save was dropped since, since only then does it prove
- * the store keeps up again.
+ * the store keeps up again. A batch that fails keeps its records of the
+ * answer log for the next (STORE_RETRY_MS) when the database could not
+ * write them now, unless it is the `final` one, at shutdown; they are
+ * then lost to this run, but still in the log for the next start.
  */
 static void store_run_batch(struct store *st, struct store_op *batch,
-                            uint64_t drop_gen)
+                            uint64_t drop_gen, int final)
 {
   const struct store_backend_ops *ops = st->ops;
   struct store_op *loads = NULL; /* the batch's loads, in order */
@@ -943,7 +958,10 @@ static void store_run_batch(struct store *st, struct store_op *batch,
   struct store_op *op;
   struct store_op *next;
   struct batch_counts c = {0};
+  char why[STORE_WHY_SIZE] = "";
   uint64_t log_seq = 0;
+  size_t kept = 0;
+  int keep;
   int rc;
 
   for (op = batch; op; op = op->next) {
@@ -973,14 +991,11 @@ static void store_run_batch(struct store *st, struct store_op *batch,
     batch_reset(batch);
   }
   if (rc != VS_OK) {
-    char why[STORE_WHY_SIZE];
-
     /* Copied first: the rollback may overwrite the handle's message. */
     call_set(why, sizeof(why), ops->errmsg(st->handle));
     if (ops->rollback(st->handle) != VS_OK)
       log_error("store rollback failed|backend=%s error=\"%s\"", ops->name,
                 ops->errmsg(st->handle));
-    store_log_failure(st, rc, why, c.n, c.saves);
   } else {
     if (log_seq > st->log_through) {
       st->log_through = log_seq;
@@ -992,8 +1007,22 @@ static void store_run_batch(struct store *st, struct store_op *batch,
     }
   }
 
+  /* A refusal of the record itself (VS_ERR_INVAL, PROTO) would fail
+   * every batch it is kept in. */
+  keep = rc == VS_ERR_IO || rc == VS_ERR_BUSY || rc == VS_ERR_NOMEM;
+  keep = keep && !final;
   for (op = batch; op; op = next) {
     next = op->next;
+    if (keep && op->logged) {
+      op->next = NULL;
+      if (st->retry_tail)
+        st->retry_tail->next = op;
+      else
+        st->retry_head = op;
+      st->retry_tail = op;
+      kept++;
+      continue;
+    }
     if (is_write(op) && !has_callback(op)) {
       free(op);
       continue;
@@ -1015,8 +1044,10 @@ static void store_run_batch(struct store *st, struct store_op *batch,
     last = op;
   }
 
+  if (rc != VS_OK)
+    store_log_failure(st, rc, why, c.n, c.saves, kept);
   stat_add(&st->stats.batches, 1);
-  stat_add(rc == VS_OK ? &st->stats.saved : &st->stats.lost, c.saves);
+  stat_add(rc == VS_OK ? &st->stats.saved : &st->stats.lost, c.saves - kept);
   stat_add(&st->stats.failed, rc != VS_OK);
   stat_add(&st->stats.loaded, c.loaded);
   stat_max(&st->stats.max_batch, c.n);
@@ -1034,9 +1065,10 @@ static void store_run_batch(struct store *st, struct store_op *batch,
     atomic_store(&st->saturated, 0);
   pthread_mutex_unlock(&st->lock);
 
-  /* Last, so that whoever sees the depth fall also sees the counters. */
-  atomic_fetch_sub(&st->held, c.saves);
-  atomic_fetch_sub(&st->depth, c.n);
+  /* Last, so that whoever sees the depth fall also sees the counters. The
+   * records kept keep their slots. */
+  atomic_fetch_sub(&st->held, c.saves - kept);
+  atomic_fetch_sub(&st->depth, c.n - kept);
   if (loads)
     loop_async_send(&st->async);
 }
@@ -1114,10 +1146,14 @@ static void *store_worker(void *arg)
     struct store_op *batch;
     uint64_t drop_gen;
     int probe = 0;
+    int retry = 0;
+    int stopping;
 
     pthread_mutex_lock(&st->lock);
-    while (!st->queue_head && !st->stopping && !probe) {
-      if (st->shared && st->failing)
+    while (!st->queue_head && !st->stopping && !probe && !retry) {
+      if (st->retry_head)
+        retry = wait_ms(st, STORE_RETRY_MS);
+      else if (st->shared && st->failing)
         probe = wait_ms(st, STORE_PROBE_MS) && !st->queue_head;
       else
         pthread_cond_wait(&st->wake, &st->lock);
@@ -1131,10 +1167,18 @@ static void *store_worker(void *arg)
     st->queue_head = NULL;
     st->queue_tail = NULL;
     drop_gen = st->drop_gen;
+    stopping = st->stopping;
     pthread_mutex_unlock(&st->lock);
+    /* What a failed batch kept goes first: it was issued before. */
+    if (st->retry_head) {
+      st->retry_tail->next = batch;
+      batch = st->retry_head;
+      st->retry_head = NULL;
+      st->retry_tail = NULL;
+    }
     if (!batch)
       break;
-    store_run_batch(st, batch, drop_gen);
+    store_run_batch(st, batch, drop_gen, stopping);
     store_maintain(st);
   }
   return NULL;
@@ -1234,6 +1278,7 @@ static int store_new_write(struct store *st, enum store_op_kind kind,
     return VS_ERR_NOMEM;
   }
   op->kind = kind;
+  op->logged = 0;
   op->saved_cb = NULL;
   op->update_cb = NULL;
   *out = op;
@@ -1278,6 +1323,7 @@ static int save_call(struct store *st, const struct call *call,
   rc = store_new_write(st, STORE_OP_SAVE, &op);
   if (rc == VS_OK) {
     op->call = *call;
+    op->logged = logged;
     op->saved_cb = cb;
     op->arg = arg;
     op->rc = VS_OK;
@@ -1330,6 +1376,7 @@ int store_call_load(struct store *st, const char *ref, store_load_cb cb,
     return VS_ERR_NOMEM;
   }
   op->kind = STORE_OP_LOAD;
+  op->logged = 0;
   op->rc = VS_OK;
   op->from_cache = 0;
   op->cache_gen = st->cache_gen;

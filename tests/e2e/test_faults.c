@@ -110,8 +110,8 @@ static void test_disk_full_then_free(void **state)
   place(srv, "BEFORE", 0, 20);
   wait_health(srv, 200);
 
-  /* Full: no file may grow. Callers are answered all the same, within
-   * store.commit_wait_ms, and the failure shows in /health. */
+  /* Full: no file may grow. Callers are answered all the same (their
+   * records are in the answer log), and the failure shows in /health. */
   set_file_limit(srv, 1);
   place(srv, "FULL", 0, 200);
   wait_health(srv, 503);
@@ -120,7 +120,8 @@ static void test_disk_full_then_free(void **state)
   assert_true(json_has(body, "store", "error"));
   free(body);
 
-  /* Room again: the store writes by itself, and says so. */
+  /* Room again: the store writes by itself, and says so, and the records
+   * of the calls answered meanwhile are written too. */
   set_file_limit(srv, RLIM_INFINITY);
   place(srv, "AFTER", 0, 20);
   wait_health(srv, 200);
@@ -130,6 +131,9 @@ static void test_disk_full_then_free(void **state)
   assert_int_equal(
       harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'BEFORE%'"),
       20);
+  assert_int_equal(
+      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'FULL%'"),
+      200);
   assert_int_equal(
       harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'AFTER%'"),
       20);
