@@ -2337,7 +2337,7 @@ static void test_metrics(void **state)
  * wait for their commit (at most store.commit_wait_ms), every call is
  * still answered, and /metrics counts the waits.
  */
-static void test_answer_log_full(void **state)
+static void test_sqlite_answer_log_full(void **state)
 {
   struct world *w =
       world_start(&(struct opts){.provider = "simulator",
@@ -2609,7 +2609,7 @@ static void test_forget_number(void **state)
  * writes them and forgets the number's, and the next start brings back
  * only the other caller's.
  */
-static void test_forget_after_kill(void **state)
+static void test_sqlite_forget_after_kill(void **state)
 {
   struct world *w = world_start(&(struct opts){.provider = "simulator"});
   const char *forget[] = {"forget", "+1 555 555 0123", "--config", NULL, NULL};
@@ -2764,13 +2764,13 @@ int main(void)
       TEST(test_admin_calls_api),
       TEST(test_admin_lists_api),
       TEST(test_metrics),
-      TEST(test_answer_log_full),
+      TEST(test_sqlite_answer_log_full),
       TEST(test_log_masks_numbers),
       TEST(test_log_json),
       TEST(test_kill_9_loses_no_answered_call),
       TEST(test_kill_9_without_answer_log),
       TEST(test_forget_number),
-      TEST(test_forget_after_kill),
+      TEST(test_sqlite_forget_after_kill),
       TEST(test_retention_purges_old_calls),
       TEST(test_migrate_command),
   };
