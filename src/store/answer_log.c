@@ -252,9 +252,11 @@ static int start_ring(struct answer_log *log)
     log->old = NULL;
   }
   memcpy(h.magic, LOG_MAGIC, 8);
-  if (ftruncate(log->fd, 0) || ftruncate(log->fd, (off_t)len) ||
-      posix_fallocate(log->fd, 0, (off_t)len) ||
-      pwrite(log->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+  if (ftruncate(log->fd, 0) || ftruncate(log->fd, (off_t)len))
+    return VS_ERR_IO;
+  /* It returns the error instead of setting errno. */
+  errno = posix_fallocate(log->fd, 0, (off_t)len);
+  if (errno || pwrite(log->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
     return VS_ERR_IO;
   m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, log->fd, 0);
   if (m == MAP_FAILED)

@@ -1782,11 +1782,11 @@ static int has_answer_log(const struct store_backend_ops *ops,
  * and was killed before committing. On success *log is the open and
  * locked log, the caller's to start or close, and *last its newest
  * sequence number. When another process (a running server) holds the
- * log: VS_ERR_BUSY with the reason, or with `if_free` set VS_OK and *log
- * NULL, since that process has replayed it.
+ * log: VS_ERR_BUSY with the reason, or with `skip_if_held` set VS_OK and
+ * *log NULL, since that process has replayed it.
  */
 static int replay_answer_log(const struct store_backend_ops *ops, void *handle,
-                             const char *path, size_t bytes, int if_free,
+                             const char *path, size_t bytes, int skip_if_held,
                              struct answer_log **log, uint64_t *last,
                              char *err, size_t errlen)
 {
@@ -1803,7 +1803,7 @@ static int replay_answer_log(const struct store_backend_ops *ops, void *handle,
   if (rc)
     return vs_fail(err, errlen, rc, "%s: %s", path, ops->errmsg(handle));
   rc = answer_log_open(file, bytes, db_id, &l, err, errlen);
-  if (rc == VS_ERR_BUSY && if_free) {
+  if (rc == VS_ERR_BUSY && skip_if_held) {
     *log = NULL;
     return VS_OK;
   }
