@@ -135,12 +135,12 @@ static int store(struct buf *b, const struct metrics_snapshot *m)
     rc = buf_printf(b, "vs_store_errors_total %" PRIu64 "\n",
                     m->store.failed + m->store.dropped);
   if (!rc)
-    rc = family(b, "vs_store_answer_log_full_total", "counter",
-                "Answers that waited for their record's commit because the "
-                "answer log was full.");
+    rc = family(b, "vs_store_commit_waits_total", "counter",
+                "Decisions answered after their record's commit, not at "
+                "once from the answer log: the store was behind.");
   if (!rc)
-    rc = buf_printf(b, "vs_store_answer_log_full_total %" PRIu64 "\n",
-                    m->store.log_full);
+    rc = buf_printf(b, "vs_store_commit_waits_total %" PRIu64 "\n",
+                    m->store.log_waits);
   if (!rc)
     rc = family(b, "vs_store_healthy", "gauge",
                 "1 while the store's last batch committed.");

@@ -315,6 +315,11 @@ void answer_log_through(struct answer_log *log, uint64_t seq)
   atomic_store_explicit(&log->through, seq, memory_order_release);
 }
 
+uint64_t answer_log_committed(const struct answer_log *log)
+{
+  return atomic_load_explicit(&log->through, memory_order_acquire);
+}
+
 void answer_log_close(struct answer_log *log)
 {
   if (!log)

@@ -24,7 +24,8 @@
  *
  * Threads. Open, replay, start and close run on the thread that opens and
  * closes the store, with no other thread using the log; append runs on
- * the loop thread only; answer_log_through() on the store's worker only.
+ * the loop thread only; answer_log_through() on the store's worker only;
+ * answer_log_committed() on any thread.
  */
 #ifndef VS_STORE_ANSWER_LOG_H
 #define VS_STORE_ANSWER_LOG_H
@@ -90,6 +91,9 @@ int answer_log_append(struct answer_log *log, const struct call *c,
 /* The store committed every record up to `seq`: their chunks may be
  * written again. */
 void answer_log_through(struct answer_log *log, uint64_t seq);
+
+/* The newest `seq` given to answer_log_through(), or the start's. */
+uint64_t answer_log_committed(const struct answer_log *log);
 
 /* Unmaps, unlocks and frees the log. NULL is a no-op. */
 void answer_log_close(struct answer_log *log);

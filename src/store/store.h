@@ -112,9 +112,11 @@ int store_call_commit(struct store *st, const struct call *call,
  * return on it survives the process being killed as a commit does, so
  * the answer it decides can go out at once, with no wait for the commit.
  * Returns as store_call_save(), or VS_ERR_LIMIT when the store has no
- * answer log (a shared or in-memory database, or none configured) or the
- * log cannot take the record now (the worker is far behind) or the queue
- * is full: then nothing was done, and store_call_commit() is the way.
+ * answer log (a shared or in-memory database, or none configured), or is
+ * behind (it has records to commit handed over more than a few
+ * milliseconds ago: waiting then keeps the backlog short), or the log or
+ * the queue is full: then nothing was done, and store_call_commit() is
+ * the way.
  */
 int store_call_save_logged(struct store *st, const struct call *call);
 
@@ -369,8 +371,9 @@ struct store_stats {
                          answered by the database, found or not */
   uint64_t dropped;   /* saves refused with VS_ERR_BUSY */
   uint64_t evicted;   /* live calls pushed out of a full cache */
-  uint64_t log_full;  /* records the answer log could not take: their
-                         answers waited for the commit */
+  uint64_t log_waits; /* decisions not answered on the answer log's word
+                         but after their commit, the store being behind
+                         or the log full (store_call_save_logged) */
   uint64_t max_batch; /* operations in the largest batch so far */
 };
 

@@ -2333,42 +2333,53 @@ static void test_metrics(void **state)
 }
 
 /*
- * With the database locked the answer log fills up: from then on answers
- * wait for their commit (at most store.commit_wait_ms), every call is
- * still answered, and /metrics counts the waits.
+ * With the database locked the store falls behind: answers then wait for
+ * their commit (at most store.commit_wait_ms) instead of piling records
+ * up in the answer log, every call is still answered, and /metrics counts
+ * the waits. Calls far enough apart for each record to commit before
+ * the next never wait.
  */
-static void test_sqlite_answer_log_full(void **state)
+static void test_sqlite_commit_waits_when_behind(void **state)
 {
   struct world *w =
       world_start(&(struct opts){.provider = "simulator",
                                  .admin = ADMIN_SECTION,
-                                 .store_extra = "  answer_log_mib: 1\n"
-                                                "  commit_wait_ms: 5\n"});
+                                 .store_extra = "  commit_wait_ms: 20\n"});
   char ref[32], from[32];
   char *out;
-  int full = 0;
+  int waited = 0;
 
   (void)state;
-  out = admin_get(w, "/metrics");
-  assert_non_null(strstr(out, "vs_store_answer_log_full_total 0\n"));
-  free(out);
-  harness_db_lock();
-  /* 1 MiB holds about 3,000 records; the worker waits up to 5 s for the
-   * lock, well after the log is full. */
-  for (int i = 0; i < 8000 && !full; i++) {
-    snprintf(ref, sizeof(ref), "LOGFULL%d", i);
+  for (int i = 0; i < 10; i++) {
+    struct timespec ts = {0, 50 * 1000000L}; /* time to commit */
+
+    snprintf(ref, sizeof(ref), "PACED%d", i);
     snprintf(from, sizeof(from), "1555%07d", i);
     out = incoming(w, ref, from);
     assert_non_null(out);
     free(out);
-    if (i % 200 == 199) {
+    nanosleep(&ts, NULL);
+  }
+  out = admin_get(w, "/metrics");
+  assert_non_null(strstr(out, "vs_store_commit_waits_total 0\n"));
+  free(out);
+  harness_db_lock();
+  /* The worker waits up to 5 s for the lock, far longer than it takes. */
+  for (int i = 0; i < 200 && !waited; i++) {
+    snprintf(ref, sizeof(ref), "BEHIND%d", i);
+    snprintf(from, sizeof(from), "1556%07d", i);
+    out = incoming(w, ref, from);
+    assert_non_null(out);
+    free(out);
+    if (i % 10 == 9) {
       out = admin_get(w, "/metrics");
-      full = !strstr(out, "vs_store_answer_log_full_total 0\n");
+      waited = !strstr(out, "vs_store_commit_waits_total 0\n");
       free(out);
     }
   }
   harness_db_unlock();
-  assert_true(full);
+  assert_true(waited);
+  free(record_of("BEHIND0"));
   world_stop(w);
 }
 
@@ -2764,7 +2775,7 @@ int main(void)
       TEST(test_admin_calls_api),
       TEST(test_admin_lists_api),
       TEST(test_metrics),
-      TEST(test_sqlite_answer_log_full),
+      TEST(test_sqlite_commit_waits_when_behind),
       TEST(test_log_masks_numbers),
       TEST(test_log_json),
       TEST(test_kill_9_loses_no_answered_call),
