@@ -51,9 +51,10 @@ struct found {
 };
 
 /*
- * The log. Open, replay and close: the thread that opens the store, alone.
- * Appends: the loop thread only, which alone touches the fields under
- * "Loop thread"; `through` is written by the worker and read by the loop.
+ * The log. Open, replay, start and close: the thread that opens the
+ * store, alone. Appends: the loop thread only, which alone touches the
+ * fields under "Loop thread"; `through` is written by the worker and read
+ * by the loop.
  */
 struct answer_log {
   int fd;
@@ -234,9 +235,9 @@ int answer_log_replay(struct answer_log *log, uint64_t through,
 
 /*
  * The previous run's entries are all committed now (the store replayed
- * them first), so the file starts over empty at
- * this run's size, its blocks reserved so that a full disk is an error
- * here rather than a fault in the loop thread's copy later.
+ * them first), so the file starts over empty at this run's size, its
+ * blocks reserved so that a full disk is an error here rather than a
+ * fault in the loop thread's copy later.
  */
 static int start_ring(struct answer_log *log)
 {

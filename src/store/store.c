@@ -1320,8 +1320,9 @@ static int store_new_write(struct store *st, enum store_op_kind kind,
 
 /*
  * 1 when the worker has log entries to commit that it was handed more
- * than STORE_LAG_MS ago, and is committing (a store that fails keeps
- * the records and makes no answer wait for nothing).
+ * than STORE_LAG_MS ago while its batches commit. While they fail, the
+ * failed batches keep the log's records for later, and an answer held
+ * back would only be late.
  */
 static int store_behind(struct store *st)
 {
