@@ -18,7 +18,7 @@ MESON_OPTS ?= -Dwerror=true
 FUZZ_BUILD ?= build-fuzz
 CONFIG     ?= examples/demo.yaml
 FUZZ_SECONDS ?= 60
-FUZZERS    := callback config event http json phone score
+FUZZERS    := callback config event http json packed phone score
 
 .PHONY: all deps run test test-plain test-asan test-valgrind fuzz bench \
 	install clean
