@@ -289,7 +289,6 @@ struct store {
   int stopping;
 
   /* Worker only. */
-  uint64_t log_through;        /* the answer log's mark in the database */
   struct store_op *retry_head; /* kept from a failed batch, in order */
   struct store_op *retry_tail;
   int failing;
@@ -984,6 +983,8 @@ static void store_run_batch(struct store *st, struct store_op *batch,
   struct batch_counts c = {0};
   char why[STORE_WHY_SIZE] = "";
   uint64_t log_seq = 0;
+  /* The mark the database holds: the log is told each one committed. */
+  uint64_t through = st->log ? answer_log_committed(st->log) : 0;
   size_t kept = 0;
   int keep;
   int rc;
@@ -1001,7 +1002,7 @@ static void store_run_batch(struct store *st, struct store_op *batch,
       rc = run_ops(st, batch, &c);
     /* Every log entry issued before the batch's last operation is either
      * in it or in a batch before it: the log need not replay them. */
-    if (rc == VS_OK && log_seq > st->log_through)
+    if (rc == VS_OK && log_seq > through)
       rc = ops->set_log_through(st->handle, log_seq);
     if (rc == VS_OK)
       rc = ops->commit(st->handle);
@@ -1021,10 +1022,8 @@ static void store_run_batch(struct store *st, struct store_op *batch,
       log_error("store rollback failed|backend=%s error=\"%s\"", ops->name,
                 ops->errmsg(st->handle));
   } else {
-    if (log_seq > st->log_through) {
-      st->log_through = log_seq;
+    if (log_seq > through)
       answer_log_through(st->log, log_seq);
-    }
     if (st->failing) {
       log_info("store writing again|backend=%s", ops->name);
       st->failing = 0;
@@ -1033,8 +1032,8 @@ static void store_run_batch(struct store *st, struct store_op *batch,
 
   /* A refusal of the record itself (VS_ERR_INVAL, PROTO) would fail
    * every batch it is kept in. */
-  keep = rc == VS_ERR_IO || rc == VS_ERR_BUSY || rc == VS_ERR_NOMEM;
-  keep = keep && !final;
+  keep =
+      !final && (rc == VS_ERR_IO || rc == VS_ERR_BUSY || rc == VS_ERR_NOMEM);
   for (op = batch; op; op = next) {
     next = op->next;
     if (keep && op->logged) {
@@ -1897,7 +1896,6 @@ static int open_answer_log(struct store *st, const char *path, size_t bytes,
   if (rc)
     return rc;
   st->log_seq = last;
-  st->log_through = last;
   return answer_log_start(st->log, last, err, errlen);
 }
 

@@ -129,9 +129,12 @@ int call_packed_valid(const struct call_layout *l, const unsigned char *in,
     return 0;
   for (size_t i = 0; i < CALL_TEXT_COLS; i++) {
     const unsigned char *nul = memchr(in + pos, '\0', len - pos);
-    size_t n = nul ? (size_t)(nul - (in + pos)) : len;
+    size_t n;
 
-    if (!nul || n >= call_text_cols[i].size ||
+    if (!nul)
+      return 0;
+    n = (size_t)(nul - (in + pos));
+    if (n >= call_text_cols[i].size ||
         (call_text_cols[i].col == COL_REF && !n))
       return 0;
     pos += n + 1;
