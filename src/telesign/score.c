@@ -1,9 +1,19 @@
 /*
- * The Score client: libcurl's multi interface driven by a loop of its own
- * on the Score thread (curl's docs/examples/ephiperfifo.c is the model).
- * curl tells us which sockets to watch through socket_cb and when to call
- * it back through timer_cb; we translate both into loop_io watchers and
- * loop_timers, and hand readiness back with curl_multi_socket_action().
+ * The Score client: a pool of keep-alive connections to the Score API, on
+ * a loop of its own on the Score thread.
+ *
+ * curl opens each connection: name resolution, TCP, a proxy's CONNECT
+ * tunnel, TLS and the certificate's verification, as a CONNECT_ONLY
+ * transfer on a multi handle driven by this loop (curl's
+ * docs/examples/ephiperfifo.c is the model: curl tells us which sockets to
+ * watch through socket_cb and when to call it back through timer_cb, and
+ * we hand readiness back with curl_multi_socket_action()). Once it is
+ * open, each lookup writes its request and reads its answer on it with
+ * curl_easy_send() and curl_easy_recv(), which go through curl's TLS, and
+ * score_http_feed() reads the answer. A whole transfer per lookup cost
+ * curl's multi interface about 97,000 instructions, half of them in the
+ * printf engine that builds the request's head; this way a lookup costs
+ * about 4,000 (bench/README.md).
  *
  * The loop thread prepares and signs each request, queues it for the
  * Score thread, and completes the lookup when the result comes back (see
@@ -19,6 +29,7 @@
  * lookup costs about 20 times more (stack reference, section 1.1.2).
  */
 #include <curl/curl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -38,14 +49,21 @@
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 
 /*
- * Connections per multi handle. curl 7.88 finds a free connection for a
- * new transfer by walking every connection it has to that host, so with
- * one multi handle and a pool of 2,000 connections each lookup walked
- * 2,000 entries: the profile put a third of the loop's time in libcurl.
- * Several multi handles, each with its own connection cache of at most
- * this many, keep that walk short; they all run in the same loop.
+ * Connections per multi handle. curl 7.88 finds the connection of a
+ * CONNECT_ONLY handle, at every curl_easy_send() and curl_easy_recv(), by
+ * walking every connection of its multi handle (Curl_getconnectinfo), and
+ * it walked them all to open a new one too: with one multi handle and a
+ * pool of 2,000 connections, the profile put a third of the loop's time in
+ * libcurl. Several multi handles, each with at most about this many
+ * connections, keep those walks short; they all run in the same loop.
  */
-#define SHARD_CONNECTIONS 128
+#define SHARD_CONNECTIONS 32
+
+/* Bytes read from a connection at a time. */
+#define READ_CHUNK 4096
+
+/* A request's bytes: its head and body (score_request_wire). */
+#define WIRE_MAX 2560
 
 struct score_client;
 
@@ -56,39 +74,32 @@ struct shard {
   struct loop_timer timer;
 };
 
-/* The request headers a lookup sends, at most. */
-#define LOOKUP_HEADERS 7
+struct conn;
 
 /*
  * A lookup in flight, on the client's list (loop thread). Its request
- * (req, the headers) is written by the loop thread before it is queued;
- * the Score thread then owns sh, easy, body, too_large and res until it
- * queues the lookup back (see struct score_client).
+ * (url, wire) is written by the loop thread before it is queued; the
+ * Score thread then owns the fields from `conn` to `res` until it queues
+ * the lookup back (see struct score_client).
  */
 struct lookup {
   struct score_client *sc;
-  struct shard *sh;  /* NULL for simulated lookups */
-  CURL *easy;        /* NULL for simulated lookups */
-  uint64_t easy_gen; /* the io_gen its shared options follow */
-  /*
-   * The request headers as curl reads them: a list whose nodes and lines
-   * live here rather than in curl_slist_append's two allocations per
-   * header (fourteen mallocs and frees a lookup, a visible share of the
-   * loop's time at 2,000 lookups in flight). curl only reads the list, and
-   * the lookup outlives its transfer. `headers` is NULL or hnode[0].
-   */
-  struct curl_slist *headers;
-  struct curl_slist hnode[LOOKUP_HEADERS];
-  size_t nheaders;
-  char htext[1024]; /* the lines, each NUL-terminated */
-  size_t htext_len;
-  struct score_request req;
-  struct lookup *qnext;             /* in the inbox or the outbox */
-  struct lookup *io_prev, *io_next; /* the Score thread's io_active */
-  struct score_result res;          /* set by the Score thread */
-  int sent;                         /* handed to the Score thread */
-  struct buf body; /* the response, capped at SCORE_MAX_RESPONSE */
-  int too_large;
+  char url[sizeof(((struct score_request *)0)->url)]; /* to connect to */
+  char wire[WIRE_MAX]; /* the request as sent */
+  size_t wire_len;
+  struct lookup *qnext; /* in the inbox or the outbox */
+  /* Score thread: */
+  struct conn *conn;                    /* carrying it; NULL while waiting */
+  struct lookup *io_prev, *io_next;     /* on io_active, oldest first */
+  struct lookup *wait_prev, *wait_next; /* waiting for a connection */
+  int waiting;
+  int retried;    /* sent again after a kept connection had closed */
+  size_t wire_sent;
+  int64_t deadline_ms;        /* telesign.timeout_ms after it arrived */
+  struct buf body;            /* the response, capped at SCORE_MAX_RESPONSE */
+  struct score_result res;    /* set by the Score thread */
+  /* Loop thread: */
+  int sent; /* handed to the Score thread */
   int64_t started_ms;
   struct loop_task task; /* simulated and skipped lookups complete here */
   int skipped;           /* not sent: the breaker is open */
@@ -101,19 +112,43 @@ struct lookup {
 
 /*
  * A socket curl asked us to watch. One that curl opened through
- * open_socket_cb (a pooled connection) lives until close_socket_cb: while
- * its connection waits in the pool for the next lookup it stays "parked"
- * in the epoll set, so that reusing it costs no epoll_ctl (removing and
- * re-adding it were two system calls of the dozen a lookup made). Any
- * other socket (the resolver's) is freed at CURL_POLL_REMOVE, before curl
- * closes it. Score thread only.
+ * open_socket_cb (a connection's) lives until close_socket_cb; once its
+ * connection is open, `conn` is set and its events go to the connection,
+ * not to curl. Any other socket (the resolver's) is freed at
+ * CURL_POLL_REMOVE, before curl closes it. Score thread only.
  */
 struct sock {
   struct shard *sh;
   struct loop_io io;
   int fd;
   int owned;  /* opened by open_socket_cb; closed by close_socket_cb */
-  int parked; /* curl removed it: an event now only ends its watch */
+  int parked; /* curl removed it and no connection has it: events end the
+                 watch */
+  struct conn *conn; /* the open connection it carries */
+};
+
+/*
+ * A connection of the pool: curl's CONNECT_ONLY handle, which stays on its
+ * shard's multi handle (curl_easy_send and curl_easy_recv find the
+ * connection through it), and the lookup it carries, if any. Connections
+ * that carry none are on the client's idle list, watched for a close.
+ * Score thread only.
+ */
+struct conn {
+  struct score_client *sc;
+  struct shard *sh;
+  CURL *easy;
+  uint64_t gen;       /* the io_gen its options follow */
+  struct sock *sock;  /* once open */
+  struct lookup *lk;  /* the lookup it carries, or NULL */
+  unsigned served;    /* answers it has read */
+  size_t got;         /* bytes of the current answer */
+  struct score_http http;
+  struct conn *prev, *next;           /* every connection */
+  struct conn *idle_prev, *idle_next; /* idle ones, newest first */
+  int idle;
+  struct conn *lost_next; /* on the client's lost list */
+  int lost;               /* curl closed its socket (close_socket_cb) */
 };
 
 /*
@@ -123,7 +158,7 @@ struct sock {
  *   the signing key and `cfg`;
  * - the Score thread (`io_loop`, started by score_client_create): the
  *   curl multi handles, their sockets and timers, the kept easy handles
- *   and the lookups whose transfer is running (`io_active`).
+ *   and the lookups it holds (`io_active`).
  *
  * They meet only under `q_lock`: the loop thread queues prepared lookups
  * on `inbox` and wakes the Score thread (`io_wake`); the Score thread
@@ -168,8 +203,15 @@ struct score_client {
   pthread_t io_thread;
   struct shard *shards;
   size_t nshards;
-  size_t next_shard;        /* lookups are dealt to the shards in turn */
-  struct lookup *io_active; /* doubly linked through io_prev, io_next */
+  size_t next_shard;        /* connections are dealt to the shards in turn */
+  /* The lookups the Score thread holds, in the order they came, so that
+   * their deadlines come in that order too: one timer, armed for the
+   * oldest, stands for all of them (on_deadline). Until those sent before
+   * a reload that shortened the timeout are done, the order is not that of
+   * the deadlines (io_unordered). */
+  struct lookup *io_active, *io_active_tail;
+  struct loop_timer io_deadline;
+  int io_unordered;
   uint64_t io_gen;          /* reloads taken; io_timeout_ms, io_ca_file */
   uint32_t io_timeout_ms;
   char *io_ca_file; /* "" for the system bundle */
@@ -177,16 +219,24 @@ struct score_client {
    * which RLIMIT_NOFILE bounds. */
   struct sock **socks;
   size_t nsocks;
-  /* Finished easy handles kept for the next lookups: creating and
-   * destroying one per lookup was a visible share of the loop's time at
-   * thousands of lookups a second. At most the pool size are kept. */
-  CURL **idle;
-  size_t nidle;
-  size_t max_idle;
+  /* The pool: at most max_conns connections, opening, busy or idle. */
+  struct conn *conns;
+  struct conn *idle;
+  size_t nconns;
+  size_t max_conns;
+  /* Lookups waiting for a connection, oldest first: the pool is full. */
+  struct lookup *wait_head, *wait_tail;
+  /* Connections whose socket curl closed while opening another one, to
+   * close once curl has returned (conns_lost). */
+  struct conn *lost;
 };
 
 static void complete(struct lookup *lk, struct score_result *res);
 static void io_finish(struct lookup *lk);
+static void conn_opened(struct conn *c, CURLcode code);
+static void conn_ready(struct conn *c, uint32_t events);
+static void conn_close(struct conn *c);
+static void conns_lost(struct score_client *sc);
 
 /* Sets `res` to a lookup that produced nothing: `failure`, named `error`. */
 static void set_failure(struct score_result *res, enum score_failure failure,
@@ -200,39 +250,20 @@ static void set_failure(struct score_result *res, enum score_failure failure,
 
 /* ---- curl callbacks -------------------------------------------------- */
 
+/* curl finished opening connections, or failed to. */
 static void check_done(struct shard *sh)
 {
-  struct lookup *lk;
-  struct score_result *res;
+  struct conn *c;
   CURLMsg *msg;
   int left;
-  long status = 0;
 
   while ((msg = curl_multi_info_read(sh->multi, &left))) {
     if (msg->msg != CURLMSG_DONE)
       continue;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&lk);
-    res = &lk->res;
-    if (msg->data.result == CURLE_OK) {
-      memset(res, 0, sizeof(*res));
-      res->score = -1;
-      curl_easy_getinfo(lk->easy, CURLINFO_RESPONSE_CODE, &status);
-      score_response_parse((int)status, lk->body.data ? lk->body.data : "",
-                           lk->body.len, res);
-    } else if (lk->too_large) {
-      set_failure(res, SCORE_FAIL_TOO_LARGE, "too_large");
-    } else if (msg->data.result == CURLE_OPERATION_TIMEDOUT) {
-      set_failure(res, SCORE_FAIL_TIMEOUT, "timeout");
-    } else {
-      set_failure(res, SCORE_FAIL_CONNECT, "");
-      snprintf(res->error, sizeof(res->error), "connect:%d",
-               (int)msg->data.result);
-      log_warn("score lookup failed|error=\"%s\"",
-               curl_easy_strerror(msg->data.result));
-    }
-    curl_multi_remove_handle(sh->multi, lk->easy);
-    io_finish(lk);
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+    conn_opened(c, msg->data.result);
   }
+  conns_lost(sh->sc);
 }
 
 static void on_socket_ready(struct loop_io *io, uint32_t events)
@@ -242,9 +273,11 @@ static void on_socket_ready(struct loop_io *io, uint32_t events)
   int flags = 0;
   int running;
 
-  /* A pooled connection heard from while idle: the server closed it or
-   * broke protocol. curl finds that out when it next picks the
-   * connection; until then, stop hearing about it. */
+  if (s->conn) {
+    conn_ready(s->conn, events);
+    return;
+  }
+  /* Removed by curl and not (yet) a connection's: nothing to hear. */
   if (s->parked) {
     loop_io_stop(sh->sc->io_loop, &s->io);
     return;
@@ -306,6 +339,9 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
   uint32_t events = 0;
 
   (void)easy;
+  /* An open connection's socket is watched for its lookups, not curl. */
+  if (s && s->conn)
+    return 0;
   if (what == CURL_POLL_REMOVE) {
     if (!s)
       return 0;
@@ -313,8 +349,8 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
       sock_free(sc, s);
       return 0;
     }
-    /* Idle in the pool now: keep only the read interest, which is
-     * silent until the server closes it. */
+    /* The connection is open (or failed): the watch stays in the epoll
+     * set for it, read interest only, so that it costs no epoll_ctl. */
     s->parked = 1;
     if (s->io.active && s->io.want != EPOLLIN &&
         loop_io_start(sc->io_loop, &s->io, fd, EPOLLIN, on_socket_ready, s))
@@ -362,19 +398,8 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
   return 0;
 }
 
-static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
-{
-  struct lookup *lk = userp;
-
-  if (buf_append(&lk->body, p, size * nmemb)) {
-    lk->too_large = 1;
-    return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
-  }
-  return size * nmemb;
-}
-
 /* Counts the pool's new TCP connections, to show keep-alive at work, and
- * knows each socket from its start so that it can be parked. */
+ * knows each socket from its start, so that its connection can take it. */
 static curl_socket_t open_socket_cb(void *userp, curlsocktype purpose,
                                     struct curl_sockaddr *addr)
 {
@@ -396,16 +421,30 @@ static curl_socket_t open_socket_cb(void *userp, curlsocktype purpose,
   return fd;
 }
 
+/*
+ * curl closes a socket: one it gave up, or one of ours curl took for dead.
+ * For curl, an open CONNECT_ONLY connection is idle in its cache, so
+ * when it opens another connection on the same multi handle it closes
+ * ours if it is readable then (an answer has arrived). That connection is
+ * closed and its lookup sent again, once curl has returned.
+ */
 static int close_socket_cb(void *userp, curl_socket_t fd)
 {
   struct score_client *sc = userp;
 
-  if (fd >= 0 && (size_t)fd < sc->nsocks && sc->socks[fd])
+  if (fd >= 0 && (size_t)fd < sc->nsocks && sc->socks[fd]) {
+    struct conn *c = sc->socks[fd]->conn;
+
+    if (c && !c->lost) {
+      c->lost = 1;
+      c->sock = NULL;
+      c->lost_next = sc->lost;
+      sc->lost = c;
+    }
     sock_free(sc, sc->socks[fd]);
+  }
   return close(fd);
 }
-
-/* ---- lookups --------------------------------------------------------- */
 
 /* ---- circuit breaker ----------------------------------------------- */
 
@@ -498,31 +537,20 @@ static void lookup_free(struct lookup *lk)
   free(lk);
 }
 
-/* Score thread: gives the easy handle back (kept idle when it may be) and
- * hands the lookup, its result in lk->res, to the loop thread. */
+/* Score thread: hands the lookup, its result in lk->res, to the loop
+ * thread; it carries no connection and waits for none any more. */
 static void io_finish(struct lookup *lk)
 {
   struct score_client *sc = lk->sc;
 
-  if (lk->easy) {
-    if (sc->nidle < sc->max_idle && lk->easy_gen == sc->io_gen) {
-      /* Idle, it must not point at this lookup's headers and body. */
-      curl_easy_setopt(lk->easy, CURLOPT_HTTPHEADER, NULL);
-      curl_easy_setopt(lk->easy, CURLOPT_POSTFIELDS, NULL);
-      curl_easy_setopt(lk->easy, CURLOPT_WRITEDATA, NULL);
-      curl_easy_setopt(lk->easy, CURLOPT_PRIVATE, NULL);
-      sc->idle[sc->nidle++] = lk->easy;
-    } else {
-      curl_easy_cleanup(lk->easy);
-    }
-    lk->easy = NULL;
-  }
   if (lk->io_prev)
     lk->io_prev->io_next = lk->io_next;
-  else if (sc->io_active == lk)
+  else
     sc->io_active = lk->io_next;
   if (lk->io_next)
     lk->io_next->io_prev = lk->io_prev;
+  else
+    sc->io_active_tail = lk->io_prev;
   lk->io_prev = lk->io_next = NULL;
   queue_push(sc, &sc->outbox, &sc->outbox_tail, lk, &sc->done_wake);
 }
@@ -565,57 +593,31 @@ static void deferred_done(struct loop_task *task)
   complete(lk, &res);
 }
 
-/* Appends "name: value" to the lookup's header list. */
-static int add_header(struct lookup *lk, const char *name, const char *value)
-{
-  size_t n = strlen(name);
-  size_t v = strlen(value);
-  char *line = lk->htext + lk->htext_len;
-  struct curl_slist *node;
-
-  /* Every value is one of struct score_request's bounded fields, so
-   * running out of room is a programming error, reported, not overrun. */
-  if (lk->nheaders == LOOKUP_HEADERS ||
-      n + 2 + v >= sizeof(lk->htext) - lk->htext_len)
-    return VS_ERR_LIMIT;
-  memcpy(line, name, n);
-  memcpy(line + n, ": ", 2);
-  memcpy(line + n + 2, value, v + 1);
-  lk->htext_len += n + 2 + v + 1;
-  node = &lk->hnode[lk->nheaders];
-  node->data = line;
-  node->next = NULL;
-  if (lk->nheaders)
-    lk->hnode[lk->nheaders - 1].next = node;
-  lk->nheaders++;
-  lk->headers = lk->hnode;
-  return VS_OK;
-}
+/* ---- connections (Score thread) --------------------------------------- */
 
 /*
- * The options every lookup shares, set once per easy handle: a handle kept
- * idle keeps them, so a lookup sets only its own request (resetting and
- * setting them all again was ~5,000 instructions a lookup). They follow
- * telesign.timeout_ms and ca_file, so a reload drops the idle handles
- * (on_io_wake). Score thread.
+ * The options of a connection's handle. They follow telesign.timeout_ms
+ * and ca_file, so a reload closes the idle connections (on_io_wake) and
+ * each busy one once its lookup is done (conn_done).
  */
-static void set_shared_options(struct score_client *sc, CURL *e)
+static void set_options(struct score_client *sc, CURL *e, const char *url)
 {
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "voice-and-score/" VS_VERSION);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  /* Answers are about a kilobyte; curl's default 16 KiB receive buffer per
-   * lookup in flight was 32 MiB at 2,000 lookups. */
-  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)sc->io_timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)sc->io_timeout_ms);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  /* One lookup per connection, as the pool is sized and tested: curl's
-   * default would negotiate HTTP/2 over TLS when the API offers it, and
-   * multiplex lookups onto a few connections whose behaviour under a cold
-   * burst the stack reference measured as unpredictable (section 1.2). */
+  /* TLS's ALPN then offers http/1.1 alone, the protocol we write: curl's
+   * default would accept HTTP/2 from an API that offers it. */
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  /* Through an HTTP proxy, a tunnel: the requests we write are for the
+   * API itself, in origin form. */
+  curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L);
+  /* curl counts an open connection's age from its opening, not from our
+   * last use, and would close it after 118 s (close_socket_cb); the server
+   * closing an idle one is what ends it (conn_ready). */
+  curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, LONG_MAX);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, sc);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
@@ -627,52 +629,456 @@ static void set_shared_options(struct score_client *sc, CURL *e)
                    sc->io_ca_file[0] ? sc->io_ca_file : SYSTEM_CA_BUNDLE);
 }
 
-/* Loop thread: the signed request and its header list. */
+static void dispatch(struct score_client *sc, struct lookup *lk);
+
+/* Closes the connections curl closed the sockets of (close_socket_cb). */
+static void conns_lost(struct score_client *sc)
+{
+  struct conn *c;
+
+  while ((c = sc->lost)) {
+    struct lookup *lk = c->lk;
+
+    sc->lost = c->lost_next;
+    conn_close(c);
+    if (lk)
+      dispatch(sc, lk);
+  }
+}
+
+static void fail_lookup(struct lookup *lk, enum score_failure failure,
+                        const char *error)
+{
+  set_failure(&lk->res, failure, error);
+  io_finish(lk);
+}
+
+/* Fails `lk` for curl's `code`, as "connect:<code>" (docs/troubleshooting.md). */
+static void fail_connect(struct lookup *lk, CURLcode code)
+{
+  char error[32];
+
+  snprintf(error, sizeof(error), "connect:%d", (int)code);
+  log_warn("score lookup failed|error=\"%s\"", curl_easy_strerror(code));
+  fail_lookup(lk, SCORE_FAIL_CONNECT, error);
+}
+
+static void wait_push(struct score_client *sc, struct lookup *lk)
+{
+  lk->waiting = 1;
+  lk->wait_next = NULL;
+  lk->wait_prev = sc->wait_tail;
+  if (sc->wait_tail)
+    sc->wait_tail->wait_next = lk;
+  else
+    sc->wait_head = lk;
+  sc->wait_tail = lk;
+}
+
+static void wait_remove(struct score_client *sc, struct lookup *lk)
+{
+  if (lk->wait_prev)
+    lk->wait_prev->wait_next = lk->wait_next;
+  else
+    sc->wait_head = lk->wait_next;
+  if (lk->wait_next)
+    lk->wait_next->wait_prev = lk->wait_prev;
+  else
+    sc->wait_tail = lk->wait_prev;
+  lk->wait_prev = lk->wait_next = NULL;
+  lk->waiting = 0;
+}
+
+static void idle_remove(struct score_client *sc, struct conn *c)
+{
+  if (!c->idle)
+    return;
+  if (c->idle_prev)
+    c->idle_prev->idle_next = c->idle_next;
+  else
+    sc->idle = c->idle_next;
+  if (c->idle_next)
+    c->idle_next->idle_prev = c->idle_prev;
+  c->idle_prev = c->idle_next = NULL;
+  c->idle = 0;
+}
+
+/* Watches the open connection's socket for `events` (EPOLLIN, EPOLLOUT). */
+static int conn_watch(struct conn *c, uint32_t events)
+{
+  struct sock *s = c->sock;
+
+  if (s->io.active && s->io.want == events)
+    return VS_OK;
+  return loop_io_start(c->sc->io_loop, &s->io, s->fd, events, on_socket_ready,
+                       s);
+}
+
+static int conn_open(struct score_client *sc, struct lookup *lk);
+
+/*
+ * Closes `c`; the lookup it carried, if any, is the caller's to finish or
+ * to send again. A place in the pool frees up, so the oldest lookup
+ * waiting for one gets a new connection.
+ */
+static void conn_close(struct conn *c)
+{
+  struct score_client *sc = c->sc;
+
+  if (c->lk)
+    c->lk->conn = NULL;
+  if (c->sock)
+    c->sock->conn = NULL;
+  idle_remove(sc, c);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    sc->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  /* curl closes the socket through close_socket_cb, which frees `sock`. */
+  curl_multi_remove_handle(c->sh->multi, c->easy);
+  curl_easy_cleanup(c->easy);
+  score_http_free(&c->http);
+  sc->nconns--;
+  free(c);
+  if (sc->wait_head) {
+    struct lookup *next = sc->wait_head;
+
+    wait_remove(sc, next);
+    if (conn_open(sc, next))
+      fail_lookup(next, SCORE_FAIL_INTERNAL, "internal");
+  }
+}
+
+static void conn_send(struct conn *c);
+
+/* Starts `lk` on the open connection `c`. */
+static void conn_start(struct conn *c, struct lookup *lk)
+{
+  c->lk = lk;
+  lk->conn = c;
+  lk->wire_sent = 0;
+  c->got = 0;
+  score_http_free(&c->http);
+  score_http_init(&c->http);
+  buf_reset(&lk->body);
+  conn_send(c);
+}
+
+/*
+ * `c` carries nothing now: the oldest waiting lookup takes it, or it
+ * waits on the idle list, watched for the server closing it. A reload
+ * since it opened closes it instead.
+ */
+static void conn_idle(struct conn *c)
+{
+  struct score_client *sc = c->sc;
+
+  c->lk = NULL;
+  if (c->gen != sc->io_gen || conn_watch(c, EPOLLIN)) {
+    conn_close(c);
+    return;
+  }
+  if (sc->wait_head) {
+    struct lookup *lk = sc->wait_head;
+
+    wait_remove(sc, lk);
+    conn_start(c, lk);
+    return;
+  }
+  c->idle = 1;
+  c->idle_prev = NULL;
+  c->idle_next = sc->idle;
+  if (sc->idle)
+    sc->idle->idle_prev = c;
+  sc->idle = c;
+}
+
+/*
+ * The answer on `c` ended with `rc` (score_http_feed's or
+ * score_http_eof's), or with curl's `code` when sending or receiving
+ * failed. A kept connection the server had closed before it read the
+ * request fails without a byte of answer: the request goes once more, on
+ * another connection, as curl did.
+ */
+static void conn_done(struct conn *c, int rc, CURLcode code)
+{
+  struct score_client *sc = c->sc;
+  struct lookup *lk = c->lk;
+  int keep = rc == SCORE_HTTP_DONE && c->http.keep_alive;
+  size_t got = c->got;
+
+  if (rc == SCORE_HTTP_DONE) {
+    memset(&lk->res, 0, sizeof(lk->res));
+    lk->res.score = -1;
+    score_response_parse(c->http.status, lk->body.data ? lk->body.data : "",
+                         lk->body.len, &lk->res);
+    c->served++;
+    c->lk = NULL;
+    lk->conn = NULL;
+    io_finish(lk);
+    if (keep)
+      conn_idle(c);
+    else
+      conn_close(c);
+    return;
+  }
+  if (!got && c->served && !lk->retried &&
+      (rc == SCORE_HTTP_SHORT || code != CURLE_OK)) {
+    lk->retried = 1;
+    conn_close(c);
+    dispatch(sc, lk);
+    return;
+  }
+  conn_close(c);
+  if (rc == SCORE_HTTP_TOO_LARGE)
+    fail_lookup(lk, SCORE_FAIL_TOO_LARGE, "too_large");
+  else
+    fail_connect(lk, code != CURLE_OK         ? code
+                     : rc == SCORE_HTTP_BAD   ? CURLE_WEIRD_SERVER_REPLY
+                     : got                    ? CURLE_PARTIAL_FILE
+                                              : CURLE_GOT_NOTHING);
+}
+
+/* Writes what is left of the request; the rest waits for EPOLLOUT. */
+static void conn_send(struct conn *c)
+{
+  struct lookup *lk = c->lk;
+
+  while (lk->wire_sent < lk->wire_len) {
+    size_t n = 0;
+    CURLcode code = curl_easy_send(c->easy, lk->wire + lk->wire_sent,
+                                   lk->wire_len - lk->wire_sent, &n);
+
+    if (code == CURLE_AGAIN) {
+      if (conn_watch(c, EPOLLIN | EPOLLOUT))
+        conn_done(c, SCORE_HTTP_BAD, CURLE_OUT_OF_MEMORY);
+      return;
+    }
+    if (code != CURLE_OK) {
+      conn_done(c, SCORE_HTTP_BAD, code);
+      return;
+    }
+    lk->wire_sent += n;
+  }
+  if (conn_watch(c, EPOLLIN))
+    conn_done(c, SCORE_HTTP_BAD, CURLE_OUT_OF_MEMORY);
+}
+
+/* Reads all there is; TLS may hold more than the socket shows. */
+static void conn_recv(struct conn *c)
+{
+  char chunk[READ_CHUNK];
+
+  for (;;) {
+    size_t n = 0;
+    CURLcode code = curl_easy_recv(c->easy, chunk, sizeof(chunk), &n);
+    int rc;
+
+    if (code == CURLE_AGAIN)
+      return;
+    if (code != CURLE_OK) {
+      conn_done(c, SCORE_HTTP_BAD, code);
+      return;
+    }
+    if (!n) {
+      conn_done(c, score_http_eof(&c->http), CURLE_OK);
+      return;
+    }
+    c->got += n;
+    rc = score_http_feed(&c->http, chunk, n, &c->lk->body);
+    if (rc != SCORE_HTTP_MORE) {
+      conn_done(c, rc, CURLE_OK);
+      return;
+    }
+  }
+}
+
+/* An event on an open connection's socket. */
+static void conn_ready(struct conn *c, uint32_t events)
+{
+  /* Idle, it has nothing to say: the server closed it, or broke the
+   * protocol. Either way it cannot carry a lookup. */
+  if (!c->lk) {
+    conn_close(c);
+    return;
+  }
+  if ((events & EPOLLOUT) && c->lk->wire_sent < c->lk->wire_len) {
+    conn_send(c);
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    conn_recv(c);
+}
+
+/* curl opened `c` (`code` CURLE_OK) or failed to. */
+static void conn_opened(struct conn *c, CURLcode code)
+{
+  struct score_client *sc = c->sc;
+  struct lookup *lk = c->lk;
+  curl_socket_t fd = CURL_SOCKET_BAD;
+
+  if (code == CURLE_OK &&
+      curl_easy_getinfo(c->easy, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
+      fd >= 0 && (size_t)fd < sc->nsocks && sc->socks[fd]) {
+    c->sock = sc->socks[fd];
+    c->sock->conn = c;
+    c->sock->sh = c->sh;
+    if (lk)
+      conn_send(c);
+    else
+      conn_idle(c);
+    return;
+  }
+  if (code == CURLE_OK)
+    code = CURLE_COULDNT_CONNECT; /* no socket of ours: not usable */
+  conn_close(c);
+  if (!lk)
+    return;
+  if (code == CURLE_OPERATION_TIMEDOUT)
+    fail_lookup(lk, SCORE_FAIL_TIMEOUT, "timeout");
+  else
+    fail_connect(lk, code);
+}
+
+/* Opens a connection for `lk`; 0, or VS_ERR_NOMEM. */
+static int conn_open(struct score_client *sc, struct lookup *lk)
+{
+  struct conn *c = calloc(1, sizeof(*c));
+
+  if (!c)
+    return VS_ERR_NOMEM;
+  c->easy = curl_easy_init();
+  if (!c->easy) {
+    free(c);
+    return VS_ERR_NOMEM;
+  }
+  c->sc = sc;
+  c->gen = sc->io_gen;
+  c->sh = &sc->shards[sc->next_shard++ % sc->nshards];
+  score_http_init(&c->http);
+  set_options(sc, c->easy, lk->url);
+  curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
+  if (curl_multi_add_handle(c->sh->multi, c->easy) != CURLM_OK) {
+    curl_easy_cleanup(c->easy);
+    free(c);
+    return VS_ERR_NOMEM;
+  }
+  c->next = sc->conns;
+  if (c->next)
+    c->next->prev = c;
+  sc->conns = c;
+  sc->nconns++;
+  c->lk = lk;
+  lk->conn = c;
+  return VS_OK;
+}
+
+/* Sends `lk` on an idle connection, a new one, or after those in line. */
+static void dispatch(struct score_client *sc, struct lookup *lk)
+{
+  struct conn *c;
+
+  while ((c = sc->idle)) {
+    idle_remove(sc, c);
+    if (c->gen == sc->io_gen) {
+      conn_start(c, lk);
+      return;
+    }
+    conn_close(c);
+  }
+  if (sc->nconns < sc->max_conns) {
+    if (conn_open(sc, lk))
+      fail_lookup(lk, SCORE_FAIL_INTERNAL, "internal");
+    return;
+  }
+  wait_push(sc, lk);
+}
+
+/*
+ * Ends `lk`, whose telesign.timeout_ms went by. A connection still opening
+ * goes on, for the lookups after it; one that carries the request is
+ * closed, since its answer could only come too late.
+ */
+static void expire(struct score_client *sc, struct lookup *lk)
+{
+  struct conn *c = lk->conn;
+
+  if (lk->waiting)
+    wait_remove(sc, lk);
+  if (c && c->sock) {
+    conn_close(c);
+  } else if (c) {
+    c->lk = NULL;
+    lk->conn = NULL;
+  }
+  fail_lookup(lk, SCORE_FAIL_TIMEOUT, "timeout");
+}
+
+/* The earliest deadline of the lookups held; clears io_unordered once
+ * they are in deadline order again. INT64_MAX when there are none. */
+static int64_t next_deadline(struct score_client *sc)
+{
+  int64_t next = INT64_MAX;
+  int sorted = 1;
+
+  if (!sc->io_unordered)
+    return sc->io_active ? sc->io_active->deadline_ms : INT64_MAX;
+  for (struct lookup *lk = sc->io_active; lk; lk = lk->io_next) {
+    if (lk->io_prev && lk->deadline_ms < lk->io_prev->deadline_ms)
+      sorted = 0;
+    if (lk->deadline_ms < next)
+      next = lk->deadline_ms;
+  }
+  sc->io_unordered = !sorted;
+  return next;
+}
+
+/*
+ * Ends the lookups whose deadline has come: the oldest ones, or any while
+ * io_unordered. The timer is not moved when a lookup ends early, so it may
+ * fire for nothing, at most once a timeout.
+ */
+static void on_deadline(struct loop_timer *t)
+{
+  struct score_client *sc = t->data;
+  int64_t now = loop_now_ms(sc->io_loop);
+  int64_t next;
+
+  for (;;) {
+    struct lookup *lk = sc->io_active;
+
+    while (sc->io_unordered && lk && lk->deadline_ms > now)
+      lk = lk->io_next;
+    if (!lk || lk->deadline_ms > now)
+      break;
+    expire(sc, lk);
+  }
+  next = next_deadline(sc);
+  if (next != INT64_MAX)
+    loop_timer_start(sc->io_loop, &sc->io_deadline, next, on_deadline, sc);
+}
+
+/* Loop thread: the signed request, as it goes on the wire. */
 static int prepare_request(struct score_client *sc, struct lookup *lk)
 {
-  const struct config *cfg = sc->cfg;
+  struct score_request req;
   char err[128];
+  long n;
   int rc;
 
-  rc = score_request_build(cfg, sc->key, lk->number, NULL, NULL, &lk->req, err,
+  rc = score_request_build(sc->cfg, sc->key, lk->number, NULL, NULL, &req, err,
                            sizeof(err));
   if (rc) {
     log_warn("cannot build score request|error=\"%s\"", err);
     return rc;
   }
-  if (add_header(lk, "Content-Type", lk->req.content_type) ||
-      add_header(lk, "Authorization", lk->req.authorization) ||
-      add_header(lk, "Accept", "application/json") ||
-      (lk->req.date[0] && add_header(lk, "Date", lk->req.date)) ||
-      (lk->req.nonce[0] &&
-       (add_header(lk, "x-ts-auth-method", "HMAC-SHA256") ||
-        add_header(lk, "x-ts-nonce", lk->req.nonce))) ||
-      add_header(lk, "Expect", ""))
-    return VS_ERR_LIMIT;
-  return VS_OK;
-}
-
-/* Score thread: an easy handle for the prepared request. */
-static int setup_easy(struct score_client *sc, struct lookup *lk)
-{
-  CURL *e;
-
-  if (sc->nidle) {
-    e = sc->idle[--sc->nidle];
-  } else {
-    e = curl_easy_init();
-    if (e)
-      set_shared_options(sc, e);
-  }
-  lk->easy = e;
-  lk->easy_gen = sc->io_gen;
-  if (!e)
-    return VS_ERR_NOMEM;
-  curl_easy_setopt(e, CURLOPT_URL, lk->req.url);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, lk->req.body);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, lk->headers);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, lk);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, lk);
+  n = score_request_wire(&req, lk->wire, sizeof(lk->wire));
+  if (n < 0)
+    return (int)n;
+  lk->wire_len = (size_t)n;
+  memcpy(lk->url, req.url, sizeof(lk->url));
   return VS_OK;
 }
 
@@ -721,6 +1127,28 @@ fail:
 
 /* ---- the Score thread ------------------------------------------------ */
 
+/* Score thread: fails every lookup it holds and closes the pool. */
+static void io_shutdown(struct score_client *sc)
+{
+  while (sc->wait_head) {
+    struct lookup *lk = sc->wait_head;
+
+    wait_remove(sc, lk);
+    fail_lookup(lk, SCORE_FAIL_CANCELLED, "cancelled");
+  }
+  while (sc->conns) {
+    struct lookup *lk = sc->conns->lk;
+
+    conn_close(sc->conns);
+    if (lk)
+      fail_lookup(lk, SCORE_FAIL_CANCELLED, "cancelled");
+  }
+  while (sc->io_active)
+    fail_lookup(sc->io_active, SCORE_FAIL_CANCELLED, "cancelled");
+  loop_timer_stop(sc->io_loop, &sc->io_deadline);
+  loop_stop(sc->io_loop);
+}
+
 /* Score thread: starts the lookups queued since the last wake-up. */
 static void on_io_wake(struct loop_async *a)
 {
@@ -741,39 +1169,34 @@ static void on_io_wake(struct loop_async *a)
     reloaded = 1;
   }
   pthread_mutex_unlock(&sc->q_lock);
-  /* Kept handles follow the old options, and so do those of transfers
-   * still running, which io_finish then drops. */
-  if (reloaded)
-    while (sc->nidle)
-      curl_easy_cleanup(sc->idle[--sc->nidle]);
+  /* Idle connections follow the old options; busy ones close when their
+   * lookup is done (conn_idle). */
+  while (reloaded && sc->idle)
+    conn_close(sc->idle);
   for (; lk; lk = next) {
     next = lk->qnext;
     lk->qnext = NULL;
-    if (stop || setup_easy(sc, lk)) {
-      set_failure(&lk->res, stop ? SCORE_FAIL_CANCELLED : SCORE_FAIL_INTERNAL,
-                  stop ? "cancelled" : "internal");
-      io_finish(lk);
+    lk->io_prev = sc->io_active_tail;
+    if (lk->io_prev)
+      lk->io_prev->io_next = lk;
+    else
+      sc->io_active = lk;
+    sc->io_active_tail = lk;
+    if (stop) {
+      fail_lookup(lk, SCORE_FAIL_CANCELLED, "cancelled");
       continue;
     }
-    lk->sh = &sc->shards[sc->next_shard++ % sc->nshards];
-    lk->io_next = sc->io_active;
-    if (lk->io_next)
-      lk->io_next->io_prev = lk;
-    sc->io_active = lk;
-    if (curl_multi_add_handle(lk->sh->multi, lk->easy) != CURLM_OK) {
-      set_failure(&lk->res, SCORE_FAIL_INTERNAL, "internal");
-      io_finish(lk);
-    }
+    lk->deadline_ms = loop_now_ms(sc->io_loop) + sc->io_timeout_ms;
+    if (lk->io_prev && lk->deadline_ms < lk->io_prev->deadline_ms)
+      sc->io_unordered = 1;
+    if (!sc->io_deadline.active ||
+        lk->deadline_ms < sc->io_deadline.deadline_ms)
+      loop_timer_start(sc->io_loop, &sc->io_deadline, lk->deadline_ms,
+                       on_deadline, sc);
+    dispatch(sc, lk);
   }
-  if (stop) {
-    while (sc->io_active) {
-      lk = sc->io_active;
-      curl_multi_remove_handle(lk->sh->multi, lk->easy);
-      set_failure(&lk->res, SCORE_FAIL_CANCELLED, "cancelled");
-      io_finish(lk);
-    }
-    loop_stop(sc->io_loop);
-  }
+  if (stop)
+    io_shutdown(sc);
 }
 
 static void *io_thread_main(void *arg)
@@ -837,17 +1260,15 @@ int score_client_create(struct loop *loop, const struct config *cfg,
   sc->loop = loop;
   sc->cfg = cfg;
   set_key(sc, cfg);
-  sc->max_idle = pool;
-  sc->idle = calloc(sc->max_idle, sizeof(*sc->idle));
+  /* The pool cap is the throughput cap: lookups beyond it wait for a
+   * connection to free up (stack reference, gotcha 4). */
+  sc->max_conns = pool;
   sc->nshards = (pool + SHARD_CONNECTIONS - 1) / SHARD_CONNECTIONS;
   sc->shards = calloc(sc->nshards, sizeof(*sc->shards));
-  if (!sc->idle || !sc->shards)
+  if (!sc->shards)
     goto nomem;
   for (size_t i = 0; i < sc->nshards; i++) {
     struct shard *sh = &sc->shards[i];
-    /* The pool is split exactly: the first (pool % nshards) shards take
-     * one connection more, so that the total is the configured size. */
-    long cap = (long)(pool / sc->nshards + (i < pool % sc->nshards));
 
     sh->sc = sc;
     sh->multi = curl_multi_init();
@@ -857,11 +1278,9 @@ int score_client_create(struct loop *loop, const struct config *cfg,
     curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
     curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
-    /* The pool cap is the throughput cap: lookups beyond it queue inside
-     * curl until a connection frees up (stack reference, gotcha 4). */
-    curl_multi_setopt(sh->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cap);
-    curl_multi_setopt(sh->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, cap);
-    curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, cap);
+    /* No caps: the client counts the pool itself, and curl's cache, four
+     * times the handles added by default, never closes one of ours to
+     * make room. */
   }
   sc->io_timeout_ms = cfg->telesign.timeout_ms;
   sc->io_ca_file = strdup(cfg->telesign.ca_file);
@@ -891,7 +1310,6 @@ fail_loop:
 nomem:
   if (sc) {
     shards_free(sc);
-    free(sc->idle);
     free(sc->io_ca_file);
     tsauth_key_destroy(sc->key);
   }
@@ -924,8 +1342,6 @@ void score_client_close(struct score_client *sc)
     loop_defer_cancel(sc->loop, &sc->inflight->task);
     complete(sc->inflight, &res);
   }
-  while (sc->nidle)
-    curl_easy_cleanup(sc->idle[--sc->nidle]);
   shards_free(sc);
   /* curl closed its connections through close_socket_cb; anything left
    * (a resolver's socket) must not outlive the client. */
@@ -939,7 +1355,6 @@ void score_client_destroy(struct score_client *sc)
   if (!sc)
     return;
   score_client_close(sc);
-  free(sc->idle);
   free(sc->socks);
   loop_async_close(sc->io_loop, &sc->io_wake);
   loop_async_close(sc->loop, &sc->done_wake);

@@ -19,6 +19,8 @@
 #include <stdint.h>
 
 #include "../config/config.h"
+#include "../http/http_parse.h"
+#include "../util/buf.h"
 #include "../util/histogram.h"
 
 /* Why a lookup produced no usable result. */
@@ -61,6 +63,8 @@ struct score_result {
 /* A request ready to send; all strings are owned by the struct. */
 struct score_request {
   char url[1024];
+  char host[256];     /* the URL's authority, for the Host header */
+  char target[1024];  /* the URL's path and query: the request line's */
   char resource[512]; /* the URL's path, which TSA signing covers */
   char body[256];
   char content_type[48];
@@ -90,6 +94,64 @@ int score_request_build(const struct config *cfg, const struct tsauth_key *key,
  */
 void score_response_parse(int http_status, const char *body, size_t len,
                           struct score_result *res);
+
+/*
+ * Writes `req` as the bytes of an HTTP/1.1 POST into `out[0..size)`, with
+ * its headers and body. Returns the length, or VS_ERR_LIMIT when it does
+ * not fit (nothing useful is left in `out` then).
+ */
+long score_request_wire(const struct score_request *req, char *out,
+                        size_t size);
+
+/* A response's status line and header fields, at most. */
+#define SCORE_HEAD_MAX (16 * 1024)
+
+/* What score_http_feed() and score_http_eof() return. */
+enum {
+  SCORE_HTTP_MORE = 0,       /* the response goes on */
+  SCORE_HTTP_DONE = 1,       /* complete: status, keep_alive and the body */
+  SCORE_HTTP_BAD = -1,       /* not an HTTP/1.x response we can read */
+  SCORE_HTTP_TOO_LARGE = -2, /* the head or the body is over its ceiling */
+  SCORE_HTTP_SHORT = -3      /* the connection ended before the response */
+};
+
+/*
+ * An HTTP/1.x response being read, a piece at a time as it arrives; after
+ * RFC 9112, as strict about framing as the request parser (http_parse.h):
+ * one Content-Length, no Content-Length beside Transfer-Encoding, "chunked"
+ * the only coding. Interim (1xx) responses are skipped. Zero it, or
+ * score_http_init() it, to begin; score_http_free() frees its head.
+ * Whoever reads the connection owns it.
+ */
+struct score_http {
+  int state;
+  int status;     /* once the head is read */
+  int keep_alive; /* the connection may carry another request */
+  int error;      /* the error that ended the read, once one did */
+  uint64_t left;  /* body bytes still due, when framed by Content-Length */
+  struct http_chunked chunked;
+  struct buf head; /* the head so far; SCORE_HEAD_MAX at most */
+};
+
+void score_http_init(struct score_http *h);
+void score_http_free(struct score_http *h);
+
+/*
+ * Feeds the next `len` bytes of the connection; the body, decoded, goes
+ * to `body`, whose ceiling gives SCORE_HTTP_TOO_LARGE. Bytes past a
+ * complete response (which no request asked for) end the keep-alive.
+ * Returns SCORE_HTTP_MORE, SCORE_HTTP_DONE or an error; after DONE or an
+ * error, further calls return the same.
+ */
+int score_http_feed(struct score_http *h, const char *in, size_t len,
+                    struct buf *body);
+
+/*
+ * The connection ended: SCORE_HTTP_DONE when that completes the response
+ * (a body that runs to the close, or one already complete), otherwise
+ * SCORE_HTTP_SHORT, or the error already met.
+ */
+int score_http_eof(struct score_http *h);
 
 /* ---- simulator ------------------------------------------------------- */
 

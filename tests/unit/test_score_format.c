@@ -241,7 +241,7 @@ static const struct bad_request_case bad_request_cases[] = {
      "is not a digits-only number"},
     {"URL without a scheme", SCORE_API_INTELLIGENCE,
      "detect.telesign.com/intelligence/phone", EX_NUMBER, VS_ERR_INVAL,
-     "score URL has no path"},
+     "score URL has no host"},
     {"number too long for the body", SCORE_API_INTELLIGENCE, INTEL_URL, NULL,
      VS_ERR_LIMIT, "too long"},
     {"number too long for the resource", SCORE_API_LEGACY, LEGACY_URL, NULL,
