@@ -85,7 +85,7 @@ struct conn;
 struct lookup {
   struct score_client *sc;
   char url[sizeof(((struct score_request *)0)->url)]; /* to connect to */
-  char wire[WIRE_MAX]; /* the request as sent */
+  char wire[WIRE_MAX];                                /* the request as sent */
   size_t wire_len;
   struct lookup *qnext; /* in the inbox or the outbox */
   /* Score thread: */
@@ -93,11 +93,11 @@ struct lookup {
   struct lookup *io_prev, *io_next;     /* on io_active, oldest first */
   struct lookup *wait_prev, *wait_next; /* waiting for a connection */
   int waiting;
-  int retried;    /* sent again after a kept connection had closed */
+  int retried; /* sent again after a kept connection had closed */
   size_t wire_sent;
-  int64_t deadline_ms;        /* telesign.timeout_ms after it arrived */
-  struct buf body;            /* the response, capped at SCORE_MAX_RESPONSE */
-  struct score_result res;    /* set by the Score thread */
+  int64_t deadline_ms;     /* telesign.timeout_ms after it arrived */
+  struct buf body;         /* the response, capped at SCORE_MAX_RESPONSE */
+  struct score_result res; /* set by the Score thread */
   /* Loop thread: */
   int sent; /* handed to the Score thread */
   int64_t started_ms;
@@ -138,11 +138,11 @@ struct conn {
   struct score_client *sc;
   struct shard *sh;
   CURL *easy;
-  uint64_t gen;       /* the io_gen its options follow */
-  struct sock *sock;  /* once open */
-  struct lookup *lk;  /* the lookup it carries, or NULL */
-  unsigned served;    /* answers it has read */
-  size_t got;         /* bytes of the current answer */
+  uint64_t gen;      /* the io_gen its options follow */
+  struct sock *sock; /* once open */
+  struct lookup *lk; /* the lookup it carries, or NULL */
+  unsigned served;   /* answers it has read */
+  size_t got;        /* bytes of the current answer */
   struct score_http http;
   struct conn *prev, *next;           /* every connection */
   struct conn *idle_prev, *idle_next; /* idle ones, newest first */
@@ -157,7 +157,7 @@ struct conn {
  * - the loop thread (`loop`): the lookups' list, the breaker, the stats,
  *   the signing key and `cfg`;
  * - the Score thread (`io_loop`, started by score_client_create): the
- *   curl multi handles, their sockets and timers, the kept easy handles
+ *   curl multi handles, their sockets and timers, the pool of connections
  *   and the lookups it holds (`io_active`).
  *
  * They meet only under `q_lock`: the loop thread queues prepared lookups
@@ -203,7 +203,7 @@ struct score_client {
   pthread_t io_thread;
   struct shard *shards;
   size_t nshards;
-  size_t next_shard;        /* connections are dealt to the shards in turn */
+  size_t next_shard; /* connections are dealt to the shards in turn */
   /* The lookups the Score thread holds, in the order they came, so that
    * their deadlines come in that order too: one timer, armed for the
    * oldest, stands for all of them (on_deadline). Until those sent before
@@ -212,7 +212,7 @@ struct score_client {
   struct lookup *io_active, *io_active_tail;
   struct loop_timer io_deadline;
   int io_unordered;
-  uint64_t io_gen;          /* reloads taken; io_timeout_ms, io_ca_file */
+  uint64_t io_gen; /* reloads taken; io_timeout_ms, io_ca_file */
   uint32_t io_timeout_ms;
   char *io_ca_file; /* "" for the system bundle */
   /* Every socket we know of, by descriptor; grows with the highest fd,
@@ -237,6 +237,7 @@ static void conn_opened(struct conn *c, CURLcode code);
 static void conn_ready(struct conn *c, uint32_t events);
 static void conn_close(struct conn *c);
 static void conns_lost(struct score_client *sc);
+static void idle_remove(struct score_client *sc, struct conn *c);
 
 /* Sets `res` to a lookup that produced nothing: `failure`, named `error`. */
 static void set_failure(struct score_result *res, enum score_failure failure,
@@ -440,6 +441,7 @@ static int close_socket_cb(void *userp, curl_socket_t fd)
       c->sock = NULL;
       c->lost_next = sc->lost;
       sc->lost = c;
+      idle_remove(sc, c); /* no lookup may take it meanwhile */
     }
     sock_free(sc, sc->socks[fd]);
   }
@@ -640,6 +642,7 @@ static void conns_lost(struct score_client *sc)
     struct lookup *lk = c->lk;
 
     sc->lost = c->lost_next;
+    log_debug("score connection closed by curl|lookup_sent_again=%d", !!lk);
     conn_close(c);
     if (lk)
       dispatch(sc, lk);
@@ -653,7 +656,8 @@ static void fail_lookup(struct lookup *lk, enum score_failure failure,
   io_finish(lk);
 }
 
-/* Fails `lk` for curl's `code`, as "connect:<code>" (docs/troubleshooting.md). */
+/* Fails `lk` for curl's `code`, as "connect:<code>" (docs/troubleshooting.md).
+ */
 static void fail_connect(struct lookup *lk, CURLcode code)
 {
   char error[32];
@@ -729,6 +733,11 @@ static void conn_close(struct conn *c)
     c->lk->conn = NULL;
   if (c->sock)
     c->sock->conn = NULL;
+  for (struct conn **pp = &sc->lost; c->lost && *pp; pp = &(*pp)->lost_next)
+    if (*pp == c) {
+      *pp = c->lost_next;
+      break;
+    }
   idle_remove(sc, c);
   if (c->prev)
     c->prev->next = c->next;
@@ -835,10 +844,10 @@ static void conn_done(struct conn *c, int rc, CURLcode code)
   if (rc == SCORE_HTTP_TOO_LARGE)
     fail_lookup(lk, SCORE_FAIL_TOO_LARGE, "too_large");
   else
-    fail_connect(lk, code != CURLE_OK         ? code
-                     : rc == SCORE_HTTP_BAD   ? CURLE_WEIRD_SERVER_REPLY
-                     : got                    ? CURLE_PARTIAL_FILE
-                                              : CURLE_GOT_NOTHING);
+    fail_connect(lk, code != CURLE_OK       ? code
+                     : rc == SCORE_HTTP_BAD ? CURLE_WEIRD_SERVER_REPLY
+                     : got                  ? CURLE_PARTIAL_FILE
+                                            : CURLE_GOT_NOTHING);
 }
 
 /* Writes what is left of the request; the rest waits for EPOLLOUT. */

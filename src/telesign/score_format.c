@@ -65,8 +65,7 @@ static int url_parts(const char *url, struct score_request *req)
   else if (rc == VS_OK)
     /* "https://host?q" asks for "/?q". */
     rc = snprintf(req->target, sizeof(req->target), "/%.*s",
-                  (int)strcspn(target, "#"),
-                  target) < (int)sizeof(req->target)
+                  (int)strcspn(target, "#"), target) < (int)sizeof(req->target)
              ? VS_OK
              : VS_ERR_LIMIT;
   if (rc == VS_OK)
@@ -190,14 +189,13 @@ long score_request_wire(const struct score_request *req, char *out,
     return VS_ERR_LIMIT;
   snprintf(length, sizeof(length), "%zu", strlen(req->body));
   rc = put(out, size, &at,
-           (const char *const[]){"POST ", req->target, " HTTP/1.1\r\nHost: ",
-                                 req->host,
-                                 "\r\nUser-Agent: voice-and-score/" VS_VERSION
-                                 "\r\nAccept: application/json"
-                                 "\r\nContent-Type: ",
-                                 req->content_type, "\r\nContent-Length: ",
-                                 length, "\r\nAuthorization: ",
-                                 req->authorization, "\r\n", NULL});
+           (const char *const[]){
+               "POST ", req->target, " HTTP/1.1\r\nHost: ", req->host,
+               "\r\nUser-Agent: voice-and-score/" VS_VERSION
+               "\r\nAccept: application/json"
+               "\r\nContent-Type: ",
+               req->content_type, "\r\nContent-Length: ", length,
+               "\r\nAuthorization: ", req->authorization, "\r\n", NULL});
   if (rc == VS_OK && req->date[0])
     rc = put(out, size, &at,
              (const char *const[]){"Date: ", req->date, "\r\n", NULL});
@@ -272,13 +270,17 @@ static int read_head(struct score_http *h)
     return SCORE_HTTP_BAD;
   minor = line[7] - '0';
   h->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  /* No status is under 100, and no request of ours asks to switch. */
+  if (h->status < 100 || h->status == 101)
+    return SCORE_HTTP_BAD;
   for (line = eol + 2; (eol = strstr(line, "\r\n")) && eol != line;
        line = eol + 2) {
     char *colon = memchr(line, ':', (size_t)(eol - line));
     char *v;
 
     *eol = '\0';
-    if (!colon || colon == line || strcspn(line, " \t") < (size_t)(colon - line))
+    if (!colon || colon == line ||
+        strcspn(line, " \t") < (size_t)(colon - line))
       return SCORE_HTTP_BAD;
     *colon = '\0';
     v = colon + 1 + strspn(colon + 1, " \t");
@@ -356,12 +358,13 @@ int score_http_feed(struct score_http *h, const char *in, size_t len,
         /* Interim: the real response follows it. */
         buf_reset(&h->head);
         h->state = SH_HEAD;
+      } else if (rc == SCORE_HTTP_MORE && h->state == SH_LENGTH &&
+                 h->left > body->max - body->len) {
+        rc = SCORE_HTTP_TOO_LARGE; /* announced: no need to wait for it */
       }
       break;
     }
     case SH_LENGTH:
-      if (h->left > body->max - body->len)
-        return http_failed(h, SCORE_HTTP_TOO_LARGE);
       used = len < h->left ? len : (size_t)h->left;
       if (buf_append(body, in, used))
         return http_failed(h, SCORE_HTTP_TOO_LARGE);
@@ -390,7 +393,7 @@ int score_http_feed(struct score_http *h, const char *in, size_t len,
     in += used;
     len -= used;
   }
-  return h->state == SH_DONE ? SCORE_HTTP_DONE
+  return h->state == SH_DONE     ? SCORE_HTTP_DONE
          : h->state == SH_FAILED ? h->error
                                  : SCORE_HTTP_MORE;
 }

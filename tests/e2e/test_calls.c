@@ -670,6 +670,33 @@ static void test_score_restart_idle_connection(void **state)
   world_stop(w);
 }
 
+/*
+ * Answers framed the other ways HTTP/1.1 allows: chunked, in pieces of 7
+ * bytes, and followed by the server closing the connection, as it said it
+ * would. A closed connection is not used again: FR2 reuses FR1's, then FR3
+ * and FR4 each need a new one.
+ */
+static void test_score_answer_framing(void **state)
+{
+  struct world *w = world_start(&(struct opts){0});
+
+  (void)state;
+  double_control(w->dbl, "{\"mode\":\"chunked\"}");
+  assert_menu(incoming(w, "FR1", "15555550301"));
+  assert_record("FR1", "reason", "score:301<600");
+  double_control(w->dbl, "{\"mode\":\"close\"}");
+  assert_menu(incoming(w, "FR2", "15555550302"));
+  assert_record("FR2", "reason", "score:302<600");
+  assert_menu(incoming(w, "FR3", "15555550303"));
+  assert_record("FR3", "reason", "score:303<600");
+  double_control(w->dbl, "{\"mode\":\"ok\"}");
+  assert_menu(incoming(w, "FR4", "15555550304"));
+  assert_record("FR4", "reason", "score:304<600");
+  assert_int_equal(double_stat(w->dbl, "requests"), 4);
+  assert_int_equal(double_stat(w->dbl, "score_connections"), 3);
+  world_stop(w);
+}
+
 /* ---- protocol edges -------------------------------------------------- */
 
 static void test_unknown_event_and_call(void **state)
@@ -2755,6 +2782,7 @@ int main(void)
       TEST(test_stats),
       TEST(test_sighup_reload),
       TEST(test_reload_score_timeout),
+      TEST(test_score_answer_framing),
       TEST(test_list_import_export),
       TEST(test_calls_filters),
       TEST(test_stalled_score_api_blocks_nothing),

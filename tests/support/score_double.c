@@ -87,11 +87,13 @@ enum mode {
   MODE_EMPTY,
   MODE_HUGE,
   MODE_DRIP,
+  MODE_CHUNKED,
+  MODE_CLOSE,
   MODE_COUNT
 };
 static const char *const mode_names[MODE_COUNT] = {
-    "ok",           "http_error", "garbage", "truncated", "short_read",
-    "status_error", "hang",       "empty",   "huge",      "drip"};
+    "ok",   "http_error", "garbage", "truncated", "short_read", "status_error",
+    "hang", "empty",      "huge",    "drip",      "chunked",    "close"};
 
 /* Bytes of the answer in mode huge: past what any client should keep. */
 #define HUGE_BODY (1024 * 1024)
@@ -1202,6 +1204,56 @@ static enum MHD_Result send_drip(struct MHD_Connection *c)
   return ret;
 }
 
+/*
+ * Mode chunked: the normal answer with no Content-Length, so that it goes
+ * out chunked, in pieces of at most 7 bytes.
+ */
+static ssize_t chunk_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  const char *body = cls;
+  size_t len = strlen(body);
+  size_t n;
+
+  if (pos >= len)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  n = len - (size_t)pos;
+  if (n > 7)
+    n = 7;
+  if (n > max)
+    n = max;
+  memcpy(buf, body + pos, n);
+  return (ssize_t)n;
+}
+
+/* Mode chunked (see chunk_read), or close: the normal answer, after which
+ * the double closes the connection, as it says in a Connection header. */
+static enum MHD_Result send_framed(struct MHD_Connection *c, char *owned,
+                                   int chunked)
+{
+  struct MHD_Response *resp;
+  enum MHD_Result ret = MHD_NO;
+
+  if (!owned)
+    return MHD_NO;
+  if (chunked)
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, chunk_read,
+                                             owned, free);
+  else
+    resp = MHD_create_response_from_buffer(strlen(owned), owned,
+                                           MHD_RESPMEM_MUST_FREE);
+  if (!resp) {
+    free(owned);
+    return MHD_NO;
+  }
+  if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_CT) ==
+          MHD_YES &&
+      (chunked || MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+                                          "close") == MHD_YES))
+    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
 /* ---- the Score endpoints ----------------------------------------------- */
 
 static const char *header(struct MHD_Connection *c, const char *name)
@@ -1348,6 +1400,10 @@ static enum MHD_Result answer_score(struct MHD_Connection *c,
   }
   case MODE_DRIP:
     return send_drip(c);
+  case MODE_CHUNKED:
+  case MODE_CLOSE:
+    return send_framed(c, score_body(p->ref, in, p->score, p->as_string),
+                       p->mode == MODE_CHUNKED);
   case MODE_SHORT_READ:
     return send_short_read(c, score_body(p->ref, in, p->score, p->as_string));
   case MODE_HANG:

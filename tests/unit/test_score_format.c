@@ -209,6 +209,234 @@ static void test_request_fresh_date_nonce(void **state)
   assert_string_equal(a.nonce, "");
 }
 
+/* ---- the request on the wire ------------------------------------------ */
+
+struct wire_case {
+  const char *score_url;
+  enum config_auth auth;
+  const char *host;
+  const char *target;
+};
+
+static const struct wire_case wire_cases[] = {
+    {INTEL_URL, AUTH_HMAC, "detect.telesign.com", "/intelligence/phone"},
+    {INTEL_URL "?trace=1&x=y#frag", AUTH_HMAC, "detect.telesign.com",
+     "/intelligence/phone?trace=1&x=y"},
+    {"http://127.0.0.1:8443/intelligence/phone", AUTH_BASIC, "127.0.0.1:8443",
+     "/intelligence/phone"},
+    {"https://user:secret@detect.telesign.com/intelligence/phone", AUTH_HMAC,
+     "detect.telesign.com", "/intelligence/phone"},
+    {"https://[::1]:8443?q=1", AUTH_HMAC, "[::1]:8443", "/?q=1"},
+};
+
+/*
+ * The head names the authority without its user information, and the path
+ * with its query; HMAC adds the date and the nonce it signed.
+ */
+static void test_request_wire(void **state)
+{
+  char wire[4096];
+  char want[4096];
+
+  (void)state;
+  for (size_t i = 0; i < ARRAYSIZE(wire_cases); i++) {
+    const struct wire_case *c = &wire_cases[i];
+    struct score_request req;
+    struct config cfg;
+    char err[256] = "";
+    long n;
+
+    make_config(&cfg, SCORE_API_INTELLIGENCE, c->auth, c->score_url, NULL);
+    assert_int_equal(score_request_build(&cfg, NULL, EX_NUMBER, EX_DATE,
+                                         EX_NONCE, &req, err, sizeof(err)),
+                     0);
+    assert_string_equal(req.host, c->host);
+    assert_string_equal(req.target, c->target);
+    n = score_request_wire(&req, wire, sizeof(wire));
+    snprintf(want, sizeof(want),
+             "POST %s HTTP/1.1\r\nHost: %s\r\n"
+             "User-Agent: voice-and-score/" VS_VERSION "\r\n"
+             "Accept: application/json\r\n"
+             "Content-Type: " FORM "\r\nContent-Length: %zu\r\n"
+             "Authorization: %s\r\n%s%s%s%s\r\n" INTEL_BODY,
+             c->target, c->host, strlen(INTEL_BODY), req.authorization,
+             c->auth == AUTH_HMAC ? "Date: " EX_DATE "\r\n" : "",
+             c->auth == AUTH_HMAC ? "x-ts-auth-method: HMAC-SHA256\r\n" : "",
+             c->auth == AUTH_HMAC ? "x-ts-nonce: " EX_NONCE : "",
+             c->auth == AUTH_HMAC ? "\r\n" : "");
+    assert_string_equal(wire, want);
+    assert_int_equal(n, (long)strlen(want));
+    /* Too small a buffer is refused, not cut. */
+    assert_int_equal(score_request_wire(&req, wire, (size_t)n), VS_ERR_LIMIT);
+  }
+}
+
+/* ---- reading the answer ------------------------------------------------ */
+
+#define OK_BODY "{\"risk\":{\"score\":7}}"
+
+struct http_case {
+  const char *name;
+  const char *in;
+  int eof; /* the connection ends after `in` */
+  int rc;  /* score_http_feed's, then score_http_eof's when eof */
+  int status;
+  int keep_alive;
+  const char *body;
+};
+
+static const struct http_case http_cases[] = {
+    {"Content-Length",
+     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+     "Content-Length: 20\r\n\r\n" OK_BODY,
+     0, SCORE_HTTP_DONE, 200, 1, OK_BODY},
+    {"no reason phrase", "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\n{}", 0,
+     SCORE_HTTP_DONE, 200, 1, "{}"},
+    {"chunked, with an extension and a trailer",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "5;x=y\r\n{\"ris\r\nf\r\nk\":{\"score\":7}}\r\n0\r\nX-T: 1\r\n\r\n",
+     0, SCORE_HTTP_DONE, 200, 1, OK_BODY},
+    {"Connection: close",
+     "HTTP/1.1 503 Busy\r\nConnection: close\r\n"
+     "Content-Length: 0\r\n\r\n",
+     0, SCORE_HTTP_DONE, 503, 0, ""},
+    {"HTTP/1.0 closes", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", 0,
+     SCORE_HTTP_DONE, 200, 0, "{}"},
+    {"HTTP/1.0 keep-alive",
+     "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: "
+     "2\r\n\r\n{}",
+     0, SCORE_HTTP_DONE, 200, 1, "{}"},
+    {"body to the close", "HTTP/1.1 200 OK\r\n\r\n" OK_BODY, 1,
+     SCORE_HTTP_DONE, 200, 0, OK_BODY},
+    {"an interim answer first",
+     "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2"
+     "\r\n\r\n{}",
+     0, SCORE_HTTP_DONE, 200, 1, "{}"},
+    {"204 has no body", "HTTP/1.1 204 No Content\r\n\r\n", 0, SCORE_HTTP_DONE,
+     204, 1, ""},
+    {"bytes past the answer end the keep-alive",
+     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1", 0,
+     SCORE_HTTP_DONE, 200, 0, "{}"},
+    {"the same Content-Length twice",
+     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", 0,
+     SCORE_HTTP_DONE, 200, 1, "{}"},
+    {"head only, then more", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", 0,
+     SCORE_HTTP_MORE, 200, 1, ""},
+    {"cut in the body", "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"r", 1,
+     SCORE_HTTP_SHORT, 200, 1, "{\"r"},
+    {"nothing at all", "", 1, SCORE_HTTP_SHORT, 0, 0, ""},
+    {"cut in the head", "HTTP/1.1 200 OK\r\nContent-Le", 1, SCORE_HTTP_SHORT,
+     0, 0, ""},
+    {"not HTTP", "SSH-2.0-OpenSSH\r\n\r\n", 0, SCORE_HTTP_BAD, 0, 0, ""},
+    {"HTTP/2", "HTTP/2 200\r\n\r\n", 0, SCORE_HTTP_BAD, 0, 0, ""},
+    {"status 000", "HTTP/1.1 000 OK\r\n\r\n", 0, SCORE_HTTP_BAD, 0, 0, ""},
+    {"a two-digit status", "HTTP/1.1 20 OK\r\n\r\n", 0, SCORE_HTTP_BAD, 0, 0,
+     ""},
+    {"two different lengths",
+     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n", 0,
+     SCORE_HTTP_BAD, 200, 0, ""},
+    {"length and chunked",
+     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked"
+     "\r\n\r\n",
+     0, SCORE_HTTP_BAD, 200, 0, ""},
+    {"gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 0,
+     SCORE_HTTP_BAD, 200, 0, ""},
+    {"a signed length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 0,
+     SCORE_HTTP_BAD, 200, 0, ""},
+    {"space before the colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\n",
+     0, SCORE_HTTP_BAD, 200, 0, ""},
+    {"a folded line", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", 0,
+     SCORE_HTTP_BAD, 200, 0, ""},
+    {"a NUL in the head", "HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n", 0,
+     SCORE_HTTP_BAD, 0, 0, ""},
+    {"a bad chunk size",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0,
+     SCORE_HTTP_BAD, 200, 1, ""},
+    {"a length over the ceiling",
+     "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", 0,
+     SCORE_HTTP_TOO_LARGE, 200, 1, ""},
+};
+
+/* `c->in`'s length: "a NUL in the head" holds a NUL. */
+static size_t case_len(const struct http_case *c)
+{
+  return strcmp(c->name, "a NUL in the head") == 0
+             ? sizeof("HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n") - 1
+             : strlen(c->in);
+}
+
+/* Every case, whole and a byte at a time: where reads split the answer
+ * must not matter. */
+static void test_http_read(void **state)
+{
+  int failures = 0;
+
+  (void)state;
+  for (size_t i = 0; i < ARRAYSIZE(http_cases); i++) {
+    const struct http_case *c = &http_cases[i];
+    size_t len = case_len(c);
+
+    for (size_t step = len ? len : 1; step; step = step == 1 ? 0 : 1) {
+      struct score_http h;
+      struct buf body;
+      int rc = SCORE_HTTP_MORE;
+
+      score_http_init(&h);
+      buf_init(&body, 64);
+      for (size_t at = 0; at < len; at += step)
+        rc = score_http_feed(&h, c->in + at, len - at < step ? len - at : step,
+                             &body);
+      if (c->eof && rc == SCORE_HTTP_MORE)
+        rc = score_http_eof(&h);
+      if (rc != c->rc || (c->status && h.status != c->status) ||
+          (rc == SCORE_HTTP_DONE && h.keep_alive != c->keep_alive) ||
+          strcmp(body.data ? body.data : "", c->body)) {
+        print_error("case \"%s\" in steps of %zu: rc %d status %d keep %d "
+                    "body \"%s\"\n",
+                    c->name, step, rc, h.status, h.keep_alive,
+                    body.data ? body.data : "");
+        failures++;
+      }
+      /* Once ended, it stays so. */
+      if (rc != SCORE_HTTP_MORE && score_http_feed(&h, "x", 1, &body) != rc)
+        failures++;
+      score_http_free(&h);
+      buf_free(&body);
+    }
+  }
+  assert_int_equal(failures, 0);
+}
+
+/* A head over SCORE_HEAD_MAX is refused, even when it comes in one piece
+ * with the start of a body. */
+static void test_http_head_ceiling(void **state)
+{
+  size_t n = SCORE_HEAD_MAX + 64;
+  char *big = malloc(n);
+  struct score_http h;
+  struct buf body;
+
+  (void)state;
+  assert_non_null(big);
+  memset(big, 'a', n);
+  memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 20);
+  score_http_init(&h);
+  buf_init(&body, 64);
+  assert_int_equal(score_http_feed(&h, big, n, &body), SCORE_HTTP_TOO_LARGE);
+  score_http_free(&h);
+  /* A small head in the same read as a body is fine. */
+  score_http_init(&h);
+  memcpy(big, "HTTP/1.1 200 OK\r\nContent-Length: 8000\r\n\r\n", 41);
+  buf_free(&body);
+  buf_init(&body, 16384);
+  assert_int_equal(score_http_feed(&h, big, 41 + 8000, &body),
+                   SCORE_HTTP_DONE);
+  assert_int_equal(body.len, 8000);
+  score_http_free(&h);
+  buf_free(&body);
+  free(big);
+}
+
 /* 600 digits: long enough to overflow the body or the resource. */
 static char long_number[601];
 
@@ -611,6 +839,9 @@ int main(void)
       cmocka_unit_test(test_request_build),
       cmocka_unit_test(test_request_fresh_date_nonce),
       cmocka_unit_test(test_request_build_invalid),
+      cmocka_unit_test(test_request_wire),
+      cmocka_unit_test(test_http_read),
+      cmocka_unit_test(test_http_head_ceiling),
       cmocka_unit_test(test_response_parse),
       cmocka_unit_test(test_response_parse_binary),
       cmocka_unit_test(test_failure_names),
