@@ -55,7 +55,7 @@ static void sleep_ms(long ms)
   nanosleep(&ts, NULL);
 }
 
-static char *read_file(const char *path)
+char *harness_read_file(const char *path)
 {
   FILE *f = fopen(path, "rb");
   char *s;
@@ -384,7 +384,7 @@ static int port_in_log(const char *log, const char *msg)
 static int wait_listening(struct proc *p)
 {
   for (int waited = 0; waited < START_WAIT_MS; waited += 10) {
-    char *log = read_file(p->log);
+    char *log = harness_read_file(p->log);
     int status;
 
     p->port = port_in_log(log, "listening");
@@ -447,13 +447,13 @@ void harness_rewrite_config(const char *yaml, const struct proc *dbl)
 
 char *server_log(const struct proc *srv)
 {
-  return read_file(srv->log);
+  return harness_read_file(srv->log);
 }
 
 int server_log_has(const struct proc *srv, const char *text)
 {
   for (int waited = 0; waited < START_WAIT_MS; waited += 10) {
-    char *log = read_file(srv->log);
+    char *log = harness_read_file(srv->log);
     int found = strstr(log, text) != NULL;
 
     free(log);
@@ -562,7 +562,7 @@ long http_request(const struct proc *srv, const char *method, const char *path,
 /* The admin listener's port, from the server's "admin listening" line. */
 static int admin_port_of(const struct proc *srv)
 {
-  char *log = read_file(srv->log);
+  char *log = harness_read_file(srv->log);
   char *at = strstr(log, "msg=\"admin listening\"");
   int port = 0;
 
@@ -641,7 +641,7 @@ int run_cli(char **out, const char *const *args)
     fclose(f);
     waitpid(pid, &status, 0);
     {
-      char *err = read_file(log);
+      char *err = harness_read_file(log);
 
       /* Both streams, stdout first, so tests can look for messages. */
       assert_true(asprintf(out, "%s%s", text, err) >= 0);

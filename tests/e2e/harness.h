@@ -87,6 +87,10 @@ const char *harness_config(void);
 /* The stderr of the last process that exited early. */
 const char *harness_last_log(void);
 
+/* The whole of a file, NUL-terminated ("" when it cannot be read); the
+ * caller frees it. */
+char *harness_read_file(const char *path);
+
 /* POSTs `body` to the webhook; returns the HTTP status, *resp malloc'd. */
 long post_event(const struct proc *srv, const char *body, char **resp);
 /*

@@ -697,6 +697,104 @@ static void test_score_answer_framing(void **state)
   world_stop(w);
 }
 
+/* A TCP port of 127.0.0.1 that nothing listens on now. */
+static int free_port(void)
+{
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(sa);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+/* Starts tinyproxy (Debian's tinyproxy-bin) on `port`, logging to `log`,
+ * and waits until it listens. */
+static pid_t proxy_start(const char *dir, int port, const char *log)
+{
+  char conf[512];
+  FILE *f;
+  pid_t pid;
+
+  snprintf(conf, sizeof(conf), "%s/tinyproxy.conf", dir);
+  f = fopen(conf, "w");
+  assert_non_null(f);
+  fprintf(f,
+          "Port %d\nListen 127.0.0.1\nTimeout 30\nLogFile \"%s\"\n"
+          "LogLevel Connect\nMaxClients 16\nAllow 127.0.0.1\n",
+          port, log);
+  fclose(f);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    execlp("tinyproxy", "tinyproxy", "-d", "-c", conf, (char *)NULL);
+    _exit(127);
+  }
+  for (int i = 0; i < 250; i++) {
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+    close(fd);
+    if (up)
+      return pid;
+    usleep(20 * 1000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  fail_msg("tinyproxy did not listen on %d (is tinyproxy-bin installed?)",
+           port);
+  return -1;
+}
+
+/*
+ * Through an HTTP proxy, named by http_proxy as curl reads it, the client
+ * asks for a tunnel (CONNECT) and writes its requests through it: one
+ * tunnel carries three lookups, and the proxy saw the double's address.
+ */
+static void test_score_through_proxy(void **state)
+{
+  char dir[] = "/tmp/vs-proxy-XXXXXX";
+  char log[600], want[64], url[64];
+  int port = free_port();
+  struct world *w;
+  pid_t proxy;
+  char *text;
+
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(log, sizeof(log), "%s/tinyproxy.log", dir);
+  proxy = proxy_start(dir, port, log);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+  setenv("http_proxy", url, 1);
+  w = world_start(&(struct opts){0});
+  unsetenv("http_proxy");
+  assert_menu(incoming(w, "PX1", "15555550311"));
+  assert_menu(incoming(w, "PX2", "15555550312"));
+  assert_menu(incoming(w, "PX3", "15555550313"));
+  assert_record("PX3", "reason", "score:313<600");
+  assert_int_equal(double_stat(w->dbl, "requests"), 3);
+  assert_int_equal(double_stat(w->dbl, "score_connections"), 1);
+  snprintf(want, sizeof(want), "CONNECT 127.0.0.1:%d ", w->dbl->port);
+  world_stop(w);
+  kill(proxy, SIGTERM);
+  waitpid(proxy, NULL, 0);
+  text = harness_read_file(log);
+  if (!strstr(text, want))
+    fail_msg("the proxy's log has no \"%s\":\n%s", want, text);
+  free(text);
+  unlink(log);
+  snprintf(log, sizeof(log), "%s/tinyproxy.conf", dir);
+  unlink(log);
+  rmdir(dir);
+}
+
 /* ---- protocol edges -------------------------------------------------- */
 
 static void test_unknown_event_and_call(void **state)
@@ -2783,6 +2881,7 @@ int main(void)
       TEST(test_sighup_reload),
       TEST(test_reload_score_timeout),
       TEST(test_score_answer_framing),
+      TEST(test_score_through_proxy),
       TEST(test_list_import_export),
       TEST(test_calls_filters),
       TEST(test_stalled_score_api_blocks_nothing),
