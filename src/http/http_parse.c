@@ -179,8 +179,7 @@ const char *http_field_get(const struct http_field *f, unsigned n,
   return NULL;
 }
 
-/* Does the comma-separated list `v` hold `token` (case-insensitive)? */
-static int has_token(const char *v, const char *token)
+int http_has_token(const char *v, const char *token)
 {
   size_t n = strlen(token);
 
@@ -195,6 +194,18 @@ static int has_token(const char *v, const char *token)
   return 0;
 }
 
+int64_t http_content_length(const char *v)
+{
+  size_t digits = strspn(v, "0123456789");
+  int64_t n = 0;
+
+  if (!digits || v[digits] || digits > 18)
+    return -1;
+  for (; *v; v++)
+    n = n * 10 + (*v - '0');
+  return n;
+}
+
 /* Reads the fields that frame the body and the connection. */
 static int interpret(struct http_head *out)
 {
@@ -207,16 +218,9 @@ static int interpret(struct http_head *out)
     const char *v = out->headers[i].value;
 
     if (strcasecmp(name, "Content-Length") == 0) {
-      int64_t n = 0;
-
-      if (out->content_length >= 0 || !*v || strlen(v) > 18)
+      if (out->content_length >= 0 ||
+          (out->content_length = http_content_length(v)) < 0)
         return -400;
-      for (const char *p = v; *p; p++) {
-        if (*p < '0' || *p > '9')
-          return -400;
-        n = n * 10 + (*p - '0');
-      }
-      out->content_length = n;
     } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
       if (te)
         return -400;
@@ -243,8 +247,8 @@ static int interpret(struct http_head *out)
       return -417;
     out->expect_continue = out->minor == 1;
   }
-  out->keep_alive = out->minor == 1 ? !has_token(conn, "close")
-                                    : has_token(conn, "keep-alive");
+  out->keep_alive = out->minor == 1 ? !http_has_token(conn, "close")
+                                    : http_has_token(conn, "keep-alive");
   return 0;
 }
 

@@ -68,6 +68,16 @@ int http_parse_head(char *head, size_t len, struct http_head *out);
 const char *http_field_get(const struct http_field *f, unsigned n,
                            const char *name);
 
+/*
+ * Does the comma-separated list `v` (a Connection header's value, or NULL)
+ * hold `token`, in any case? Requests and the Score client's answers both
+ * ask it.
+ */
+int http_has_token(const char *v, const char *token);
+
+/* A Content-Length value: its number, or -1 unless it is 1 to 18 digits. */
+int64_t http_content_length(const char *v);
+
 /* The state of a chunked body being decoded; zero it to begin. */
 struct http_chunked {
   int state;

@@ -771,8 +771,7 @@ static void conn_start(struct conn *c, struct lookup *lk)
   lk->conn = c;
   lk->wire_sent = 0;
   c->got = 0;
-  score_http_free(&c->http);
-  score_http_init(&c->http);
+  score_http_reset(&c->http);
   buf_reset(&lk->body);
   conn_send(c);
 }
@@ -1089,7 +1088,7 @@ static int prepare_request(struct score_client *sc, struct lookup *lk)
   if (n < 0)
     return (int)n;
   lk->wire_len = (size_t)n;
-  memcpy(lk->url, req.url, sizeof(lk->url));
+  memcpy(lk->url, req.url, strlen(req.url) + 1);
   return VS_OK;
 }
 

@@ -134,6 +134,8 @@ struct score_http {
 };
 
 void score_http_init(struct score_http *h);
+/* Ready for the next answer on the same connection; keeps the memory. */
+void score_http_reset(struct score_http *h);
 void score_http_free(struct score_http *h);
 
 /*

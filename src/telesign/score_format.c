@@ -217,37 +217,18 @@ void score_http_init(struct score_http *h)
   buf_init(&h->head, SCORE_HEAD_MAX);
 }
 
+void score_http_reset(struct score_http *h)
+{
+  struct buf head = h->head;
+
+  buf_reset(&head);
+  memset(h, 0, sizeof(*h));
+  h->head = head;
+}
+
 void score_http_free(struct score_http *h)
 {
   buf_free(&h->head);
-}
-
-/* The value of "Content-Length", or -1 when it is not a plain number. */
-static int64_t content_length(const char *v)
-{
-  int64_t n = 0;
-  size_t digits = strspn(v, "0123456789");
-
-  if (!digits || v[digits] || digits > 18)
-    return -1;
-  for (; *v; v++)
-    n = n * 10 + (*v - '0');
-  return n;
-}
-
-/* Does the comma-separated list `v` hold `token`, in any case? */
-static int has_token(const char *v, const char *token)
-{
-  size_t n = strlen(token);
-
-  for (v += strspn(v, " \t,"); *v; v += strspn(v, " \t,")) {
-    size_t len = strcspn(v, " \t,");
-
-    if (len == n && strncasecmp(v, token, n) == 0)
-      return 1;
-    v += len;
-  }
-  return 0;
 }
 
 /*
@@ -287,7 +268,7 @@ static int read_head(struct score_http *h)
     for (char *end = eol; end > v && (end[-1] == ' ' || end[-1] == '\t');)
       *--end = '\0';
     if (strcasecmp(line, "Content-Length") == 0) {
-      int64_t n = content_length(v);
+      int64_t n = http_content_length(v);
 
       if (n < 0 || (length >= 0 && n != length))
         return SCORE_HTTP_BAD;
@@ -297,8 +278,8 @@ static int read_head(struct score_http *h)
         return SCORE_HTTP_BAD;
       chunked = 1;
     } else if (strcasecmp(line, "Connection") == 0) {
-      close |= has_token(v, "close");
-      keep |= has_token(v, "keep-alive");
+      close |= http_has_token(v, "close");
+      keep |= http_has_token(v, "keep-alive");
     }
   }
   if (chunked && length >= 0)
