@@ -203,11 +203,13 @@ struct sqlite_call_index {
   uint64_t saves;  /* since the last pass started */
   int64_t pass_ms; /* when it started */
   size_t added;    /* calls added since the last step */
+  size_t owed;     /* entries the pass in progress owes (the header) */
   size_t chunk;    /* what this step may move (see sqlite_call_index_step) */
   /* The recent level's entries, counted on the first step (-1 before)
    * and kept up; deletes make it high until a merge empties the level. */
   int64_t recent;
   int64_t merge_left;  /* entries the merge in progress still moves, or 0 */
+  size_t merge_owed;   /* of them, what it owes now (merge_step) */
   int64_t merge_moved; /* and what it moved since it began, for the log */
   int64_t merge_ms;
   int pass_recent; /* this pass's entries by reference go to the recent
@@ -908,6 +910,22 @@ static int filter_step(struct sqlite_call_index *ci, int64_t now_ms)
   return SQLITE_OK;
 }
 
+/* ---- what a step moves -------------------------------------------------- */
+
+/* What a step that owes `owed` entries moves: `least` at least. */
+static size_t step_size(size_t owed, size_t least)
+{
+  if (owed < least)
+    return least;
+  return owed > CALL_INDEX_STEP_MAX ? CALL_INDEX_STEP_MAX : owed;
+}
+
+/* Takes the `n` entries a step moved off what is owed. */
+static void pay(size_t *owed, size_t n)
+{
+  *owed -= *owed < n ? *owed : n;
+}
+
 /* ---- the merge ------------------------------------------------------- */
 
 /*
@@ -972,15 +990,15 @@ static int merge_move(struct sqlite_call_index *ci, size_t n, size_t *moved)
  * Outside a transaction: counts the recent level on the first step;
  * starts a merge of all of it once it holds `merge_min` entries and a
  * sixteenth (CALL_INDEX_MERGE_SHARE) of the calls indexed; and moves the
- * next entries of a merge in progress, CALL_INDEX_MERGE_CHUNK at least and
- * twice as many as the calls `added` since the last step, so that merges
- * outrun the passes.
+ * next entries of a merge in progress: two are owed for each call `added`
+ * since the last step, so that merges outrun the passes, and a step moves
+ * what is owed, CALL_INDEX_MERGE_CHUNK at least and CALL_INDEX_STEP_MAX at
+ * most.
  */
 static int merge_step(struct sqlite_call_index *ci, size_t added,
                       int64_t now_ms)
 {
-  size_t n =
-      added * 2 > CALL_INDEX_MERGE_CHUNK ? added * 2 : CALL_INDEX_MERGE_CHUNK;
+  size_t n;
   int64_t through = 0;
   size_t moved;
   int rc;
@@ -992,7 +1010,9 @@ static int merge_step(struct sqlite_call_index *ci, size_t added,
     if (rc != SQLITE_ROW)
       return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
   }
+  ci->merge_owed += added * 2;
   if (!ci->merge_left) {
+    ci->merge_owed = 0; /* what the calls owe begins with the merge */
     if ((uint64_t)ci->recent < ci->limits.merge_min)
       return SQLITE_OK;
     rc = read_through(ci, &through);
@@ -1004,11 +1024,13 @@ static int merge_step(struct sqlite_call_index *ci, size_t added,
     ci->merge_moved = 0;
     ci->merge_ms = now_ms;
   }
+  n = step_size(ci->merge_owed, CALL_INDEX_MERGE_CHUNK);
   if ((int64_t)n > ci->merge_left)
     n = (size_t)ci->merge_left;
   rc = merge_move(ci, n, &moved);
   if (rc != SQLITE_OK)
     return rc; /* the merge goes on at the next step */
+  pay(&ci->merge_owed, n);
   ci->merge_left -= (int64_t)moved;
   ci->merge_moved += (int64_t)moved;
   ci->recent -= (int64_t)moved;
@@ -1016,10 +1038,12 @@ static int merge_step(struct sqlite_call_index *ci, size_t added,
     ci->merge_left = 0;
     ci->recent = 0;
   }
-  if (!ci->merge_left)
+  if (!ci->merge_left) {
+    ci->merge_owed = 0;
     log_debug("store merged the recent index by reference|entries=%lld "
               "ms=%lld",
               (long long)ci->merge_moved, (long long)(now_ms - ci->merge_ms));
+  }
   return SQLITE_OK;
 }
 
@@ -1031,18 +1055,22 @@ static int pass_step(struct sqlite_call_index *ci, int64_t now_ms)
   int rc;
 
   /*
-   * A step moves four entries for every call added since the last (two
+   * Four entries owed for every call added since the last step (two
    * indexes, twice over), so that the pass outruns the calls coming in at
-   * any rate of batches; at least CALL_INDEX_CHUNK, so that a quiet
-   * server still catches up.
+   * any rate of batches; a step moves at least CALL_INDEX_CHUNK, so that
+   * a quiet server still catches up, and at most CALL_INDEX_STEP_MAX
+   * (sqlite_call_index.h).
    */
-  ci->chunk =
-      ci->added > CALL_INDEX_CHUNK / 4 ? ci->added * 4 : CALL_INDEX_CHUNK;
+  ci->owed += ci->added * 4;
   ci->added = 0;
+  ci->chunk = step_size(ci->owed, CALL_INDEX_CHUNK);
+  pay(&ci->owed, ci->chunk);
   if (ci->phase == PASS_IDLE) {
     if (!ci->saves || (ci->saves < CALL_INDEX_PASS_SAVES &&
-                       now_ms - ci->pass_ms < CALL_INDEX_PASS_MS))
+                       now_ms - ci->pass_ms < CALL_INDEX_PASS_MS)) {
+      ci->owed = 0; /* what the calls owe begins with their pass */
       return SQLITE_OK;
+    }
     ci->saves = 0;
     ci->pass_ms = now_ms;
     ci->n = 0;
@@ -1056,23 +1084,34 @@ static int pass_step(struct sqlite_call_index *ci, int64_t now_ms)
     ci->phase = PASS_READING;
   }
   rc = ci->phase == PASS_READING ? pass_read(ci) : pass_write(ci);
-  if (rc == SQLITE_OK)
+  if (rc == SQLITE_OK) {
+    if (ci->phase == PASS_IDLE)
+      ci->owed = 0;
     return rc;
+  }
 fail:
   /* The calls stay pending; the next pass, a second on, takes them. */
   pass_abandon(ci);
+  ci->owed = 0;
   ci->saves = 1;
   ci->pass_ms = now_ms;
   return rc;
 }
 
+/* What sqlite_call_index_step() says is due after it: the header. */
+static int owed_due(size_t owed)
+{
+  return owed > CALL_INDEX_OWED_MAX ? 2 : owed > 0;
+}
+
 int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
-                           char *err, size_t errlen)
+                           int *due, char *err, size_t errlen)
 {
   const char *what = "cannot index calls";
   size_t added = ci->added;
   int rc = pass_step(ci, now_ms);
   int unallocated;
+  int d;
 
   if (rc == SQLITE_OK) {
     what = "cannot merge the index of calls by reference";
@@ -1082,6 +1121,8 @@ int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
     what = "cannot load the filter of indexed references";
     rc = filter_step(ci, now_ms);
   }
+  d = owed_due(ci->owed);
+  *due = owed_due(ci->merge_owed) > d ? owed_due(ci->merge_owed) : d;
   if (rc == SQLITE_OK)
     return VS_OK;
   unallocated = !ci->caller_rows || !ci->ref_rows || !ci->sort_tmp ||

@@ -76,12 +76,31 @@
 #define CALL_INDEX_PASS_MAX 32768
 /*
  * Entries one step moves into an index at least, in a transaction of its
- * own, well under a millisecond; a step after a batch of more than
- * CALL_INDEX_CHUNK / 4 new calls moves four entries for each, so that the
- * passes keep up with any rate. Reading the pass, a step reads four times
- * as many calls.
+ * own, well under a millisecond. Four entries are owed for every call
+ * added (two indexes, and the pass reads each call too), so that the
+ * passes keep up with any rate; a step pays what is owed, CALL_INDEX_CHUNK
+ * at least and CALL_INDEX_STEP_MAX at most, and says when more is due
+ * (sqlite_call_index_step). Reading the pass, a step reads four times as
+ * many calls.
  */
 #define CALL_INDEX_CHUNK 256
+/*
+ * The most one step moves, about a millisecond: a batch that arrives while
+ * the worker pays what a burst of calls left owed waits for one step, not
+ * for all of it. Paying it all at once after each batch (a step of four
+ * entries for each call the batch added) fed on itself: a late batch is a
+ * big one, its step long, the next batch bigger. The worker's backlog went
+ * from tens of operations to 12,000 and more within 50 ms, and answers
+ * waited for commits behind it (bench/README.md).
+ */
+#define CALL_INDEX_STEP_MAX 1024
+/*
+ * Owed entries past which the next step is due before the next batch, so
+ * that the indexes never fall further behind than this however busy the
+ * worker is: about 8,000 calls, a tenth of a second at the benchmark's
+ * rates.
+ */
+#define CALL_INDEX_OWED_MAX 32768
 /*
  * Pending calls the table in memory holds by default, 16 bytes each in a
  * table at most half full: 4 MiB. Four passes' worth; should the passes
@@ -166,20 +185,24 @@ void sqlite_call_index_rolled_back(struct sqlite_call_index *ci);
 /*
  * Outside any transaction: starts a pass when one is due (see above) and
  * does its next step: reads the next pending calls, or moves the next
- * entries (CALL_INDEX_CHUNK above) into an index, in a transaction of its own;
+ * entries (CALL_INDEX_CHUNK to CALL_INDEX_STEP_MAX above) into an index, in
+ * a transaction of its own;
  * the last step of a pass also moves call_index.through past the pass's calls,
  * unless another connection deleted the newest of them meanwhile (the
  * pass then starts over). Then it moves the next entries of a merge, when
  * one is due or going on, in a transaction of its own, and until the
  * filter holds every indexed reference it reads the next
- * CALL_INDEX_FILTER_LOAD into it. `now_ms` is a monotonic clock. Returns
+ * CALL_INDEX_FILTER_LOAD into it. `now_ms` is a monotonic clock. Sets
+ * *due (the caller's) to 0 when nothing more is owed, 1 when another step
+ * is owed and should run once no batch waits, 2 when more than
+ * CALL_INDEX_OWED_MAX is owed and the next step should run first. Returns
  * VS_OK, or a vs_err code with the reason in `err`; after an error the
  * pass is abandoned and the next one starts over from call_index.through,
  * and the merge and the filter's load go on at the next step, so nothing
  * is lost.
  */
 int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
-                           char *err, size_t errlen);
+                           int *due, char *err, size_t errlen);
 
 /*
  * In the transaction that deleted calls, after the deletes: abandons the

@@ -1135,24 +1135,44 @@ static int wait_ms(struct store *st, int64_t ms)
   return pthread_cond_timedwait(&st->wake, &st->lock, &ts) == ETIMEDOUT;
 }
 
+/* Worker: 1 when a batch waits for it, or the store is stopping. */
+static int store_batch_waits(struct store *st)
+{
+  int waits;
+
+  pthread_mutex_lock(&st->lock);
+  waits = st->queue_head || st->stopping;
+  pthread_mutex_unlock(&st->lock);
+  return waits;
+}
+
 /*
- * Worker, after a batch: the backend's upkeep (store_backend.h). It loses
- * nothing when it fails and retries on its own, so a failure is only
- * said, at most once per STORE_LOG_EVERY_MS.
+ * Worker, after a batch: the backend's upkeep (store_backend.h), a step at
+ * a time for as long as more is owed and no batch waits, so that a batch
+ * arriving meanwhile waits for one step at most, unless the upkeep is far
+ * behind. It loses nothing when it fails and retries on its own at the
+ * next batch, so a failure is only said, at most once per
+ * STORE_LOG_EVERY_MS.
  */
 static void store_maintain(struct store *st)
 {
   int64_t now;
+  int due;
 
   if (!st->ops->maintain)
     return;
-  now = monotonic_ms();
-  if (st->ops->maintain(st->handle, now) != VS_OK &&
-      now - st->maintain_log_ms >= STORE_LOG_EVERY_MS) {
-    log_warn("store upkeep failed, retrying|backend=%s error=\"%s\"",
-             st->ops->name, st->ops->errmsg(st->handle));
-    st->maintain_log_ms = now;
-  }
+  do {
+    now = monotonic_ms();
+    due = 0;
+    if (st->ops->maintain(st->handle, now, &due) != VS_OK) {
+      if (now - st->maintain_log_ms >= STORE_LOG_EVERY_MS) {
+        log_warn("store upkeep failed, retrying|backend=%s error=\"%s\"",
+                 st->ops->name, st->ops->errmsg(st->handle));
+        st->maintain_log_ms = now;
+      }
+      return;
+    }
+  } while (due == 2 || (due == 1 && !store_batch_waits(st)));
 }
 
 /*

@@ -263,10 +263,14 @@ struct store_backend_ops {
    * batch's commit, such as SQLite's indexes of calls. The worker
    * calls it after each batch, once the batch's results are posted,
    * outside any transaction; `now_ms` is a monotonic clock. Each call
-   * does a bounded step. Returns 0, or a vs_err code with errmsg(): a
-   * failure loses nothing and fails no batch, the store only logs it.
+   * does a bounded step and sets *due (the worker's): 0 when no more
+   * upkeep is owed, 1 when another step is owed and should run once no
+   * batch waits, 2 when the upkeep is so far behind that the next step
+   * should run before the next batch. Returns 0, or a vs_err code with
+   * errmsg(): a failure loses nothing and fails no batch, the store only
+   * logs it.
    */
-  int (*maintain)(void *handle, int64_t now_ms);
+  int (*maintain)(void *handle, int64_t now_ms, int *due);
 
   /*
    * The reason for the last failure on `handle`, as one sentence. The

@@ -1734,13 +1734,14 @@ static int sqlite_purge_calls(void *handle, int64_t before_ms, unsigned max,
   return rc;
 }
 
-static int sqlite_maintain(void *handle, int64_t now_ms)
+static int sqlite_maintain(void *handle, int64_t now_ms, int *due)
 {
   struct sqlite_backend *b = handle;
 
+  *due = 0;
   if (b->readonly)
     return VS_OK;
-  return sqlite_call_index_step(b->index, now_ms, b->err, sizeof(b->err));
+  return sqlite_call_index_step(b->index, now_ms, due, b->err, sizeof(b->err));
 }
 
 const struct store_backend_ops store_sqlite_ops = {

@@ -133,18 +133,27 @@ static int64_t add(struct fixture *f, const char *ref, const char *caller)
   return id;
 }
 
+/* One step of the keeper; returns what it says is due. */
+static int step(struct fixture *f)
+{
+  char err[256] = "";
+  int due = -1;
+
+  assert_int_equal(
+      sqlite_call_index_step(f->ci, f->now_ms, &due, err, sizeof(err)), VS_OK);
+  assert_true(due >= 0 && due <= 2);
+  return due;
+}
+
 /* Steps passes, a second apart, until nothing is pending. */
 static void index_all(struct fixture *f)
 {
-  char err[256] = "";
-
   for (int i = 0; i < 100 && one_int(f->db, "SELECT count(*) FROM calls "
                                             "WHERE id > (SELECT through "
                                             "FROM call_index)") > 0;
        i++) {
     f->now_ms += 1000;
-    assert_int_equal(
-        sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)), VS_OK);
+    step(f);
   }
   assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls WHERE id > "
                                   "(SELECT through FROM call_index)"),
@@ -154,12 +163,9 @@ static void index_all(struct fixture *f)
 /* Steps the keeper `n` times, a second apart. */
 static void step_n(struct fixture *f, int n)
 {
-  char err[256] = "";
-
   for (int i = 0; i < n; i++) {
     f->now_ms += 1000;
-    assert_int_equal(
-        sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)), VS_OK);
+    step(f);
   }
 }
 
@@ -270,17 +276,26 @@ static void test_rollback_and_delete(void **state)
   assert_int_equal(find(f, "kept"), 0);
 }
 
+/* Entries in both indexes. */
+static int64_t both_entries(struct fixture *f)
+{
+  return one_int(f->db, "SELECT (SELECT count(*) FROM calls_by_caller) + "
+                        "(SELECT count(*) FROM calls_by_ref)");
+}
+
 /*
- * A step moves four entries for each call added since the previous one,
- * so that the passes keep up with large batches: the step after a second
- * batch of 500 moves all 2,000 entries of the first batch's 1,000 calls.
+ * Four entries are owed for each call added since the previous step, so
+ * that the passes keep up with large batches, and a step moves at most
+ * CALL_INDEX_STEP_MAX of them and says that more is due: after a batch of
+ * 1,000 calls and a second of 500, the steps due move all 2,000 entries of
+ * the first batch's calls and none of the second's.
  */
 static void test_pass_keeps_up_with_batches(void **state)
 {
   struct fixture *f = *state;
-  char err[256] = "";
   char ref[16];
   int64_t last = 0;
+  int steps = 0;
 
   exec(f->db, "BEGIN");
   for (int i = 0; i < 1000; i++) {
@@ -289,8 +304,7 @@ static void test_pass_keeps_up_with_batches(void **state)
   }
   exec(f->db, "COMMIT");
   f->now_ms += 1000;
-  assert_int_equal(sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)),
-                   VS_OK);
+  assert_int_equal(step(f), 1); /* read them all; 4,000 owed, 1,024 paid */
   assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
   exec(f->db, "BEGIN");
   for (int i = 1000; i < 1500; i++) {
@@ -298,12 +312,44 @@ static void test_pass_keeps_up_with_batches(void **state)
     add(f, ref, "15550000003");
   }
   exec(f->db, "COMMIT");
-  assert_int_equal(sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)),
-                   VS_OK);
+  assert_int_equal(step(f), 1);
+  assert_int_equal(both_entries(f), CALL_INDEX_STEP_MAX);
+  assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
+  while (step(f) && steps < 10)
+    steps++;
+  assert_int_equal(steps, 0); /* the pass's last 976 entries */
   assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), last);
   assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls_by_ref"), 1000);
   assert_int_equal(find(f, "b999"), last);
   assert_int_equal(find(f, "b1499"), last + 500);
+}
+
+/*
+ * Past CALL_INDEX_OWED_MAX owed entries a step says the next one is due
+ * before anything else, and stepping while it says so brings what is owed
+ * back under that.
+ */
+static void test_far_behind_is_urgent(void **state)
+{
+  struct fixture *f = *state;
+  char ref[16];
+  int steps = 0;
+  int due;
+
+  exec(f->db, "BEGIN");
+  for (int i = 0; i < CALL_INDEX_OWED_MAX / 4 + 1000; i++) {
+    snprintf(ref, sizeof(ref), "u%d", i);
+    add(f, ref, "15550000001");
+  }
+  exec(f->db, "COMMIT");
+  f->now_ms += 1000;
+  assert_int_equal(step(f), 2);
+  while ((due = step(f)) == 2 && steps < 100)
+    steps++;
+  assert_int_equal(due, 1);
+  assert_in_range(steps, 1, 99);
+  index_all(f);
+  assert_int_equal(both_entries(f), 2 * (CALL_INDEX_OWED_MAX / 4 + 1000));
 }
 
 /*
@@ -315,21 +361,18 @@ static void test_pass_keeps_up_with_batches(void **state)
 static void test_newest_deleted_elsewhere(void **state)
 {
   struct fixture *f = *state;
-  char err[256] = "";
   sqlite3 *other;
   int64_t id;
 
   add(f, "a", "15550000001");
   id = add(f, "b", "15550000001");
   f->now_ms += 1000;
-  assert_int_equal(sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)),
-                   VS_OK); /* reads both */
+  step(f); /* reads both */
   assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
   exec(other, "DELETE FROM calls WHERE ref = 'b'");
   sqlite3_close(other);
   assert_int_equal(add(f, "c", "15550000002"), id);
-  assert_int_equal(sqlite_call_index_step(f->ci, f->now_ms, err, sizeof(err)),
-                   VS_OK); /* writes the pass */
+  step(f); /* writes the pass */
   assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
   assert_int_equal(find(f, "c"), id);
   index_all(f);
@@ -448,6 +491,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_rollback_and_delete, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_pass_keeps_up_with_batches, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_far_behind_is_urgent, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_newest_deleted_elsewhere, setup,
                                       teardown),
