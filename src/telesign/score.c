@@ -597,6 +597,9 @@ static void deferred_done(struct loop_task *task)
   complete(lk, &res);
 }
 
+/* The smallest receive buffer curl takes (set_options). */
+#define CURL_RECV_BUFFER 1024L
+
 /* ---- connections (Score thread) --------------------------------------- */
 
 /*
@@ -622,6 +625,11 @@ static void set_options(struct score_client *sc, CURL *e, const char *url)
    * last use, and would close it after 118 s (close_socket_cb); the server
    * closing an idle one is what ends it (conn_ready). */
   curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, LONG_MAX);
+  /* curl gives every handle that connects a receive buffer of this size
+   * (16 KiB by default), which it uses only for transfers of its own:
+   * ours are read with curl_easy_recv into the connection's buffer, and
+   * a proxy's CONNECT answer is read a byte at a time. */
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, CURL_RECV_BUFFER);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, sc);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
