@@ -233,6 +233,12 @@ int sqlite_call_index_create(sqlite3 *db,
   if (ci->limits.filter_load < 2) /* one is the reference it starts from */
     ci->limits.filter_load = 2;
   ci->seed = hash_seed(ci);
+  if (!ci->limits.step_max)
+    ci->limits.step_max = CALL_INDEX_STEP_MAX;
+  if (ci->limits.step_max < CALL_INDEX_CHUNK)
+    ci->limits.step_max = CALL_INDEX_CHUNK;
+  if (!ci->limits.owed_max)
+    ci->limits.owed_max = CALL_INDEX_OWED_MAX;
   ci->pending.max = ci->limits.pending_max;
   ci->pending.stale = 1;
   ci->recent = -1;
@@ -913,11 +919,12 @@ static int filter_step(struct sqlite_call_index *ci, int64_t now_ms)
 /* ---- what a step moves -------------------------------------------------- */
 
 /* What a step that owes `owed` entries moves: `least` at least. */
-static size_t step_size(size_t owed, size_t least)
+static size_t step_size(const struct sqlite_call_index *ci, size_t owed,
+                        size_t least)
 {
   if (owed < least)
     return least;
-  return owed > CALL_INDEX_STEP_MAX ? CALL_INDEX_STEP_MAX : owed;
+  return owed > ci->limits.step_max ? ci->limits.step_max : owed;
 }
 
 /* Takes the `n` entries a step moved off what is owed. */
@@ -1024,7 +1031,7 @@ static int merge_step(struct sqlite_call_index *ci, size_t added,
     ci->merge_moved = 0;
     ci->merge_ms = now_ms;
   }
-  n = step_size(ci->merge_owed, CALL_INDEX_MERGE_CHUNK);
+  n = step_size(ci, ci->merge_owed, CALL_INDEX_MERGE_CHUNK);
   if ((int64_t)n > ci->merge_left)
     n = (size_t)ci->merge_left;
   rc = merge_move(ci, n, &moved);
@@ -1063,7 +1070,7 @@ static int pass_step(struct sqlite_call_index *ci, int64_t now_ms)
    */
   ci->owed += ci->added * 4;
   ci->added = 0;
-  ci->chunk = step_size(ci->owed, CALL_INDEX_CHUNK);
+  ci->chunk = step_size(ci, ci->owed, CALL_INDEX_CHUNK);
   pay(&ci->owed, ci->chunk);
   if (ci->phase == PASS_IDLE) {
     if (!ci->saves || (ci->saves < CALL_INDEX_PASS_SAVES &&
@@ -1099,9 +1106,9 @@ fail:
 }
 
 /* What sqlite_call_index_step() says is due after it: the header. */
-static int owed_due(size_t owed)
+static int owed_due(const struct sqlite_call_index *ci, size_t owed)
 {
-  return owed > CALL_INDEX_OWED_MAX ? 2 : owed > 0;
+  return owed > ci->limits.owed_max ? 2 : owed > 0;
 }
 
 int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
@@ -1121,8 +1128,8 @@ int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
     what = "cannot load the filter of indexed references";
     rc = filter_step(ci, now_ms);
   }
-  d = owed_due(ci->owed);
-  *due = owed_due(ci->merge_owed) > d ? owed_due(ci->merge_owed) : d;
+  d = owed_due(ci, ci->owed);
+  *due = owed_due(ci, ci->merge_owed) > d ? owed_due(ci, ci->merge_owed) : d;
   if (rc == SQLITE_OK)
     return VS_OK;
   unallocated = !ci->caller_rows || !ci->ref_rows || !ci->sort_tmp ||

@@ -85,20 +85,24 @@
  */
 #define CALL_INDEX_CHUNK 256
 /*
- * The most one step moves, about a millisecond: a batch that arrives while
+ * The most one step moves, a few milliseconds: a batch that arrives while
  * the worker pays what a burst of calls left owed waits for one step, not
  * for all of it. Paying it all at once after each batch (a step of four
  * entries for each call the batch added) fed on itself: a late batch is a
- * big one, its step long, the next batch bigger. The worker's backlog went
- * from tens of operations to 12,000 and more within 50 ms, and answers
- * waited for commits behind it (bench/README.md).
+ * big one, its step long, the next batch bigger, and the worker's backlog
+ * went from tens of operations to 12,000 and more. Steps of at most 4,096
+ * entries took cache-hit p99 from 16.2-16.7 to 12.8-13.8 ms on a new
+ * database and left a database of 2.8 million calls where it was (p99
+ * 20-29 ms against 22-26); steps of at most 1,024 did better on the new
+ * database (9.7-13.8 ms) and worse on the full one (28-35 ms), each step
+ * being a transaction of its own (bench/README.md).
  */
-#define CALL_INDEX_STEP_MAX 1024
+#define CALL_INDEX_STEP_MAX 4096
 /*
  * Owed entries past which the next step is due before the next batch, so
  * that the indexes never fall further behind than this however busy the
  * worker is: about 8,000 calls, a tenth of a second at the benchmark's
- * rates.
+ * rates, eight steps.
  */
 #define CALL_INDEX_OWED_MAX 32768
 /*
@@ -143,6 +147,9 @@ struct sqlite_call_index_limits {
   unsigned filter_min_log2; /* the smallest filter, in bits */
   size_t merge_min;         /* recent entries a merge needs at least */
   uint64_t recent_from;     /* calls indexed before the recent level is used */
+  size_t step_max; /* most entries a step moves: 0 for CALL_INDEX_STEP_MAX,
+                    * at least CALL_INDEX_CHUNK */
+  size_t owed_max; /* 0 for CALL_INDEX_OWED_MAX */
 };
 
 struct sqlite_call_index;
@@ -185,21 +192,20 @@ void sqlite_call_index_rolled_back(struct sqlite_call_index *ci);
 /*
  * Outside any transaction: starts a pass when one is due (see above) and
  * does its next step: reads the next pending calls, or moves the next
- * entries (CALL_INDEX_CHUNK to CALL_INDEX_STEP_MAX above) into an index, in
- * a transaction of its own;
- * the last step of a pass also moves call_index.through past the pass's calls,
- * unless another connection deleted the newest of them meanwhile (the
- * pass then starts over). Then it moves the next entries of a merge, when
- * one is due or going on, in a transaction of its own, and until the
- * filter holds every indexed reference it reads the next
- * CALL_INDEX_FILTER_LOAD into it. `now_ms` is a monotonic clock. Sets
- * *due (the caller's) to 0 when nothing more is owed, 1 when another step
- * is owed and should run once no batch waits, 2 when more than
- * CALL_INDEX_OWED_MAX is owed and the next step should run first. Returns
- * VS_OK, or a vs_err code with the reason in `err`; after an error the
- * pass is abandoned and the next one starts over from call_index.through,
- * and the merge and the filter's load go on at the next step, so nothing
- * is lost.
+ * entries (CALL_INDEX_CHUNK to the limits' step_max) into an index, in a
+ * transaction of its own; the last step of a pass also moves
+ * call_index.through past the pass's calls, unless another connection
+ * deleted the newest of them meanwhile (the pass then starts over). Then
+ * it moves the next entries of a merge, when one is due or going on, in a
+ * transaction of its own, and until the filter holds every indexed
+ * reference it reads the next CALL_INDEX_FILTER_LOAD into it. `now_ms` is
+ * a monotonic clock. Sets *due (the caller's) to 0 when nothing more is
+ * owed, 1 when another step is owed and should run once no batch waits,
+ * 2 when more than the limits' owed_max is owed and the next step should
+ * run first. Returns VS_OK, or a vs_err code with the reason in `err`;
+ * after an error the pass is abandoned and the next one starts over from
+ * call_index.through, and the merge and the filter's load go on at the
+ * next step, so nothing is lost.
  */
 int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
                            int *due, char *err, size_t errlen);

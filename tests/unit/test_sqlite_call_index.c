@@ -27,12 +27,18 @@
 #include "../../src/util/bloom.h"
 #include "../../src/util/err.h"
 
+/* A step's ceiling and the owed entries that make a step urgent, small
+ * enough for the tests' batches to reach under valgrind. */
+enum { STEP_MAX = 2 * CALL_INDEX_CHUNK, OWED_MAX = 4 * STEP_MAX };
+
 static const struct sqlite_call_index_limits limits = {
     .pending_max = 3, /* calls the table in memory holds */
     .filter_load = 2, /* references a step loads into the filter */
     .filter_min_log2 = BLOOM_MIN_LOG2,
     .merge_min = 1u << 30, /* no recent level but in test_merge */
     .recent_from = 1u << 30,
+    .step_max = STEP_MAX,
+    .owed_max = OWED_MAX,
 };
 
 struct fixture {
@@ -286,58 +292,62 @@ static int64_t both_entries(struct fixture *f)
 /*
  * Four entries are owed for each call added since the previous step, so
  * that the passes keep up with large batches, and a step moves at most
- * CALL_INDEX_STEP_MAX of them and says that more is due: after a batch of
- * 1,000 calls and a second of 500, the steps due move all 2,000 entries of
- * the first batch's calls and none of the second's.
+ * its ceiling (STEP_MAX here) and says that more is due: after a batch of
+ * that many calls and a second of half as many, the steps due move all the
+ * entries of the first batch's calls and none of the second's.
  */
 static void test_pass_keeps_up_with_batches(void **state)
 {
+  enum { N = STEP_MAX };
   struct fixture *f = *state;
   char ref[16];
   int64_t last = 0;
   int steps = 0;
 
   exec(f->db, "BEGIN");
-  for (int i = 0; i < 1000; i++) {
+  for (int i = 0; i < N; i++) {
     snprintf(ref, sizeof(ref), "b%d", i);
     last = add(f, ref, i % 2 ? "15550000001" : "15550000002");
   }
   exec(f->db, "COMMIT");
   f->now_ms += 1000;
-  assert_int_equal(step(f), 1); /* read them all; 4,000 owed, 1,024 paid */
+  assert_int_equal(step(f), 1); /* read them all; 4 N owed, N paid */
   assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
   exec(f->db, "BEGIN");
-  for (int i = 1000; i < 1500; i++) {
+  for (int i = N; i < N + N / 2; i++) {
     snprintf(ref, sizeof(ref), "b%d", i);
     add(f, ref, "15550000003");
   }
   exec(f->db, "COMMIT");
   assert_int_equal(step(f), 1);
-  assert_int_equal(both_entries(f), CALL_INDEX_STEP_MAX);
+  assert_int_equal(both_entries(f), N);
   assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
   while (step(f) && steps < 10)
     steps++;
-  assert_int_equal(steps, 0); /* the pass's last 976 entries */
+  assert_int_equal(steps, 0); /* the pass's other N entries */
   assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), last);
-  assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls_by_ref"), 1000);
-  assert_int_equal(find(f, "b999"), last);
-  assert_int_equal(find(f, "b1499"), last + 500);
+  assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls_by_ref"), N);
+  snprintf(ref, sizeof(ref), "b%d", N - 1);
+  assert_int_equal(find(f, ref), last);
+  snprintf(ref, sizeof(ref), "b%d", N + N / 2 - 1);
+  assert_int_equal(find(f, ref), last + N / 2);
 }
 
 /*
- * Past CALL_INDEX_OWED_MAX owed entries a step says the next one is due
+ * Past so many owed entries (OWED_MAX here) a step says the next one is due
  * before anything else, and stepping while it says so brings what is owed
  * back under that.
  */
 static void test_far_behind_is_urgent(void **state)
 {
+  enum { CALLS = OWED_MAX / 4 + STEP_MAX };
   struct fixture *f = *state;
   char ref[16];
   int steps = 0;
   int due;
 
   exec(f->db, "BEGIN");
-  for (int i = 0; i < CALL_INDEX_OWED_MAX / 4 + 1000; i++) {
+  for (int i = 0; i < CALLS; i++) {
     snprintf(ref, sizeof(ref), "u%d", i);
     add(f, ref, "15550000001");
   }
@@ -349,7 +359,7 @@ static void test_far_behind_is_urgent(void **state)
   assert_int_equal(due, 1);
   assert_in_range(steps, 1, 99);
   index_all(f);
-  assert_int_equal(both_entries(f), 2 * (CALL_INDEX_OWED_MAX / 4 + 1000));
+  assert_int_equal(both_entries(f), 2 * CALLS);
 }
 
 /*
