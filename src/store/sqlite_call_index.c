@@ -999,8 +999,8 @@ static int merge_move(struct sqlite_call_index *ci, size_t n, size_t *moved)
  * sixteenth (CALL_INDEX_MERGE_SHARE) of the calls indexed; and moves the
  * next entries of a merge in progress: two are owed for each call `added`
  * since the last step, so that merges outrun the passes, and a step moves
- * what is owed, CALL_INDEX_MERGE_CHUNK at least and CALL_INDEX_STEP_MAX at
- * most.
+ * what is owed, CALL_INDEX_MERGE_CHUNK at least and the limits' step_max
+ * at most.
  */
 static int merge_step(struct sqlite_call_index *ci, size_t added,
                       int64_t now_ms)
@@ -1065,8 +1065,8 @@ static int pass_step(struct sqlite_call_index *ci, int64_t now_ms)
    * Four entries owed for every call added since the last step (two
    * indexes, twice over), so that the pass outruns the calls coming in at
    * any rate of batches; a step moves at least CALL_INDEX_CHUNK, so that
-   * a quiet server still catches up, and at most CALL_INDEX_STEP_MAX
-   * (sqlite_call_index.h).
+   * a quiet server still catches up, and at most the limits' step_max
+   * (CALL_INDEX_STEP_MAX in sqlite_call_index.h).
    */
   ci->owed += ci->added * 4;
   ci->added = 0;

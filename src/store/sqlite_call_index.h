@@ -91,11 +91,12 @@
  * entries for each call the batch added) fed on itself: a late batch is a
  * big one, its step long, the next batch bigger, and the worker's backlog
  * went from tens of operations to 12,000 and more. Steps of at most 4,096
- * entries took cache-hit p99 from 16.2-16.7 to 12.8-13.8 ms on a new
+ * entries took cache-hit p99 from 14.2-23.2 to 11.7-13.8 ms on a new
  * database and left a database of 2.8 million calls where it was (p99
- * 20-29 ms against 22-26); steps of at most 1,024 did better on the new
- * database (9.7-13.8 ms) and worse on the full one (28-35 ms), each step
- * being a transaction of its own (bench/README.md).
+ * 19.9-28.9 ms against 22.5-26.2); steps of at most 1,024 did about as
+ * well on the new database (8.4-17.8 ms) and worse on the full one
+ * (28.4-34.8 ms), each step being a transaction of its own
+ * (bench/README.md).
  */
 #define CALL_INDEX_STEP_MAX 4096
 /*
