@@ -116,15 +116,20 @@ enum store_op_kind {
 /*
  * An answer goes out before its record's commit only while the store
  * keeps up: while what the worker has yet to commit was handed to it less
- * than this long ago. Past it (a database slower than the calls, such as
- * one of a million calls with the two cores shared with the load) answers
- * wait for their commit again, so that the backlog, and the wait of each
- * answer behind it, stays about this short instead of growing to fill the
- * answer log: p99 23 ms there, against 190 ms without the bound. 5 ms
- * made answers wait at an ordinary cache-hit rate on two busy cores (the
- * rate fell by a third); bench/README.md.
+ * than this long ago. Past it answers wait for their commit again (their
+ * records still go to the answer log, save_call), and the loop, idle
+ * meanwhile, leaves the cores to the worker. The shorter the bound, the
+ * shorter each wait: on two cores shared with the load the worker falls
+ * behind by turns even on a new database, and with 20 ms every wait was
+ * one of 20 ms or more, cache-hit p99 11.4-13.3 ms, against 6.0-6.3 with
+ * 5 ms and 4.7-4.8 with 2, at 5-7% less throughput; on a database of 2.8
+ * million calls, which the worker cannot keep up with, p99 went from 23
+ * to 6.1-8.3 ms and throughput up 6% (bench/README.md). Without a bound
+ * the backlog grows until the answer log is full and every answer waits
+ * behind all of it (p99 190 ms). Before the index steps were bounded
+ * (sqlite_call_index.h), 5 ms cost a third of the throughput.
  */
-#define STORE_LAG_MS 20
+#define STORE_LAG_MS 2
 /* Hand-overs remembered for that (one per loop iteration with a record);
  * with every one of them uncommitted the store is behind. */
 #define STORE_LAG_RING 256
@@ -1373,6 +1378,7 @@ static int save_call(struct store *st, const struct call *call,
                      store_saved_cb cb, void *arg, int logged)
 {
   struct store_op *op;
+  uint64_t seq;
   int rc;
 
   if (!call_valid(call))
@@ -1380,8 +1386,6 @@ static int save_call(struct store *st, const struct call *call,
   if (st->closing)
     return VS_ERR_BUSY;
   if (logged) {
-    uint64_t seq;
-
     /* Refused before anything is done: the caller waits for the commit
      * instead, with the record's first save. */
     if (!st->log || atomic_load(&st->held) >= st->queue_max)
@@ -1391,6 +1395,17 @@ static int save_call(struct store *st, const struct call *call,
       return VS_ERR_LIMIT;
     }
     st->log_seq = seq;
+  } else if (cb && st->log && atomic_load(&st->held) < st->queue_max &&
+             answer_log_append(st->log, call, &seq) == VS_OK) {
+    /*
+     * A commit waited for because the store is behind: the record goes to
+     * the answer log all the same while it has room, so that a batch that
+     * fails keeps it for the next one like any logged save; only its
+     * answer waits. Saved without the log, it was lost with the batch
+     * (test_disk_full_then_free, with a short STORE_LAG_MS).
+     */
+    st->log_seq = seq;
+    logged = 1;
   }
   rc = store_new_write(st, STORE_OP_SAVE, &op);
   if (rc == VS_OK) {

@@ -144,6 +144,42 @@ static void test_disk_full_then_free(void **state)
   harness_cleanup();
 }
 
+/*
+ * The answers of calls that come while the store is behind wait for their
+ * commits, and their records must outlive a batch that then fails: the
+ * database is locked (the worker waits for it), calls come and wait, the
+ * disk fills, the lock goes, the batch fails, the disk frees, and every
+ * record is written. A save that waited used to bypass the answer log, and
+ * the failed batch lost it.
+ */
+static void test_disk_full_while_behind(void **state)
+{
+  struct proc *srv = server_start(config, NULL);
+
+  (void)state;
+  assert_non_null(srv);
+  place(srv, "EARLY", 0, 5);
+  wait_health(srv, 200);
+  harness_db_lock();
+  place(srv, "BEHIND", 0, 1);
+  sleep_ms(50); /* older than the store's bound (STORE_LAG_MS) */
+  place(srv, "WAITED", 0, 3);
+  set_file_limit(srv, 1);
+  harness_db_unlock();
+  wait_health(srv, 503);
+  set_file_limit(srv, RLIM_INFINITY);
+  wait_health(srv, 200);
+  assert_true(server_log_has(srv, "store writing again"));
+  assert_int_equal(proc_stop(srv), 0);
+  assert_int_equal(
+      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'BEHIND%'"),
+      1);
+  assert_int_equal(
+      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'WAITED%'"),
+      3);
+  harness_cleanup();
+}
+
 #define TERM_THREADS 8
 
 struct term_caller {
@@ -385,6 +421,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_disk_full_then_free),
+      cmocka_unit_test(test_disk_full_while_behind),
       cmocka_unit_test(test_sigterm_under_load),
       cmocka_unit_test(test_sigterm_keepalive),
       cmocka_unit_test(test_sigterm_pipelined),
