@@ -79,6 +79,16 @@ static void place(const struct proc *srv, const char *ref, int from, int to)
   }
 }
 
+/* Call records whose reference starts with `prefix` (a word). */
+static long records(const char *prefix)
+{
+  char sql[128];
+
+  snprintf(sql, sizeof(sql),
+           "SELECT count(*) FROM calls WHERE ref LIKE '%s%%'", prefix);
+  return harness_db_count(sql);
+}
+
 /* Waits (bounded) until /health answers `status`. */
 static void wait_health(const struct proc *srv, long status)
 {
@@ -128,15 +138,9 @@ static void test_disk_full_then_free(void **state)
   assert_true(server_log_has(srv, "store writing again"));
   assert_int_equal(proc_stop(srv), 0);
 
-  assert_int_equal(
-      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'BEFORE%'"),
-      20);
-  assert_int_equal(
-      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'FULL%'"),
-      200);
-  assert_int_equal(
-      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'AFTER%'"),
-      20);
+  assert_int_equal(records("BEFORE"), 20);
+  assert_int_equal(records("FULL"), 200);
+  assert_int_equal(records("AFTER"), 20);
   assert_int_equal(
       harness_db_count("SELECT count(*) FROM pragma_integrity_check "
                        "WHERE integrity_check = 'ok'"),
@@ -171,12 +175,8 @@ static void test_disk_full_while_behind(void **state)
   wait_health(srv, 200);
   assert_true(server_log_has(srv, "store writing again"));
   assert_int_equal(proc_stop(srv), 0);
-  assert_int_equal(
-      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'BEHIND%'"),
-      1);
-  assert_int_equal(
-      harness_db_count("SELECT count(*) FROM calls WHERE ref LIKE 'WAITED%'"),
-      3);
+  assert_int_equal(records("BEHIND"), 1);
+  assert_int_equal(records("WAITED"), 3);
   harness_cleanup();
 }
 
