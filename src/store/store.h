@@ -99,9 +99,12 @@ typedef void (*store_saved_cb)(void *arg, int rc);
  * store_call_save(), then `cb` once the batch holding the write has
  * committed (rc 0: the record survives the process being killed) or failed.
  * This is how an answer is held back until the record of its decision is
- * on disk. Returns as store_call_save(); on an error `cb` is never called.
- * Group commit keeps the wait short: every save of a loop iteration shares
- * one transaction.
+ * on disk. When the store has an answer log with room, the record is
+ * copied there too, and a batch that fails for a passing cause (a full
+ * disk, a lock) keeps the write for the next one: `cb` then runs when that
+ * one commits, or fails for good. Returns as store_call_save(); on an
+ * error `cb` is never called. Group commit keeps the wait short: every
+ * save of a loop iteration shares one transaction.
  */
 int store_call_commit(struct store *st, const struct call *call,
                       store_saved_cb cb, void *arg);
