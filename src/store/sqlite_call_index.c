@@ -1129,7 +1129,9 @@ int sqlite_call_index_step(struct sqlite_call_index *ci, int64_t now_ms,
     rc = filter_step(ci, now_ms);
   }
   d = owed_due(ci, ci->owed);
-  *due = owed_due(ci, ci->merge_owed) > d ? owed_due(ci, ci->merge_owed) : d;
+  *due = owed_due(ci, ci->merge_owed);
+  if (d > *due)
+    *due = d;
   if (rc == SQLITE_OK)
     return VS_OK;
   unallocated = !ci->caller_rows || !ci->ref_rows || !ci->sort_tmp ||

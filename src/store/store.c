@@ -1371,6 +1371,22 @@ static int call_valid(const struct call *call)
 }
 
 /*
+ * Copies `call` to the answer log, when there is one with room and the
+ * queue can take its save; the save pushed next carries its sequence
+ * number. VS_OK, or VS_ERR_LIMIT with nothing done.
+ */
+static int log_record(struct store *st, const struct call *call)
+{
+  uint64_t seq;
+
+  if (!st->log || atomic_load(&st->held) >= st->queue_max ||
+      answer_log_append(st->log, call, &seq))
+    return VS_ERR_LIMIT;
+  st->log_seq = seq;
+  return VS_OK;
+}
+
+/*
  * store_call_save(), store_call_commit() and store_call_save_logged():
  * `cb` NULL but for the second, `logged` set for the third.
  */
@@ -1378,7 +1394,6 @@ static int save_call(struct store *st, const struct call *call,
                      store_saved_cb cb, void *arg, int logged)
 {
   struct store_op *op;
-  uint64_t seq;
   int rc;
 
   if (!call_valid(call))
@@ -1390,13 +1405,11 @@ static int save_call(struct store *st, const struct call *call,
      * instead, with the record's first save. */
     if (!st->log || atomic_load(&st->held) >= st->queue_max)
       return VS_ERR_LIMIT;
-    if (store_behind(st) || answer_log_append(st->log, call, &seq)) {
+    if (store_behind(st) || log_record(st, call)) {
       stat_add(&st->stats.log_waits, 1);
       return VS_ERR_LIMIT;
     }
-    st->log_seq = seq;
-  } else if (cb && st->log && atomic_load(&st->held) < st->queue_max &&
-             answer_log_append(st->log, call, &seq) == VS_OK) {
+  } else if (cb && log_record(st, call) == VS_OK) {
     /*
      * A commit waited for because the store is behind: the record goes to
      * the answer log all the same while it has room, so that a batch that
@@ -1404,7 +1417,6 @@ static int save_call(struct store *st, const struct call *call,
      * answer waits. Saved without the log, it was lost with the batch
      * (test_disk_full_then_free, with a short STORE_LAG_MS).
      */
-    st->log_seq = seq;
     logged = 1;
   }
   rc = store_new_write(st, STORE_OP_SAVE, &op);
