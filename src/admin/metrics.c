@@ -137,7 +137,8 @@ static int store(struct buf *b, const struct metrics_snapshot *m)
   if (!rc)
     rc = family(b, "vs_store_commit_waits_total", "counter",
                 "Decisions answered after their record's commit, not at "
-                "once from the answer log: the store was behind.");
+                "once from the answer log: the store was a few milliseconds "
+                "behind or the log full.");
   if (!rc)
     rc = buf_printf(b, "vs_store_commit_waits_total %" PRIu64 "\n",
                     m->store.log_waits);

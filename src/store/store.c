@@ -16,9 +16,10 @@
  * and is written at once. No timer is involved.
  *
  * A failed batch (begin, a write, or the commit) is rolled back whole: its
- * saves are lost and logged, its loads complete with the error, the store
- * reports itself unhealthy until a batch commits again, and the worker goes
- * on with the next batch. Retrying the same batch would block every later
+ * saves are lost and logged (but those of the answer log, which the next
+ * batch runs again, STORE_RETRY_MS), its loads complete with the error, the
+ * store reports itself unhealthy until a batch commits again, and the worker
+ * goes on with the next batch. Retrying the same batch would block every later
  * record behind a disk that may stay broken.
  *
  * The list tools at the end of the file run on the caller's thread with a
@@ -1409,13 +1410,15 @@ static int save_call(struct store *st, const struct call *call,
       stat_add(&st->stats.log_waits, 1);
       return VS_ERR_LIMIT;
     }
-  } else if (cb && log_record(st, call) == VS_OK) {
+  } else if (log_record(st, call) == VS_OK) {
     /*
-     * A commit waited for because the store is behind: the record goes to
-     * the answer log all the same while it has room, so that a batch that
-     * fails keeps it for the next one like any logged save; only its
-     * answer waits. Saved without the log, it was lost with the batch
-     * (test_disk_full_then_free, with a short STORE_LAG_MS).
+     * Any other save goes to the answer log all the same while it has
+     * room, so that a batch that fails keeps it for the next one like a
+     * logged save: a commit waited for because the store is behind (only
+     * its answer waits), and a plain save (an event that decides nothing,
+     * or a decision with store.commit_wait_ms 0). Saved without the log,
+     * it was lost with the batch (test_disk_full_then_free with a short
+     * STORE_LAG_MS, test_disk_full_while_behind).
      */
     logged = 1;
   }

@@ -86,9 +86,12 @@ int store_call_load(struct store *st, const char *ref, store_load_cb cb,
 /*
  * Records the new state of a call: the in-memory copy is replaced at once
  * and the write is queued. The record is copied; `call` stays the caller's.
- * A call whose step is CALL_STEP_ENDED leaves the in-memory cache once
- * written. Returns 0, VS_ERR_NOMEM, or VS_ERR_BUSY (queue full: the write is
- * dropped and counted, and the store reports itself unhealthy).
+ * When the store has an answer log with room, the record is copied there
+ * too, and a batch that fails for a passing cause (a full disk, a lock)
+ * keeps the write for the next one. A call whose step is CALL_STEP_ENDED
+ * leaves the in-memory cache once written. Returns 0, VS_ERR_NOMEM, or
+ * VS_ERR_BUSY (queue full: the write is dropped and counted, and the store
+ * reports itself unhealthy).
  */
 int store_call_save(struct store *st, const struct call *call);
 
@@ -99,12 +102,10 @@ typedef void (*store_saved_cb)(void *arg, int rc);
  * store_call_save(), then `cb` once the batch holding the write has
  * committed (rc 0: the record survives the process being killed) or failed.
  * This is how an answer is held back until the record of its decision is
- * on disk. When the store has an answer log with room, the record is
- * copied there too, and a batch that fails for a passing cause (a full
- * disk, a lock) keeps the write for the next one: `cb` then runs when that
- * one commits, or fails for good. Returns as store_call_save(); on an
- * error `cb` is never called. Group commit keeps the wait short: every
- * save of a loop iteration shares one transaction.
+ * on disk. A write that a failed batch keeps (see store_call_save) runs
+ * `cb` when the next one commits, or fails for good. Returns as
+ * store_call_save(); on an error `cb` is never called. Group commit keeps
+ * the wait short: every save of a loop iteration shares one transaction.
  */
 int store_call_commit(struct store *st, const struct call *call,
                       store_saved_cb cb, void *arg);
