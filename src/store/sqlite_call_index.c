@@ -918,11 +918,15 @@ static int filter_step(struct sqlite_call_index *ci, int64_t now_ms)
 
 /* ---- what a step moves -------------------------------------------------- */
 
-/* What a step that owes `owed` entries moves: `least` at least. */
+/*
+ * What a step that owes `owed` entries moves: `least`, unless more than
+ * the limits' owed_max is owed; then what is owed, up to step_max
+ * (CALL_INDEX_OWED_MAX in sqlite_call_index.h).
+ */
 static size_t step_size(const struct sqlite_call_index *ci, size_t owed,
                         size_t least)
 {
-  if (owed < least)
+  if (owed <= ci->limits.owed_max)
     return least;
   return owed > ci->limits.step_max ? ci->limits.step_max : owed;
 }
@@ -999,8 +1003,8 @@ static int merge_move(struct sqlite_call_index *ci, size_t n, size_t *moved)
  * sixteenth (CALL_INDEX_MERGE_SHARE) of the calls indexed; and moves the
  * next entries of a merge in progress: two are owed for each call `added`
  * since the last step, so that merges outrun the passes, and a step moves
- * what is owed, CALL_INDEX_MERGE_CHUNK at least and the limits' step_max
- * at most.
+ * CALL_INDEX_MERGE_CHUNK, or what is owed up to the limits' step_max when
+ * far behind (step_size).
  */
 static int merge_step(struct sqlite_call_index *ci, size_t added,
                       int64_t now_ms)
@@ -1064,9 +1068,9 @@ static int pass_step(struct sqlite_call_index *ci, int64_t now_ms)
   /*
    * Four entries owed for every call added since the last step (two
    * indexes, twice over), so that the pass outruns the calls coming in at
-   * any rate of batches; a step moves at least CALL_INDEX_CHUNK, so that
-   * a quiet server still catches up, and at most the limits' step_max
-   * (CALL_INDEX_STEP_MAX in sqlite_call_index.h).
+   * any rate of batches; a step moves CALL_INDEX_CHUNK, so that a quiet
+   * server still catches up, and more, up to the limits' step_max, only
+   * when far behind (step_size).
    */
   ci->owed += ci->added * 4;
   ci->added = 0;

@@ -75,27 +75,27 @@
  */
 #define CALL_INDEX_PASS_MAX 32768
 /*
- * Entries one step moves into an index at least, in a transaction of its
- * own, well under a millisecond. Four entries are owed for every call
- * added (two indexes, and the pass reads each call too), so that the
- * passes keep up with any rate; a step pays what is owed, CALL_INDEX_CHUNK
- * at least and CALL_INDEX_STEP_MAX at most, and says when more is due
+ * Entries one step moves into an index, in a transaction of its own, well
+ * under a millisecond. Four entries are owed for every call added (two
+ * indexes, and the pass reads each call too), so that the passes keep up
+ * with any rate; a step pays CALL_INDEX_CHUNK of what is owed, or more
+ * when it is far behind (CALL_INDEX_OWED_MAX), and says when more is due
  * (sqlite_call_index_step). Reading the pass, a step reads four times as
  * many calls.
  */
 #define CALL_INDEX_CHUNK 256
 /*
- * The most one step moves, a few milliseconds: a batch that arrives while
- * the worker pays what a burst of calls left owed waits for one step, not
- * for all of it. Paying it all at once after each batch (a step of four
- * entries for each call the batch added) fed on itself: a late batch is a
- * big one, its step long, the next batch bigger, and the worker's backlog
- * went from tens of operations to 12,000 and more. Steps of at most 4,096
- * entries took cache-hit p99 from 14.2-23.2 to 11.7-13.8 ms on a new
- * database and left a database of 2.8 million calls where it was (p99
- * 19.9-28.9 ms against 22.5-26.2); steps of at most 1,024 did about as
- * well on the new database (8.4-17.8 ms) and worse on the full one
- * (28.4-34.8 ms), each step being a transaction of its own
+ * The most one step moves when the indexes are far behind, a few
+ * milliseconds: a batch that arrives while the worker pays what a burst of
+ * calls left owed waits for one step, not for all of it. Paying it all at once
+ * after each batch (a step of four entries for each call the batch added) fed
+ * on itself: a late batch is a big one, its step long, the next batch bigger,
+ * and the worker's backlog went from tens of operations to 12,000 and more.
+ * Steps of at most 4,096 entries took cache-hit p99 from 14.2-23.2
+ * to 11.7-13.8 ms on a new database and left a database of 2.8 million calls
+ * where it was (p99 19.9-28.9 ms against 22.5-26.2); steps of at most 1,024
+ * did about as well on the new database (8.4-17.8 ms) and worse on the full
+ * one (28.4-34.8 ms), each step being a transaction of its own
  * (bench/README.md).
  */
 #define CALL_INDEX_STEP_MAX 4096
@@ -103,7 +103,19 @@
  * Owed entries past which the next step is due before the next batch, so
  * that the indexes never fall further behind than this however busy the
  * worker is: about 8,000 calls, a tenth of a second at the benchmark's
- * rates, eight steps.
+ * rates, eight steps of CALL_INDEX_STEP_MAX.
+ *
+ * Up to it a step moves only CALL_INDEX_CHUNK entries, and the worker
+ * looks for a batch between two steps (store_maintain): with steps of up
+ * to CALL_INDEX_STEP_MAX at any debt, batches waited behind them, the
+ * store fell behind its bound by turns (STORE_LAG_MS in store.c) and the
+ * loop idled meanwhile. Short steps unless far behind took cache-hit
+ * incoming_call from 77,200-79,400 to 81,500-85,600 requests/s (p99 3.9
+ * ms against 4.6-4.7, the machine idle 8% against 11%) on a new database
+ * and from 63,200-66,500 to 66,600-68,900 (p99 6.1-7.5 ms against
+ * 6.5-8.3) on one of 2.8 million calls; short steps at any debt
+ * (CALL_INDEX_STEP_MAX 256) did as well on the new database but let the
+ * full one's tail reach 37 ms (bench/README.md).
  */
 #define CALL_INDEX_OWED_MAX 32768
 /*
@@ -148,9 +160,9 @@ struct sqlite_call_index_limits {
   unsigned filter_min_log2; /* the smallest filter, in bits */
   size_t merge_min;         /* recent entries a merge needs at least */
   uint64_t recent_from;     /* calls indexed before the recent level is used */
-  size_t step_max; /* most entries a step moves: 0 for CALL_INDEX_STEP_MAX,
-                    * at least CALL_INDEX_CHUNK */
-  size_t owed_max; /* 0 for CALL_INDEX_OWED_MAX */
+  size_t step_max;          /* most entries a step far behind moves: 0 for
+                             * CALL_INDEX_STEP_MAX, at least CALL_INDEX_CHUNK */
+  size_t owed_max;          /* 0 for CALL_INDEX_OWED_MAX */
 };
 
 struct sqlite_call_index;
@@ -193,7 +205,8 @@ void sqlite_call_index_rolled_back(struct sqlite_call_index *ci);
 /*
  * Outside any transaction: starts a pass when one is due (see above) and
  * does its next step: reads the next pending calls, or moves the next
- * entries (CALL_INDEX_CHUNK to the limits' step_max) into an index, in a
+ * entries (CALL_INDEX_CHUNK, up to the limits' step_max when far behind)
+ * into an index, in a
  * transaction of its own; the last step of a pass also moves
  * call_index.through past the pass's calls, unless another connection
  * deleted the newest of them meanwhile (the pass then starts over). Then

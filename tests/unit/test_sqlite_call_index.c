@@ -291,12 +291,14 @@ static int64_t both_entries(struct fixture *f)
 
 /*
  * Four entries are owed for each call added since the previous step, so
- * that the passes keep up with large batches, and a step moves at most
- * its ceiling (STEP_MAX here) and says that more is due: after a batch of
- * that many calls and a second of half as many, the steps due move all the
- * entries of the first batch's calls and none of the second's.
+ * that the passes keep up with large batches. While no more than OWED_MAX
+ * is owed a step moves CALL_INDEX_CHUNK entries, so that a batch arriving
+ * meanwhile waits for a short step; past it a step moves what is owed, at
+ * most its ceiling (STEP_MAX here). After a batch of STEP_MAX calls and a
+ * second of half as many, the steps move all the entries of the first
+ * batch's calls and none of the second's.
  */
-static void test_pass_keeps_up_with_batches(void **state)
+static void test_steps_short_unless_far_behind(void **state)
 {
   enum { N = STEP_MAX };
   struct fixture *f = *state;
@@ -311,20 +313,25 @@ static void test_pass_keeps_up_with_batches(void **state)
   }
   exec(f->db, "COMMIT");
   f->now_ms += 1000;
-  assert_int_equal(step(f), 1); /* read them all; 4 N owed, N paid */
-  assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
+  assert_int_equal(step(f), 1); /* read them all; 4 N owed, a chunk paid */
+  assert_int_equal(both_entries(f), 0);
+  assert_int_equal(step(f), 1); /* not far behind: one chunk */
+  assert_int_equal(both_entries(f), CALL_INDEX_CHUNK);
   exec(f->db, "BEGIN");
   for (int i = N; i < N + N / 2; i++) {
     snprintf(ref, sizeof(ref), "b%d", i);
     add(f, ref, "15550000003");
   }
   exec(f->db, "COMMIT");
+  /* 4 N - 2 chunks + 2 N owed: past OWED_MAX, so the ceiling, which
+   * brings it back to OWED_MAX. */
   assert_int_equal(step(f), 1);
-  assert_int_equal(both_entries(f), N);
+  assert_int_equal(both_entries(f), CALL_INDEX_CHUNK + STEP_MAX);
   assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), 0);
   while (step(f) && steps < 10)
     steps++;
-  assert_int_equal(steps, 0); /* the pass's other N entries */
+  assert_int_equal(steps, 0); /* the pass's last chunk */
+  assert_int_equal(both_entries(f), 2 * N);
   assert_int_equal(one_int(f->db, "SELECT through FROM call_index"), last);
   assert_int_equal(one_int(f->db, "SELECT count(*) FROM calls_by_ref"), N);
   snprintf(ref, sizeof(ref), "b%d", N - 1);
@@ -500,8 +507,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(test_rollback_and_delete, setup,
                                       teardown),
-      cmocka_unit_test_setup_teardown(test_pass_keeps_up_with_batches, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_steps_short_unless_far_behind,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_far_behind_is_urgent, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_newest_deleted_elsewhere, setup,
